@@ -1,0 +1,39 @@
+# The two commands of the README:  `make demo`  and  `make test`.
+# Both create .venv with Python >= 3.12 (found on PATH or through pyenv) and install
+# the pinned stack from constraints.txt before doing anything else.
+SHELL := /bin/bash
+VENV  ?= .venv
+BIN   := $(VENV)/bin
+OUT   ?= demo-output
+PYTHON312 := $(shell for p in python3.13 python3.12; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; exit 0; }; done; \
+	command -v pyenv >/dev/null 2>&1 && for v in $$(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[2-9]' | sort -rV); do echo "$$(pyenv root)/versions/$$v/bin/python"; exit 0; done)
+
+.PHONY: demo test bench env clean lint
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	@test -n "$(PYTHON312)" || { echo "error: bayes-scaling needs Python >= 3.12 (jax 0.12 and arviz 1.x do); install it (e.g. pyenv install 3.12) and retry" >&2; exit 2; }
+	@test -x $(BIN)/python || $(PYTHON312) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,notebooks]"
+	@touch $@
+
+env: $(BIN)/.installed
+
+demo: $(BIN)/.installed
+	@mkdir -p $(OUT)
+	$(BIN)/bayes-scaling simulate --out $(OUT)/runs.csv --seed 0
+	$(BIN)/bayes-scaling fit $(OUT)/runs.csv --out $(OUT)/fit.nc --seed 0 --progress
+	$(BIN)/bayes-scaling summary $(OUT)/fit.nc
+	$(BIN)/bayes-scaling allocate $(OUT)/fit.nc --budget 1e21 --budget 1e22 --budget 1e23 --budget 5.76e23 --budget 1e24 --budget 1e25
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_fit.py
+
+lint: $(BIN)/.installed
+	$(BIN)/python -m pip install -q ruff && $(BIN)/ruff check bayes_scaling tests benchmarks
+
+clean:
+	rm -rf $(VENV) $(OUT) build dist *.egg-info

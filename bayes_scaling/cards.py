@@ -1,0 +1,237 @@
+"""Model cards: declarative TOML files naming a law, its priors and the likelihood.
+
+A card is data, never code: it names a law registered in :mod:`bayes_scaling.laws`
+and, for each parameter, a NumPyro distribution by name with keyword arguments.
+Nothing in a card is evaluated. See ``models/chinchilla.toml`` for the format.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpyro.distributions as dist
+
+from .errors import CardError
+from .laws import Law, available_laws, get_law
+
+#: Distributions a card may name, mapped to their NumPyro classes.
+DISTRIBUTIONS: dict[str, type[dist.Distribution]] = {
+    "Normal": dist.Normal,
+    "LogNormal": dist.LogNormal,
+    "HalfNormal": dist.HalfNormal,
+    "HalfCauchy": dist.HalfCauchy,
+    "TruncatedNormal": dist.TruncatedNormal,
+    "Uniform": dist.Uniform,
+    "Gamma": dist.Gamma,
+    "Exponential": dist.Exponential,
+    "Beta": dist.Beta,
+    "StudentT": dist.StudentT,
+}
+LIKELIHOODS = ("student_t", "normal")
+_TOP_KEYS = {"card", "priors", "likelihood", "references"}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior as plain data: a distribution name, its keyword arguments and why.
+
+    Attributes
+    ----------
+    dist : str
+        Key of :data:`DISTRIBUTIONS`, e.g. ``"LogNormal"``.
+    kwargs : dict
+        Keyword arguments of that NumPyro distribution, e.g. ``{"loc": 6.0, "scale": 2.0}``.
+    rationale : str
+        One line saying why this prior.
+    """
+
+    dist: str
+    kwargs: dict[str, float]
+    rationale: str = ""
+
+    def to_numpyro(self) -> dist.Distribution:
+        """Build the NumPyro distribution."""
+        return DISTRIBUTIONS[self.dist](**self.kwargs)
+
+    def describe(self) -> str:
+        """E.g. ``LogNormal(loc=6, scale=2)``."""
+        args = ", ".join(f"{k}={v:g}" for k, v in self.kwargs.items())
+        return f"{self.dist}({args})"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A validated model card.
+
+    Attributes
+    ----------
+    name : str
+        Card name (``chinchilla``).
+    law : Law
+        The registered law it names.
+    priors : dict of str to Prior
+        One prior per law parameter.
+    likelihood : str
+        ``"student_t"`` or ``"normal"``, on the log of the loss.
+    sigma : Prior
+        Prior of the observation noise scale on log loss.
+    nu : Prior or float or None
+        Student-t degrees of freedom: a prior, a fixed number, or ``None`` for normal.
+    references : dict
+        Literature point values, ``{"hoffmann2022": {"label": ..., "E": 1.69, ...}}``.
+    description : str
+        One paragraph for reports.
+    text : str
+        The card's TOML text as read, stored with every fit for provenance.
+    source : str
+        Path the card was read from.
+    """
+
+    name: str
+    law: Law
+    priors: dict[str, Prior]
+    likelihood: str
+    sigma: Prior
+    nu: Prior | float | None
+    references: dict[str, dict[str, Any]] = field(default_factory=dict)
+    description: str = ""
+    text: str = ""
+    source: str = ""
+
+
+def cards_dir() -> Path:
+    """Folder holding the bundled cards (inside the wheel, or ``models/`` in a checkout)."""
+    packaged = resources.files("bayes_scaling") / "models"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def available_cards() -> list[str]:
+    """Names of the bundled cards, sorted."""
+    return sorted(p.stem for p in cards_dir().glob("*.toml"))
+
+
+def load_card(card: str | Path) -> ModelCard:
+    """Read and validate a model card by bundled name or by path.
+
+    Parameters
+    ----------
+    card : str or Path
+        ``"chinchilla"`` (a bundled card) or the path of a ``.toml`` file.
+
+    Returns
+    -------
+    ModelCard
+
+    Raises
+    ------
+    CardError
+        Listing every problem found, each with the card and the key.
+    """
+    path = Path(card)
+    if not (path.suffix == ".toml" or path.exists()):
+        path = cards_dir() / f"{card}.toml"
+        if not path.is_file():
+            raise CardError(
+                f"no model card named {str(card)!r}; bundled cards: {', '.join(available_cards())} "
+                "(or give the path of a .toml card)"
+            )
+    if not path.is_file():
+        raise CardError(f"{path}: no such model card file")
+    text = path.read_text(encoding="utf-8")
+    return parse_card(text, source=str(path))
+
+
+def parse_card(text: str, *, source: str = "<card>") -> ModelCard:
+    """Validate the TOML text of a card; see :func:`load_card`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CardError(f"{source}: not valid TOML ({exc})") from None
+    problems: list[str] = []
+    for key in sorted(set(data) - _TOP_KEYS):
+        problems.append(f"unknown section [{key}] (known: {', '.join(sorted(_TOP_KEYS))})")
+    meta = data.get("card", {})
+    law_name = meta.get("law")
+    law = None
+    if not isinstance(law_name, str):
+        problems.append("[card] law: missing; name a law, one of " + ", ".join(available_laws()))
+    else:
+        try:
+            law = get_law(law_name)
+        except CardError as exc:
+            problems.append(f"[card] law: {exc}")
+    priors: dict[str, Prior] = {}
+    raw_priors = data.get("priors", {})
+    if law is not None:
+        for name in law.parameters:
+            if name not in raw_priors:
+                problems.append(f"[priors.{name}]: missing; law {law.name!r} needs a prior for {name}")
+        for name in sorted(set(raw_priors) - set(law.parameters)):
+            problems.append(f"[priors.{name}]: {law.name!r} has no parameter {name!r} "
+                            f"(its parameters: {', '.join(law.parameters)})")
+    for name, spec in raw_priors.items():
+        prior = _prior(spec, f"[priors.{name}]", problems)
+        if prior is not None:
+            priors[name] = prior
+    like = data.get("likelihood", {})
+    family = like.get("family", "student_t")
+    if family not in LIKELIHOODS:
+        problems.append(f"[likelihood] family: {family!r} is not one of {', '.join(LIKELIHOODS)}")
+    sigma = _prior(like.get("sigma"), "[likelihood.sigma]", problems)
+    nu: Prior | float | None = None
+    if family == "student_t":
+        spec = like.get("nu")
+        if isinstance(spec, dict) and "value" in spec:
+            nu = float(spec["value"])
+            if not nu > 0:
+                problems.append("[likelihood.nu] value: must be a positive number of degrees of freedom")
+        else:
+            nu = _prior(spec, "[likelihood.nu]", problems)
+    references = data.get("references", {})
+    for ref, values in references.items():
+        if not isinstance(values, dict):
+            problems.append(f"[references.{ref}]: must be a table of parameter values")
+    if problems:
+        raise CardError(f"{source}: invalid model card:\n  - " + "\n  - ".join(problems))
+    assert law is not None and sigma is not None
+    return ModelCard(
+        name=str(meta.get("name", Path(source).stem)),
+        law=law,
+        priors={n: priors[n] for n in law.parameters},
+        likelihood=family,
+        sigma=sigma,
+        nu=nu,
+        references=references,
+        description=str(meta.get("description", "")),
+        text=text,
+        source=source,
+    )
+
+
+def _prior(spec: Any, where: str, problems: list[str]) -> Prior | None:
+    if not isinstance(spec, dict):
+        problems.append(f"{where}: missing; give dist = \"...\" and kwargs = {{...}}")
+        return None
+    name = spec.get("dist")
+    kwargs = spec.get("kwargs", {})
+    if name not in DISTRIBUTIONS:
+        problems.append(f"{where} dist: {name!r} is not one of {', '.join(DISTRIBUTIONS)}")
+        return None
+    if not isinstance(kwargs, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in kwargs.values()
+    ):
+        problems.append(f"{where} kwargs: must be a table of numbers, e.g. {{loc = 0.0, scale = 1.0}}")
+        return None
+    prior = Prior(str(name), {k: float(v) for k, v in kwargs.items()}, str(spec.get("rationale", "")))
+    try:
+        DISTRIBUTIONS[name](**prior.kwargs, validate_args=True)
+    except (TypeError, ValueError) as exc:
+        problems.append(f"{where} kwargs: {prior.describe()} is not a valid {name} ({exc})")
+        return None
+    return prior

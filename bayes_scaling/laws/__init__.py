@@ -1,0 +1,85 @@
+"""Scaling laws as pure JAX functions, registered by name.
+
+A law maps parameters ``theta`` (a mapping of name -> array) and covariates ``x``
+(a mapping with at least ``log_params`` and ``log_tokens``, natural logs of N and D)
+to the natural log of the loss. Every function broadcasts, so the same code serves
+the NumPyro model (scalar parameters, one value per run) and posterior summaries
+(one value per draw × budget). Model cards refer to laws by :attr:`Law.name`.
+
+To add a law: write a module here with ``log_loss`` (and ``compute_optimal`` where a
+closed form exists), register a :class:`Law` in it, import it below, and add a card.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from jax import Array
+
+from ..errors import CardError
+
+LogLossFn = Callable[[Mapping[str, Array], Mapping[str, Array]], Array]
+OptimumFn = Callable[[Mapping[str, Array], Array], tuple[Array, Array]]
+
+
+@dataclass(frozen=True)
+class Law:
+    """A named scaling law.
+
+    Attributes
+    ----------
+    name : str
+        Registry key used by model cards (``law = "chinchilla"``).
+    parameters : tuple of str
+        Names of the law's parameters, each of which needs a prior in a card.
+    log_loss : callable
+        ``log_loss(theta, x) -> log L`` in nats, broadcasting over all inputs.
+    covariates : tuple of str
+        Run-table columns the law needs (as ``log_<column>`` in ``x``).
+    compute_optimal : callable or None
+        ``compute_optimal(theta, log_C) -> (log N_opt, log D_opt)`` for C = 6 N D in
+        closed form; ``None`` means allocation minimises numerically.
+    formula : str
+        The law in plain text, for reports and ``--help``.
+    """
+
+    name: str
+    parameters: tuple[str, ...]
+    log_loss: LogLossFn
+    covariates: tuple[str, ...] = ("params", "tokens")
+    compute_optimal: OptimumFn | None = None
+    formula: str = ""
+
+
+_REGISTRY: dict[str, Law] = {}
+
+
+def register(law: Law) -> Law:
+    """Add ``law`` to the registry (its name must be new) and return it."""
+    if law.name in _REGISTRY:
+        raise ValueError(f"a law named {law.name!r} is already registered")
+    _REGISTRY[law.name] = law
+    return law
+
+
+def get_law(name: str) -> Law:
+    """Return the registered law called ``name``.
+
+    Raises
+    ------
+    CardError
+        If no law has that name; the message lists the known ones.
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise CardError(f"unknown law {name!r}; known laws: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def available_laws() -> list[str]:
+    """Names of all registered laws, sorted."""
+    return sorted(_REGISTRY)
+
+
+from . import chinchilla  # noqa: E402,F401  (registers itself)

@@ -1,0 +1,75 @@
+"""Chinchilla law (Hoffmann et al. 2022): L(N, D) = E + A / N^alpha + B / D^beta.
+
+Computed in log space, log L = logsumexp(log E, log A - alpha log N, log B - beta log D),
+because the three terms differ by orders of magnitude and float32 (or a naive sum of
+powers of 1e10-scale numbers) loses the small power-law terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import jax.numpy as jnp
+from jax import Array
+
+from . import Law, register
+
+LOG_6 = float(jnp.log(6.0))
+
+
+def log_loss(theta: Mapping[str, Array], x: Mapping[str, Array]) -> Array:
+    """Natural log of the Chinchilla loss.
+
+    Parameters
+    ----------
+    theta : mapping
+        ``E`` (irreducible loss, nats), ``A``, ``B`` (scales), ``alpha``, ``beta``
+        (exponents of parameters and tokens). Arrays broadcast against ``x``.
+    x : mapping
+        ``log_params`` (ln N, N in parameters) and ``log_tokens`` (ln D, D in tokens).
+
+    Returns
+    -------
+    Array
+        ln L(N, D), L in nats per token.
+    """
+    model_term = jnp.log(theta["A"]) - theta["alpha"] * x["log_params"]
+    data_term = jnp.log(theta["B"]) - theta["beta"] * x["log_tokens"]
+    return jnp.logaddexp(jnp.logaddexp(jnp.log(theta["E"]), model_term), data_term)
+
+
+def compute_optimal(theta: Mapping[str, Array], log_compute: Array) -> tuple[Array, Array]:
+    """Closed-form compute-optimal allocation for C = 6 N D.
+
+    G = (alpha A / (beta B))^(1/(alpha+beta)), N_opt = G (C/6)^(beta/(alpha+beta)),
+    D_opt = (C/6) / N_opt.
+
+    Parameters
+    ----------
+    theta : mapping
+        Law parameters (see :func:`log_loss`).
+    log_compute : Array
+        ln C, C in FLOPs.
+
+    Returns
+    -------
+    (Array, Array)
+        ln N_opt (parameters) and ln D_opt (tokens).
+    """
+    alpha, beta = theta["alpha"], theta["beta"]
+    total = alpha + beta
+    log_g = (jnp.log(alpha) + jnp.log(theta["A"]) - jnp.log(beta) - jnp.log(theta["B"])) / total
+    log_c6 = log_compute - LOG_6
+    log_n = log_g + beta / total * log_c6
+    return log_n, log_c6 - log_n
+
+
+CHINCHILLA = register(
+    Law(
+        name="chinchilla",
+        parameters=("E", "A", "B", "alpha", "beta"),
+        log_loss=log_loss,
+        compute_optimal=compute_optimal,
+        formula="L(N, D) = E + A / N^alpha + B / D^beta",
+    )
+)

@@ -1,0 +1,70 @@
+"""Example data: a deterministic, Chinchilla-like IsoFLOP grid with a known truth."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+#: Parameters the example data are drawn from: Besiroglu et al.'s 2024 refit.
+EXAMPLE_TRUTH: dict[str, float] = {"E": 1.82, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
+#: IsoFLOP budgets of the example grid (FLOPs): 6e18 to 3e21, half a decade apart or so.
+EXAMPLE_BUDGETS: tuple[float, ...] = (6e18, 2e19, 6e19, 2e20, 6e20, 1.5e21, 3e21)
+
+
+def chinchilla_loss(params: np.ndarray, tokens: np.ndarray, truth: Mapping[str, float]) -> np.ndarray:
+    """L(N, D) = E + A/N^alpha + B/D^beta in NumPy (nats per token)."""
+    return truth["E"] + truth["A"] / params ** truth["alpha"] + truth["B"] / tokens ** truth["beta"]
+
+
+def simulate_runs(
+    seed: int = 0,
+    *,
+    truth: Mapping[str, float] | None = None,
+    budgets: Sequence[float] = EXAMPLE_BUDGETS,
+    sizes_per_budget: int = 9,
+    noise: float = 0.01,
+) -> pd.DataFrame:
+    """Generate an IsoFLOP grid of training runs from the Chinchilla law.
+
+    For each compute budget C (FLOPs), ``sizes_per_budget`` model sizes N are spread
+    log-uniformly over a factor of ~30 around the true optimum, D = C / (6 N), and the
+    log of the loss gets Gaussian noise of standard deviation ``noise``.
+
+    Parameters
+    ----------
+    seed : int, default 0
+        Seed of the noise; the same seed always gives the same table.
+    truth : mapping, optional
+        E, A, B, alpha, beta; defaults to :data:`EXAMPLE_TRUTH`.
+    budgets : sequence of float, default :data:`EXAMPLE_BUDGETS`
+        IsoFLOP budgets in FLOPs.
+    sizes_per_budget : int, default 9
+        Model sizes per budget.
+    noise : float, default 0.01
+        Standard deviation of the noise on log loss (0.01 ≈ 1% of the loss).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``name``, ``params``, ``tokens``, ``flops``, ``loss``;
+        ``attrs["truth"]`` holds the parameters used.
+    """
+    truth = dict(EXAMPLE_TRUTH if truth is None else truth)
+    rng = np.random.default_rng(seed)
+    a, b = truth["alpha"], truth["beta"]
+    g = (a * truth["A"] / (b * truth["B"])) ** (1 / (a + b))
+    rows = []
+    for c in budgets:
+        n_opt = g * (c / 6) ** (b / (a + b))
+        for n in n_opt * np.logspace(-0.75, 0.75, sizes_per_budget):
+            n = float(np.round(n, -3))
+            d = c / (6 * n)
+            rows.append({"name": f"C{c:.0e}-N{n:.3g}", "params": n, "tokens": d, "flops": c})
+    table = pd.DataFrame(rows)
+    clean = chinchilla_loss(table["params"].to_numpy(), table["tokens"].to_numpy(), truth)
+    table["loss"] = clean * np.exp(noise * rng.standard_normal(len(table)))
+    table.attrs["truth"] = truth
+    table.attrs["source"] = f"simulate_runs(seed={seed})"
+    return table
