@@ -1,0 +1,50 @@
+"""Shared fixtures: CPU, float64 and seeds pinned; one small posterior reused by many tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+import bayes_scaling as bs  # noqa: E402  (enables x64 before any JAX array exists)
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CHINCHILLA_CSV = SHARED_DATA / "chinchilla_fig4_epoch.csv"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def real_data_path(path: Path = CHINCHILLA_CSV) -> Path:
+    """Path of a file in ../shared/data; skip locally when absent, fail in CI."""
+    if not path.is_file():
+        if IN_CI:
+            pytest.fail(f"{path} is missing; CI must run with ../shared beside the checkout")
+        pytest.skip(f"{path} not present (../shared/data is only beside CI and developer checkouts)")
+    return path
+
+
+def load_chinchilla_runs() -> pd.DataFrame:
+    """The Chinchilla reconstruction with the replication's 5 highest-loss runs dropped (240 runs)."""
+    runs = bs.load_runs(real_data_path(), {"params": "Model Size", "flops": "Training FLOP"})
+    return runs.sort_values("loss").iloc[:-5].reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def example_runs() -> pd.DataFrame:
+    """The bundled example grid (63 runs, known truth)."""
+    return bs.load_runs(bs.simulate_runs(seed=0))
+
+
+@pytest.fixture(scope="session")
+def small_fit(example_runs: pd.DataFrame) -> bs.Fit:
+    """A quick NUTS fit of the example grid: 2 chains × (400 warm-up + 400 draws)."""
+    return bs.fit(example_runs, chains=2, warmup=400, draws=400, seed=1)
+
+
+@pytest.fixture(scope="session")
+def chinchilla_runs() -> pd.DataFrame:
+    """Real data: see ../shared/data/PROVENANCE.md."""
+    return load_chinchilla_runs()
