@@ -2,7 +2,8 @@
 
 Scaling-law tables mix parameters (~1e8-1e12), tokens (~1e9-1e13) and FLOPs
 (~1e18-1e26). Suffixes are SI-like as used in the ML literature: K = 1e3, M = 1e6,
-B (or G) = 1e9, T = 1e12, P = 1e15, E = 1e18.
+B (or G) = 1e9, T = 1e12, P = 1e15. (No E for 1e18: "1e" would be
+ambiguous with scientific notation.)
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ SUFFIXES: dict[str, float] = {
     "G": 1e9,
     "T": 1e12,
     "P": 1e15,
-    "E": 1e18,
 }
 
 _QUANTITY = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z]?)\s*$")

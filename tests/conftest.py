@@ -40,8 +40,8 @@ def example_runs() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def small_fit(example_runs: pd.DataFrame) -> bs.Fit:
-    """A quick NUTS fit of the example grid: 2 chains × (400 warm-up + 400 draws)."""
-    return bs.fit(example_runs, chains=2, warmup=400, draws=400, seed=1)
+    """A quick NUTS fit of the example grid: 4 chains × (500 warm-up + 500 draws)."""
+    return bs.fit(example_runs, chains=4, warmup=500, draws=500, seed=1)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,44 @@
+"""Run tables generated from any registered law with a known truth (helpers for the law tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+import bayes_scaling as bs
+
+#: Kaplan et al. (2020) eq. 1.5 values.
+KAPLAN_TRUTH = {"N_c": 8.8e13, "D_c": 5.4e13, "alpha_N": 0.076, "alpha_D": 0.095}
+#: Muennighoff et al. (2023)-like values; R* made small enough to be visible in a small grid.
+DATA_CONSTRAINED_TRUTH = {"E": 1.87, "A": 521.0, "B": 1488.0, "alpha": 0.353, "beta": 0.353,
+                          "R_star_N": 5.3, "R_star_D": 15.4}
+
+
+def law_runs(law: str, truth: Mapping[str, float], params: np.ndarray, tokens: np.ndarray, *, seed: int,
+             noise: float = 0.01, **columns: np.ndarray) -> pd.DataFrame:
+    """Runs at (params, tokens) with loss from ``law`` at ``truth`` times log-normal noise.
+
+    Extra ``columns`` (e.g. ``unique_tokens``) go into the table and, as ``log_<name>``, into the law.
+    """
+    x = {"log_params": jnp.log(params), "log_tokens": jnp.log(tokens),
+         **{f"log_{k}": jnp.log(v) for k, v in columns.items()}}
+    clean = np.exp(np.asarray(bs.get_law(law).log_loss({k: jnp.asarray(v) for k, v in truth.items()}, x)))
+    rng = np.random.default_rng(seed)
+    table = pd.DataFrame({"params": params, "tokens": tokens, **columns})
+    table["loss"] = clean * np.exp(noise * rng.standard_normal(len(table)))
+    table.attrs["source"] = f"{law} law (seed {seed})"
+    return table
+
+
+def isoflop_grid(budgets: tuple[float, ...] = (1e18, 1e19, 1e20, 1e21), sizes: int = 8,
+                 centre: tuple[float, float] = (0.0, 0.5)) -> tuple[np.ndarray, np.ndarray]:
+    """(params, tokens) on IsoFLOP lines, C = 6 N D, N spread over 1.5 decades around 0.06 C^0.5."""
+    params, tokens = [], []
+    for c in budgets:
+        for n in 0.06 * np.sqrt(c) * np.logspace(-0.75, 0.75, sizes):
+            params.append(n)
+            tokens.append(c / (6 * n))
+    return np.array(params), np.array(tokens)
