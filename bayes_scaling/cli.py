@@ -255,6 +255,254 @@ def cards() -> None:
     _print_table("Bundled model cards", ["card", "law", "formula"], rows)
 
 
+@app.command()
+def compare(
+    runs: Annotated[Path, typer.Argument(help="Run table: CSV or Parquet with params, tokens (or flops), loss.")],
+    card: Annotated[list[str], typer.Option(help="Model card to fit and compare (name or .toml path), repeatable; at least two.")],
+    seed: Annotated[int, typer.Option(help="Random seed of every fit.")] = 0,
+    chains: Annotated[int, typer.Option(help="NUTS chains per fit.")] = 4,
+    warmup: Annotated[int, typer.Option(help="NUTS warm-up iterations per chain.")] = 1000,
+    draws: Annotated[int, typer.Option(help="NUTS draws kept per chain.")] = 1000,
+    target_accept: Annotated[float, typer.Option(help="NUTS target acceptance probability.")] = 0.9,
+    param_count: Annotated[str, typer.Option(help="Count N as total or non_embedding (params - embedding_params).")] = "total",
+    column: Annotated[list[str] | None, typer.Option(help="Column mapping CANONICAL=SOURCE, repeatable.")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Fit each card by NUTS and rank them by PSIS-LOO (ELPD on log loss, with standard errors and k-hat)."""
+    from .compare import compare_cards
+    from .data import load_runs
+
+    _check_format(fmt)
+    table = load_runs(runs, _columns(column))
+    err.print(f"fitting {len(table)} runs from {runs} with cards {', '.join(card)}")
+    result = compare_cards(table, card, chains=chains, warmup=warmup, draws=draws, seed=seed,
+                           target_accept=target_accept, param_count=param_count)
+    for name, row in result.iterrows():
+        if row["warning"]:
+            err.print(f"[yellow]warning:[/yellow] {name}: {row['warning']}", highlight=False)
+    if fmt == "json":
+        _json(result.reset_index().to_dict(orient="records"))
+    elif fmt == "csv":
+        sys.stdout.write(result.to_csv())
+    else:
+        rows = [[str(name), f"{r['elpd_loo']:.1f} ± {r['se']:.1f}", f"{r['elpd_diff']:.1f} ± {r['se_diff']:.1f}",
+                 f"{r['p_loo']:.1f}", f"{r['weight']:.2f}", f"{r['khat_bad_share']:.0%}",
+                 "yes" if r["converged"] else "NO"] for name, r in result.iterrows()]
+        _print_table("PSIS-LOO comparison (ELPD of log loss, nats; best first)",
+                     ["card", "ELPD-LOO ± SE", "difference ± SE", "p_loo", "weight", "k̂ > 0.7", "converged"], rows)
+
+
+SchedulerOpt = Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://HOST:PORT) to run the fits on; default local processes.")]
+WorkersOpt = Annotated[int | None, typer.Option(help="Local worker processes (default one per fit, at most one per CPU; 1 = in this process).")]
+
+
+@app.command()
+def backtest(
+    runs: Annotated[Path, typer.Argument(help="Run table: CSV or Parquet with params, tokens (or flops), loss.")],
+    cutoff: Annotated[list[str], typer.Option(help="Compute cutoff in FLOPs: fit runs with flops <= cutoff, predict the rest; repeatable.")],
+    card: Annotated[list[str] | None, typer.Option(help="Model card (name or .toml path), repeatable.")] = None,
+    method: Annotated[list[str] | None, typer.Option(help="nuts and/or huber (approach 3 + bootstrap), repeatable; default both.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of every fit and of the predictive noise.")] = 0,
+    chains: Annotated[int, typer.Option(help="NUTS chains per fit.")] = 4,
+    warmup: Annotated[int, typer.Option(help="NUTS warm-up iterations per chain.")] = 1000,
+    draws: Annotated[int, typer.Option(help="NUTS draws kept per chain.")] = 1000,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples per huber fit.")] = 200,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+    plot: Annotated[Path | None, typer.Option(help="Also save the calibration curves (nominal vs empirical coverage) to this image.")] = None,
+    column: Annotated[list[str] | None, typer.Option(help="Column mapping CANONICAL=SOURCE, repeatable.")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Fit on the runs below each compute cutoff and score the predictions of the runs above it."""
+    from .allocation import as_budgets
+    from .backtest import backtest as run_backtest
+    from .backtest import plot_calibration
+    from .data import load_runs
+
+    _check_format(fmt)
+    table = load_runs(runs, _columns(column))
+    cutoffs = as_budgets(cutoff, what="cutoff")
+    methods = method or ["nuts", "huber"]
+    err.print(f"backtesting {len(table)} runs from {runs}: cards {', '.join(card or ['chinchilla'])}, "
+              f"methods {', '.join(methods)}, cutoffs {', '.join(f'{c:.3g}' for c in cutoffs)}")
+    result = run_backtest(table, card or ["chinchilla"], cutoffs, methods=methods, seed=seed,
+                          executor=scheduler, workers=workers,
+                          fit_kwargs={"chains": chains, "warmup": warmup, "draws": draws, "bootstrap": bootstrap})
+    for r in result.records():
+        if not r["diagnostics_ok"]:
+            err.print(f"[yellow]warning:[/yellow] {r['card']} ({r['method']}) at cutoff {r['cutoff']:.3g}: "
+                      "the fit failed its diagnostics; see `bayes-scaling fit`", highlight=False)
+    if plot is not None:
+        plot_calibration(result).savefig(plot, dpi=150)
+        err.print(f"saved calibration curves to {plot}")
+    if fmt == "json":
+        _json(result.records())
+    elif fmt == "csv":
+        sys.stdout.write(result.table.to_csv(index=False))
+    else:
+        rows = [[r["card"], r["method"], f"{r['cutoff']:.3g}", str(r["n_train"]), str(r["n_test"]),
+                 f"{r['coverage_50']:.0%}", f"{r['coverage_90']:.0%}", f"{r['median_width_90']:.2%}",
+                 f"{r['mean_log_pred_density']:.2f}", f"{r['crps']:.4f}", f"{r['median_abs_error']:.4f}"]
+                for r in result.records()]
+        _print_table("Backtest: fit on C <= cutoff, predict the larger runs (loss in nats/token)",
+                     ["card", "method", "cutoff (FLOPs)", "fitted", "held out", "50% covered", "90% covered",
+                      "90% width / loss", "mean log density", "CRPS", "median |error|"], rows)
+
+
+@app.command()
+def sensitivity(
+    runs: Annotated[Path, typer.Argument(help="Run table: CSV or Parquet with params, tokens (or flops), loss.")],
+    card: Annotated[str, typer.Option(help="Model card: a bundled name or a .toml path.")] = "chinchilla",
+    method: Annotated[str, typer.Option(help="nuts (Bayesian posterior) or huber (approach 3 + bootstrap).")] = "nuts",
+    budget: Annotated[str, typer.Option(help="Target compute budget in FLOPs at which N_opt is compared.")] = "5.76e23",
+    drop_fraction: Annotated[list[float] | None, typer.Option(help="Drop this share of the smallest (and, separately, largest) runs by compute; repeatable. Default 0.2.")] = None,
+    resolution: Annotated[float, typer.Option(help="IsoFLOP budget grouping: width of a budget in decades of compute.")] = 0.25,
+    level: LevelOpt = 0.9,
+    seed: Annotated[int, typer.Option(help="Random seed of every fit.")] = 0,
+    chains: Annotated[int, typer.Option(help="NUTS chains per fit.")] = 4,
+    warmup: Annotated[int, typer.Option(help="NUTS warm-up iterations per chain.")] = 1000,
+    draws: Annotated[int, typer.Option(help="NUTS draws kept per chain.")] = 1000,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples per huber fit.")] = 200,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+    plot: Annotated[Path | None, typer.Option(help="Also save the N_opt-per-variant figure to this image.")] = None,
+    column: Annotated[list[str] | None, typer.Option(help="Column mapping CANONICAL=SOURCE, repeatable.")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Refit without the smallest runs, the largest runs, or one IsoFLOP budget at a time; compare N_opt."""
+    from .data import load_runs
+    from .sensitivity import plot_sensitivity
+    from .sensitivity import sensitivity as run_sensitivity
+
+    _check_format(fmt)
+    table = load_runs(runs, _columns(column))
+    err.print(f"refitting subsets of {len(table)} runs from {runs} with card {card!r}, method {method}")
+    result = run_sensitivity(table, card, budget=budget, method=method, fractions=drop_fraction or [0.2],
+                             resolution=resolution, level=level, seed=seed, executor=scheduler, workers=workers,
+                             fit_kwargs={"chains": chains, "warmup": warmup, "draws": draws, "bootstrap": bootstrap})
+    if plot is not None:
+        plot_sensitivity(result).savefig(plot, dpi=150)
+        err.print(f"saved the sensitivity figure to {plot}")
+    if fmt == "json":
+        _json([{**r, "level": level} for r in result.to_dict(orient="records")])
+    elif fmt == "csv":
+        sys.stdout.write(result.to_csv(index=False))
+    else:
+        rows = [[r["variant"], str(r["n_runs"]), f"{r['min_flops']:.2g}–{r['max_flops']:.2g}",
+                 _fmt_interval(r, "params_opt"), _fmt_interval(r, "tokens_per_param", "ratio"),
+                 f"{r['params_ratio']:.2f}", "yes" if r["diagnostics_ok"] else "NO"] for _, r in result.iterrows()]
+        _print_table(f"N_opt at C = {result.attrs['budget']:.3g} FLOPs by fit region (median [{level:.0%} interval])",
+                     ["variant", "runs", "compute range", "parameters N_opt", "tokens / param", "vs all runs",
+                      "converged"], rows)
+
+
+
+#: Columns ``decide`` shows per answer; a column with ``_lo``/``_hi`` siblings shows its interval.
+_DECISION_COLUMNS = {
+    "best_plan": ("compute", "plan", "params", "tokens", "tokens_per_param", "inference_flops", "expected_loss",
+                  "loss", "criterion", "delta_criterion", "delta_expected"),
+    "cheapest_compute": ("target_loss", "prob", "compute", "params", "tokens", "tokens_per_param",
+                         "inference_flops", "prob_achieved"),
+    "target_probability": ("plan", "params", "tokens", "training_flops", "inference_flops", "target_loss", "prob",
+                           "prob_se"),
+    "compare_plans": ("plan", "compute", "expected_loss", "prob_best", "diff", "regret", "best_params", "best_tokens"),
+    "next_run": ("rank", "plan", "flops", "width_now", "width_after", "shrinkage", "shrinkage_per_flop", "ess"),
+}
+_DECISION_TITLES = {
+    "best_plan": "Best plan per budget (loss in nats/token; deltas vs the chosen / risk-neutral plan)",
+    "cheapest_compute": "Cheapest compute reaching the target loss with the given probability",
+    "target_probability": "Chance of reaching the target loss",
+    "compare_plans": "Plans compared (diff: loss minus the first plan's; regret: vs the best plan of equal cost)",
+    "next_run": "Next run: expected shrinkage of the N_opt interval (ln hi/lo) at the target budget",
+}
+
+
+def _decision_cell(table: pd.DataFrame, row: pd.Series, col: str) -> str:
+    value = row[col]
+    if isinstance(value, str):
+        return value
+    if col in ("params", "tokens", "best_params", "best_tokens"):
+        return format_quantity(value)
+    if col in ("compute", "training_flops", "inference_flops", "flops", "shrinkage_per_flop"):
+        return f"{value:.3g}"
+    if col in ("rank", "ess"):
+        return f"{value:.0f}"
+    text = f"{value:.4f}" if col not in ("tokens_per_param",) else f"{value:.1f}"
+    if f"{col}_lo" in table:
+        text += f" [{row[f'{col}_lo']:.4f}, {row[f'{col}_hi']:.4f}]"
+    return text
+
+
+@app.command()
+def decide(
+    fit_file: Annotated[Path, typer.Argument(metavar="FIT", help="A fit saved by `bayes-scaling fit`.")],
+    budget: Annotated[list[str] | None, typer.Option(help="Compute budget in FLOPs (lifetime FLOPs with --inference-tokens), repeatable: best plan.")] = None,
+    risk: Annotated[str, typer.Option(help="Criterion of the chosen plan: mean, quantile:0.9 or cvar:0.9.")] = "mean",
+    target_loss: Annotated[float | None, typer.Option(help="Target loss (nats/token): cheapest compute reaching it, and each plan's chance.")] = None,
+    prob: Annotated[float, typer.Option(help="Probability of reaching --target-loss.")] = 0.9,
+    plan: Annotated[list[str] | None, typer.Option(help="Plan PARAMS:TOKENS (e.g. 70B:1.4T), repeatable: compare plans.")] = None,
+    max_params: Annotated[str | None, typer.Option(help="Most parameters a plan may have (e.g. 70B).")] = None,
+    max_tokens: Annotated[str | None, typer.Option(help="Most training tokens available (e.g. 2T).")] = None,
+    inference_tokens: Annotated[str, typer.Option(help="Tokens the model will generate in service; adds 2·N FLOPs per token to the cost.")] = "0",
+    next_run_budget: Annotated[str | None, typer.Option(help="FLOPs of a candidate small run: rank runs by how much they pin down N_opt at the first --budget.")] = None,
+    noise: Annotated[bool, typer.Option("--noise/--no-noise", help="Judge one run's loss (law x observation noise) or the law's.")] = True,
+    group: Annotated[str | None, typer.Option(help="For a pooled fit: the group whose parameters to use.")] = None,
+    level: LevelOpt = 0.9,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated observation noise.")] = 0,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Risk-aware decisions: best plan for a budget, cheapest way to a target, plan comparison, next run."""
+    import math
+
+    from .decisions import Constraints
+    from .decisions import decide as decide_api
+    from .fit import Fit
+
+    _check_format(fmt)
+    limits = Constraints(max_params=max_params or math.inf, max_tokens=max_tokens or math.inf,
+                         inference_tokens=inference_tokens)
+    answers = decide_api(Fit.load(fit_file), budgets=budget, risk=risk, target_loss=target_loss, prob=prob,
+                         plans=plan or (), constraints=limits, next_run_budget=next_run_budget, level=level,
+                         noise=noise, seed=seed, group=group)
+    if fmt == "json":
+        _json({name: {"assumptions": dict(t.attrs), "rows": t.to_dict(orient="records")}
+               for name, t in answers.items()})
+        return
+    for name, table in answers.items():
+        notes = [f"{k}: {v}" for k, v in table.attrs.items()]
+        if fmt == "csv":
+            sys.stdout.write("\n".join([f"# {name}", *(f"# {n}" for n in notes), table.to_csv(index=False)]))
+            continue
+        cols = [c for c in _DECISION_COLUMNS[name]
+                if c in table and not (c == "inference_flops" and not table[c].any())]
+        rows = [[_decision_cell(table, r, c) for c in cols] for _, r in table.iterrows()]
+        _print_table(_DECISION_TITLES[name], cols, rows)
+        out.print("assumptions: " + "; ".join(notes), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def report(
+    fit_file: Annotated[Path, typer.Argument(metavar="FIT", help="A fit saved by `bayes-scaling fit`.")],
+    out: Annotated[Path, typer.Option(help="HTML page to write (report.html); <stem>.json and .md go beside it.")],
+    budget: Annotated[list[str] | None, typer.Option(
+        help="Budget in FLOPs for the headline table, repeatable (default: largest run × 0.1, 1, 10, 100).")] = None,
+    level: LevelOpt = 0.9,
+    strict: Annotated[bool, typer.Option(help="Exit with status 1 when diagnostics fail (report written anyway).")] = False,
+) -> None:
+    """Write a self-contained HTML report of a fit (no network needed to view it), plus JSON and markdown."""
+    import time
+
+    from .fit import Fit
+
+    result = Fit.load(fit_file)
+    start = time.perf_counter()
+    page = result.report(out, budget or None, level)
+    err.print(f"wrote {page}, {page.with_suffix('.json').name} and {page.with_suffix('.md').name} "
+              f"({time.perf_counter() - start:.1f} s)")
+    sys.stdout.write(f"{page}\n")
+    _report_diagnostics(result, strict)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI in-process and return its exit status (0 ok, 1 failed diagnostics, 2 user error)."""
     command = typer.main.get_command(app)

@@ -1,0 +1,98 @@
+"""Risk-aware decisions from a posterior: plans a team can defend before a large run.
+
+Every answer integrates over posterior draws (and, for a single run's realised loss,
+the card's observation noise), never over a point estimate. Each function takes a
+:class:`~bayes_scaling.Fit` or a mapping of draws plus a card, and returns a tidy
+DataFrame whose ``attrs`` state the assumptions (cost model, card, level, criterion).
+
+- :func:`best_plan`: the plan for a budget under a risk criterion, beside the
+  risk-neutral and plug-in plans;
+- :func:`target_probability`: P(loss <= target) for plans or budgets;
+- :func:`cheapest_compute`: the least compute reaching a target with probability p;
+- :func:`compare_plans`: chance each plan is best, loss differences, regret;
+- :class:`Constraints`: limits on N and D and the inference cost of a plan's lifetime;
+- :func:`next_run_value`: which small run best pins down N_opt, per FLOP;
+- :func:`decide`: all questions its arguments ask, as the CLI and the report use them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from ..allocation import as_budgets
+from ..errors import InputError
+from ..risk import Criterion
+from .next_run import next_run_value
+from .plans import Plan, best_plan, cheapest_compute, compare_plans, parse_plans, target_probability
+from .posterior import Constraints, Posterior, as_posterior
+
+__all__ = ["Constraints", "Posterior", "as_posterior", "best_plan", "cheapest_compute", "compare_plans", "decide",
+           "next_run_value", "parse_plans", "target_probability"]
+
+
+def decide(source: Any, *, budgets: Sequence[float | str] | float | str | None = None,
+           risk: str | Criterion = "mean", target_loss: float | None = None, prob: float = 0.9,
+           plans: Sequence[Plan] = (), constraints: Constraints | None = None,
+           next_run_budget: float | str | None = None, level: float = 0.9, noise: bool = True, seed: int = 0,
+           card: Any = None, group: str | None = None) -> dict[str, pd.DataFrame]:
+    """Answer every question the arguments ask.
+
+    Parameters
+    ----------
+    source : Fit or mapping of draws
+        The posterior (a mapping needs ``card``).
+    budgets : float, str or sequence, optional
+        Compute budgets in FLOPs (lifetime FLOPs with inference tokens): asks for the best plan.
+    risk : str or Criterion, default "mean"
+        Criterion of the chosen plan: ``mean``, ``quantile:0.9``, ``cvar:0.9``.
+    target_loss : float, optional
+        Target loss (nats per token): asks for the cheapest compute reaching it with
+        probability ``prob``, and for the chance the plans and budgets' plans reach it.
+    prob : float, default 0.9
+    plans : sequence of plans
+        ``"70B:1.4T"`` strings or (N, D) pairs: asks to compare them.
+    constraints : Constraints, optional
+        Limits on N and D; inference tokens.
+    next_run_budget : float or str, optional
+        FLOPs of a candidate small run: asks which one best pins down N_opt at the
+        first budget (needs ``budgets``).
+    level, noise, seed, card
+        As in :func:`best_plan`.
+    group : str, optional
+        For a pooled fit, the group whose parameters to use.
+
+    Returns
+    -------
+    dict of str to DataFrame
+        Keys, in this order, among ``best_plan``, ``cheapest_compute``,
+        ``target_probability``, ``compare_plans``, ``next_run``; each table's
+        ``attrs`` holds its assumptions.
+
+    Raises
+    ------
+    InputError
+        If no question is asked, or a next run is asked for without a budget.
+    """
+    if budgets is None and target_loss is None and not len(plans):
+        raise InputError("ask a question: give a budget (--budget), a target loss (--target-loss) or plans (--plan)")
+    if next_run_budget is not None and budgets is None:
+        raise InputError("a next-run budget needs a target budget (--budget) whose N_opt the run should pin down")
+    post = as_posterior(source, card, group=group)
+    common = {"constraints": constraints, "noise": noise, "seed": seed}
+    answers: dict[str, pd.DataFrame] = {}
+    if budgets is not None:
+        answers["best_plan"] = best_plan(post, budgets, risk=risk, level=level, **common)
+    if target_loss is not None:
+        answers["cheapest_compute"] = cheapest_compute(post, target_loss, prob, **common)
+        if budgets is not None or len(plans):
+            answers["target_probability"] = target_probability(post, target_loss, plans=plans, budgets=budgets,
+                                                               risk=risk, **common)
+    if len(plans):
+        answers["compare_plans"] = compare_plans(post, plans, level=level, **common)
+    if next_run_budget is not None:
+        answers["next_run"] = next_run_value(post, as_budgets(budgets)[0], run_budget=next_run_budget, level=level,
+                                             seed=seed)
+    return answers
