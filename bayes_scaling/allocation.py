@@ -115,7 +115,8 @@ def _interval_columns(name: str, draws: np.ndarray, level: float) -> dict[str, n
     return {name: med, f"{name}_lo": lo, f"{name}_hi": hi}
 
 
-def allocate(fit: Fit, budgets: Sequence[float | str] | np.ndarray | float | str, *, level: float = 0.9) -> pd.DataFrame:
+def allocate(fit: Fit, budgets: Sequence[float | str] | np.ndarray | float | str, *, level: float = 0.9,
+             group: str | None = None) -> pd.DataFrame:
     """Posterior of the compute-optimal allocation for each budget.
 
     Parameters
@@ -125,6 +126,8 @@ def allocate(fit: Fit, budgets: Sequence[float | str] | np.ndarray | float | str
         Compute budgets C in FLOPs (``5.76e23``).
     level : float, default 0.9
         Credible level of the equal-tailed intervals.
+    group : str, optional
+        For a pooled (hierarchical) fit: whose per-group parameters to use.
 
     Returns
     -------
@@ -142,8 +145,13 @@ def allocate(fit: Fit, budgets: Sequence[float | str] | np.ndarray | float | str
 
     level = check_level(level)
     c = as_budgets(budgets)
-    draws = allocation_draws(fit.card.law, fit.draws(list(fit.card.law.parameters)), c)
-    columns: dict[str, np.ndarray] = {"compute": c}
+    draws = allocation_draws(fit.card.law, fit.draws(list(fit.card.law.parameters), group=group), c)
+    return allocation_table(c, draws, level)
+
+
+def allocation_table(budgets: np.ndarray, draws: Mapping[str, np.ndarray], level: float) -> pd.DataFrame:
+    """The table of :func:`allocate` from :func:`allocation_draws` output."""
+    columns: dict[str, np.ndarray] = {"compute": budgets}
     for q in QUANTITIES:
         columns.update(_interval_columns(q, draws[q], level))
     table = pd.DataFrame(columns)
@@ -152,12 +160,14 @@ def allocate(fit: Fit, budgets: Sequence[float | str] | np.ndarray | float | str
 
 
 def predict_loss(fit: Fit, params: Sequence[float | str] | float | str, tokens: Sequence[float | str] | float | str,
-                 *, level: float = 0.9, seed: int = 0) -> pd.DataFrame:
+                 *, level: float = 0.9, seed: int = 0, group: str | None = None) -> pd.DataFrame:
     """Predicted loss at given model sizes and token counts.
 
     Two intervals, on purpose distinct: ``loss`` is the credible interval of the law
-    L(N, D) itself (parameter uncertainty only); ``loss_predictive`` adds the
-    observation noise of a single run (what one training run would actually show).
+    L(N, D) itself (parameter uncertainty, plus the card's model discrepancy beyond the
+    fitted region when it has one, see :mod:`bayes_scaling.discrepancy`);
+    ``loss_predictive`` adds the observation noise of a single run (what one training
+    run would actually show).
 
     Parameters
     ----------
@@ -167,6 +177,8 @@ def predict_loss(fit: Fit, params: Sequence[float | str] | float | str, tokens: 
     level : float, default 0.9
     seed : int, default 0
         Seed of the simulated observation noise.
+    group : str, optional
+        For a pooled (hierarchical) fit: whose per-group parameters to use.
 
     Returns
     -------
@@ -175,24 +187,48 @@ def predict_loss(fit: Fit, params: Sequence[float | str] | float | str, tokens: 
         ``loss_hi``, ``loss_predictive``, ``loss_predictive_lo``, ``loss_predictive_hi``.
     """
     from .fit import check_level
-    from .model import observation
 
     level = check_level(level)
+    n, d = plan_arrays(params, tokens)
+    log_l, pred = loss_draws(fit, n, d, group=group, seed=seed)
+    return loss_table(n, d, log_l, pred, level)
+
+
+def plan_arrays(params: Sequence[float | str] | float | str,
+                tokens: Sequence[float | str] | float | str) -> tuple[np.ndarray, np.ndarray]:
+    """Parameters and tokens as broadcast float arrays (suffixes like ``70B`` parsed)."""
     n = as_budgets(params, what="params")
     d = as_budgets(tokens, what="tokens")
     try:
         n, d = np.broadcast_arrays(n, d)
     except ValueError:
         raise InputError(f"give as many params as tokens (or one of either); got {n.size} and {d.size}") from None
-    law = fit.card.law
-    draws = fit.draws()
-    th = {k: jnp.asarray(draws[k])[:, None] for k in law.parameters}
-    log_l = np.asarray(law.log_loss(th, {"log_params": jnp.log(n)[None, :], "log_tokens": jnp.log(d)[None, :]}))
+    return n, d
+
+
+def loss_draws(fit: Fit, n: np.ndarray, d: np.ndarray, *, group: str | None = None,
+               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Draws of ln L at (N, D): the law's (with any discrepancy) and one run's (with noise).
+
+    Returns
+    -------
+    (array, array) of shape (S, R)
+        Expected log loss and observed log loss of a single run, per draw and point.
+    """
     import jax
 
+    from .discrepancy import log_loss_draws
+    from .model import observation
+
+    draws = fit.draws(group=group)
+    log_l = log_loss_draws(fit, np.log(n), np.log(d), group=group, seed=seed)
     nu = jnp.asarray(draws["nu"])[:, None] if "nu" in draws else fit.card.nu
     noise = observation(fit.card, jnp.zeros_like(log_l), jnp.asarray(draws["sigma"])[:, None], nu)
-    pred = log_l + np.asarray(noise.sample(jax.random.PRNGKey(seed)))
+    return log_l, log_l + np.asarray(noise.sample(jax.random.PRNGKey(seed)))
+
+
+def loss_table(n: np.ndarray, d: np.ndarray, log_l: np.ndarray, pred: np.ndarray, level: float) -> pd.DataFrame:
+    """The table of :func:`predict_loss` from draws of expected and single-run log loss."""
     table = pd.DataFrame({"params": n, "tokens": d, "flops": 6 * n * d})
     for name, values in (("loss", np.exp(log_l)), ("loss_predictive", np.exp(pred))):
         for key, col in _interval_columns(name, values, level).items():

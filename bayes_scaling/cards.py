@@ -2,7 +2,9 @@
 
 A card is data, never code: it names a law registered in :mod:`bayes_scaling.laws`
 and, for each parameter, a NumPyro distribution by name with keyword arguments.
-Nothing in a card is evaluated. See ``models/chinchilla.toml`` for the format.
+Nothing in a card is evaluated. See ``models/chinchilla.toml`` for the format, and
+``models/hierarchical.toml`` for the optional ``[pooling]`` table (per-group parameters
+partially pooled across the run table's ``group`` column).
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ DISTRIBUTIONS: dict[str, type[dist.Distribution]] = {
     "StudentT": dist.StudentT,
 }
 LIKELIHOODS = ("student_t", "normal")
-_TOP_KEYS = {"card", "priors", "likelihood", "references"}
+_TOP_KEYS = {"card", "priors", "likelihood", "references", "pooling", "discrepancy"}
+#: Run-table column whose labels define the groups of a pooled card.
+GROUP_COLUMN = "group"
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,32 @@ class Prior:
 
 
 @dataclass(frozen=True)
+class Pooling:
+    """Partial pooling of some law parameters across the groups of a run table.
+
+    Each pooled parameter p (whose card prior must be ``LogNormal(loc, scale)``) gets one
+    value per group, ln p_g = mu_log_p + tau_log_p · z_p[g] (non-centred), with
+    mu_log_p ~ Normal(loc, scale) (the card's prior on p, moved to the population median),
+    tau_log_p ~ ``scales[p]`` (spread between groups, on ln p) and z_p[g] ~ Normal(0, 1).
+    The other law parameters are shared by all groups.
+
+    Attributes
+    ----------
+    parameters : tuple of str
+        Pooled law parameters, e.g. ``("E", "A", "B")``.
+    scales : dict of str to Prior
+        Prior of the between-group standard deviation of ln p, per pooled parameter.
+    """
+
+    parameters: tuple[str, ...]
+    scales: dict[str, Prior]
+
+    def hyperparameters(self) -> list[str]:
+        """Names of the population-level sites: ``mu_log_<p>`` and ``tau_log_<p>`` per pooled p."""
+        return [f"{kind}_log_{p}" for p in self.parameters for kind in ("mu", "tau")]
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """A validated model card.
 
@@ -81,6 +111,11 @@ class ModelCard:
         Prior of the observation noise scale on log loss.
     nu : Prior or float or None
         Student-t degrees of freedom: a prior, a fixed number, or ``None`` for normal.
+    pooling : Pooling or None
+        Per-group parameters partially pooled over the ``group`` column, or ``None``.
+    discrepancy : Prior or None
+        Prior of tau, the scale of the model-discrepancy slope (log loss per e-fold of
+        compute beyond the fitted region; see :mod:`bayes_scaling.discrepancy`), or ``None``.
     references : dict
         Literature point values, ``{"hoffmann2022": {"label": ..., "E": 1.69, ...}}``.
     description : str
@@ -97,6 +132,8 @@ class ModelCard:
     likelihood: str
     sigma: Prior
     nu: Prior | float | None
+    pooling: Pooling | None = None
+    discrepancy: Prior | None = None
     references: dict[str, dict[str, Any]] = field(default_factory=dict)
     description: str = ""
     text: str = ""
@@ -193,6 +230,8 @@ def parse_card(text: str, *, source: str = "<card>") -> ModelCard:
                 problems.append("[likelihood.nu] value: must be a positive number of degrees of freedom")
         else:
             nu = _prior(spec, "[likelihood.nu]", problems)
+    pooling = _pooling(data["pooling"], law, priors, problems) if "pooling" in data else None
+    discrepancy = _prior(data["discrepancy"], "[discrepancy]", problems) if "discrepancy" in data else None
     references = data.get("references", {})
     for ref, values in references.items():
         if not isinstance(values, dict):
@@ -207,11 +246,43 @@ def parse_card(text: str, *, source: str = "<card>") -> ModelCard:
         likelihood=family,
         sigma=sigma,
         nu=nu,
+        pooling=pooling,
+        discrepancy=discrepancy,
         references=references,
         description=str(meta.get("description", "")),
         text=text,
         source=source,
     )
+
+
+def _pooling(spec: Any, law: Law | None, priors: dict[str, Prior], problems: list[str]) -> Pooling | None:
+    if not isinstance(spec, dict):
+        problems.append("[pooling]: must be a table with parameters = [...] and [pooling.scale.<p>] priors")
+        return None
+    for key in sorted(set(spec) - {"parameters", "scale", "rationale"}):
+        problems.append(f"[pooling] {key}: unknown key (known: parameters, scale, rationale)")
+    names = spec.get("parameters")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        problems.append('[pooling] parameters: give a non-empty list of law parameters, e.g. ["E", "A", "B"]')
+        return None
+    raw_scales = spec.get("scale", {})
+    scales: dict[str, Prior] = {}
+    for name in names:
+        if law is not None and name not in law.parameters:
+            problems.append(f"[pooling] parameters: {law.name!r} has no parameter {name!r}")
+            continue
+        if name in priors and priors[name].dist != "LogNormal":
+            problems.append(f"[pooling] parameters: {name} is pooled on the log scale, so [priors.{name}] must be "
+                            f"a LogNormal, not {priors[name].dist}")
+        scale = _prior(raw_scales.get(name), f"[pooling.scale.{name}]", problems)
+        if scale is not None and not float(getattr(scale.to_numpyro().support, "lower_bound", -1.0)) >= 0:
+            problems.append(f"[pooling.scale.{name}]: {scale.describe()} allows negative values; a spread "
+                            "needs a positive prior such as HalfNormal")
+        elif scale is not None:
+            scales[name] = scale
+    for name in sorted(set(raw_scales) - set(names)):
+        problems.append(f"[pooling.scale.{name}]: {name} is not in [pooling] parameters")
+    return Pooling(tuple(names), scales)
 
 
 def _prior(spec: Any, where: str, problems: list[str]) -> Prior | None:
