@@ -2,19 +2,22 @@
 # Both create .venv with Python >= 3.12 (found on PATH or through pyenv) and install
 # the pinned stack from constraints.txt before doing anything else.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# pip -q still lists every local index folder this image lacks; hide those lines only.
+QUIET := 2>&1 | { grep -v '^WARNING: Location' || true; }
 VENV  ?= .venv
 BIN   := $(VENV)/bin
 OUT   ?= demo-output
 PYTHON312 := $(shell for p in python3.13 python3.12; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; exit 0; }; done; \
 	command -v pyenv >/dev/null 2>&1 && for v in $$(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[2-9]' | sort -rV); do echo "$$(pyenv root)/versions/$$v/bin/python"; exit 0; done)
 
-.PHONY: demo test bench env clean lint
+.PHONY: demo test bench env clean lint chromium
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	@test -n "$(PYTHON312)" || { echo "error: bayes-scaling needs Python >= 3.12 (jax 0.12 and arviz 1.x do); install it (e.g. pyenv install 3.12) and retry" >&2; exit 2; }
 	@test -x $(BIN)/python || $(PYTHON312) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,notebooks]"
+	$(BIN)/python -m pip install -q --upgrade pip $(QUIET)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,notebooks,dask]" $(QUIET)
 	@touch $@
 
 env: $(BIN)/.installed
@@ -25,8 +28,13 @@ demo: $(BIN)/.installed
 	$(BIN)/bayes-scaling fit $(OUT)/runs.csv --out $(OUT)/fit.nc --seed 0 --progress
 	$(BIN)/bayes-scaling summary $(OUT)/fit.nc
 	$(BIN)/bayes-scaling allocate $(OUT)/fit.nc --budget 1e21 --budget 1e22 --budget 1e23 --budget 5.76e23 --budget 1e24 --budget 1e25
+	$(BIN)/bayes-scaling report $(OUT)/fit.nc --out $(OUT)/report.html
 
-test: $(BIN)/.installed
+# The report's browser test needs Chromium: installed once with apt-get (as root), then a no-op.
+chromium:
+	@bash scripts/ensure-chromium.sh
+
+test: $(BIN)/.installed chromium
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/.installed

@@ -129,6 +129,7 @@ def fit_cmd(
     draws: Annotated[int, typer.Option(help="NUTS draws kept per chain.")] = 1000,
     target_accept: Annotated[float, typer.Option(help="NUTS target acceptance probability.")] = 0.9,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for --method huber.")] = 1000,
+    param_count: Annotated[str, typer.Option(help="Count N as total or non_embedding (params - embedding_params).")] = "total",
     column: Annotated[list[str] | None, typer.Option(help="Column mapping CANONICAL=SOURCE, repeatable, e.g. params='Model Size'.")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar while sampling (default: when stderr is a terminal).")] = None,
     strict: Annotated[bool, typer.Option(help="Exit with status 1 when diagnostics fail (R-hat, ESS, divergences).")] = False,
@@ -141,7 +142,7 @@ def fit_cmd(
     show = sys.stderr.isatty() if progress is None else progress
     err.print(f"fitting {len(table)} runs from {runs} with card {card!r}, method {method}")
     result = fit(table, card, method=method, chains=chains, warmup=warmup, draws=draws, seed=seed,
-                 target_accept=target_accept, bootstrap=bootstrap, progress=show)
+                 target_accept=target_accept, bootstrap=bootstrap, progress=show, param_count=param_count)
     result.save(out)
     err.print(f"saved {result!r} to {out} ({result.elapsed_s:.1f} s)")
     _report_diagnostics(result, strict)
@@ -194,6 +195,7 @@ def allocate(
     fit_file: Annotated[Path, typer.Argument(metavar="FIT", help="A fit saved by `bayes-scaling fit`.")],
     budget: Annotated[list[str], typer.Option(help="Compute budget in FLOPs (e.g. 5.76e23), repeatable.")],
     level: LevelOpt = 0.9,
+    group: Annotated[str | None, typer.Option(help="For a pooled (hierarchical) fit: the group whose parameters to use.")] = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Compute-optimal parameters, tokens, tokens/param and loss for each budget (C = 6 N D)."""
@@ -201,7 +203,7 @@ def allocate(
     from .fit import Fit
 
     _check_format(fmt)
-    table = Fit.load(fit_file).allocate(budget, level=level)
+    table = Fit.load(fit_file).allocate(budget, level=level, group=group)
     if fmt == "json":
         _json([{"compute": float(r["compute"]), **{q: _interval(r, q) for q in QUANTITIES}, "level": level}
                for _, r in table.iterrows()])
@@ -222,13 +224,14 @@ def predict(
     tokens: Annotated[list[str], typer.Option(help="Training tokens (e.g. 1.4T), repeatable.")],
     level: LevelOpt = 0.9,
     seed: Annotated[int, typer.Option(help="Seed of the simulated observation noise.")] = 0,
+    group: Annotated[str | None, typer.Option(help="For a pooled (hierarchical) fit: the group whose parameters to use.")] = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Predicted loss at (N, D): the law's credible interval and a single run's predictive interval."""
     from .fit import Fit
 
     _check_format(fmt)
-    table = Fit.load(fit_file).predict(params, tokens, level=level, seed=seed)
+    table = Fit.load(fit_file).predict(params, tokens, level=level, seed=seed, group=group)
     if fmt == "json":
         items = [{"params": float(r["params"]), "tokens": float(r["tokens"]), "loss": _interval(r, "loss"),
                   "loss_predictive": _interval(r, "loss_predictive"), "level": level} for _, r in table.iterrows()]
@@ -292,16 +295,20 @@ def compare(
                      ["card", "ELPD-LOO ± SE", "difference ± SE", "p_loo", "weight", "k̂ > 0.7", "converged"], rows)
 
 
-SchedulerOpt = Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://HOST:PORT) to run the fits on; default local processes.")]
-WorkersOpt = Annotated[int | None, typer.Option(help="Local worker processes (default one per fit, at most one per CPU; 1 = in this process).")]
+SchedulerOpt = Annotated[str | None, typer.Option(
+    help="Dask scheduler address (tcp://HOST:PORT) to run the fits on; default local processes.")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    help="Local worker processes (default one per fit, at most one per CPU; 1 = in this process).")]
 
 
 @app.command()
 def backtest(
     runs: Annotated[Path, typer.Argument(help="Run table: CSV or Parquet with params, tokens (or flops), loss.")],
-    cutoff: Annotated[list[str], typer.Option(help="Compute cutoff in FLOPs: fit runs with flops <= cutoff, predict the rest; repeatable.")],
+    cutoff: Annotated[list[str], typer.Option(
+        help="Compute cutoff in FLOPs: fit runs with flops <= cutoff, predict the rest; repeatable.")],
     card: Annotated[list[str] | None, typer.Option(help="Model card (name or .toml path), repeatable.")] = None,
-    method: Annotated[list[str] | None, typer.Option(help="nuts and/or huber (approach 3 + bootstrap), repeatable; default both.")] = None,
+    method: Annotated[list[str] | None, typer.Option(
+        help="nuts and/or huber (approach 3 + bootstrap), repeatable; default both.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed of every fit and of the predictive noise.")] = 0,
     chains: Annotated[int, typer.Option(help="NUTS chains per fit.")] = 4,
     warmup: Annotated[int, typer.Option(help="NUTS warm-up iterations per chain.")] = 1000,
@@ -309,7 +316,8 @@ def backtest(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples per huber fit.")] = 200,
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
-    plot: Annotated[Path | None, typer.Option(help="Also save the calibration curves (nominal vs empirical coverage) to this image.")] = None,
+    plot: Annotated[Path | None, typer.Option(
+        help="Also save the calibration curves (nominal vs empirical coverage) to this image.")] = None,
     column: Annotated[list[str] | None, typer.Option(help="Column mapping CANONICAL=SOURCE, repeatable.")] = None,
     fmt: FormatOpt = "table",
 ) -> None:
@@ -355,8 +363,11 @@ def sensitivity(
     card: Annotated[str, typer.Option(help="Model card: a bundled name or a .toml path.")] = "chinchilla",
     method: Annotated[str, typer.Option(help="nuts (Bayesian posterior) or huber (approach 3 + bootstrap).")] = "nuts",
     budget: Annotated[str, typer.Option(help="Target compute budget in FLOPs at which N_opt is compared.")] = "5.76e23",
-    drop_fraction: Annotated[list[float] | None, typer.Option(help="Drop this share of the smallest (and, separately, largest) runs by compute; repeatable. Default 0.2.")] = None,
-    resolution: Annotated[float, typer.Option(help="IsoFLOP budget grouping: width of a budget in decades of compute.")] = 0.25,
+    drop_fraction: Annotated[list[float] | None, typer.Option(
+        help="Drop this share of the smallest (and, separately, largest) runs by compute; repeatable; "
+             "default 0.2.")] = None,
+    resolution: Annotated[float, typer.Option(
+        help="IsoFLOP budget grouping: width of a budget in decades of compute.")] = 0.25,
     level: LevelOpt = 0.9,
     seed: Annotated[int, typer.Option(help="Random seed of every fit.")] = 0,
     chains: Annotated[int, typer.Option(help="NUTS chains per fit.")] = 4,
@@ -488,6 +499,7 @@ def report(
         help="Budget in FLOPs for the headline table, repeatable (default: largest run × 0.1, 1, 10, 100).")] = None,
     level: LevelOpt = 0.9,
     strict: Annotated[bool, typer.Option(help="Exit with status 1 when diagnostics fail (report written anyway).")] = False,
+    group: Annotated[str | None, typer.Option(help="For a pooled fit: the group to report on.")] = None,
 ) -> None:
     """Write a self-contained HTML report of a fit (no network needed to view it), plus JSON and markdown."""
     import time
@@ -496,7 +508,7 @@ def report(
 
     result = Fit.load(fit_file)
     start = time.perf_counter()
-    page = result.report(out, budget or None, level)
+    page = result.report(out, budget or None, level, group=group)
     err.print(f"wrote {page}, {page.with_suffix('.json').name} and {page.with_suffix('.md').name} "
               f"({time.perf_counter() - start:.1f} s)")
     sys.stdout.write(f"{page}\n")

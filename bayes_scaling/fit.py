@@ -19,9 +19,11 @@ import xarray as xr
 from .cards import ModelCard, parse_card
 from .diagnostics import Diagnostics, diagnose
 from .errors import CardError, FitFileError, InputError
-from .model import log_likelihood, posterior_predictive_log_loss
+from .model import group_levels, log_likelihood, posterior_dims, posterior_predictive_log_loss
 
 FORMAT_VERSION = 1
+#: Most values (chains × draws × runs) kept in each pointwise group; see build_datatree.
+POINTWISE_MAX_VALUES = 20_000_000
 _VERSIONED = ("bayes-scaling", "numpyro", "jax", "jaxlib", "arviz", "arviz-base", "arviz-stats",
               "xarray", "pandas", "numpy", "scipy")
 
@@ -47,25 +49,36 @@ def check_level(level: float) -> float:
 def build_datatree(card: ModelCard, runs: pd.DataFrame, x: Mapping[str, np.ndarray],
                    log_loss: np.ndarray, posterior: Mapping[str, np.ndarray],
                    sample_stats: Mapping[str, np.ndarray] | None, *, seed: int) -> xr.DataTree:
-    """Assemble the ArviZ DataTree of a fit (named dims ``chain``, ``draw``, ``run``)."""
+    """Assemble the ArviZ DataTree of a fit (named dims ``chain``, ``draw``, ``run``).
+
+    The pointwise groups (``log_likelihood``, ``posterior_predictive``) hold one value per
+    draw and run; above :data:`POINTWISE_MAX_VALUES` they keep every k-th draw only (their
+    attr ``thinned_every`` says k): 250,000 rows × 4,000 draws would take 8 GB per group.
+    """
+    chains, draws = np.shape(next(iter(posterior.values())))[:2]
+    step = max(1, -(-chains * draws * len(log_loss) // POINTWISE_MAX_VALUES))
+    thinned = {k: np.asarray(v)[:, ::step] for k, v in posterior.items()}
     groups: dict[str, dict[str, Any]] = {
         "posterior": dict(posterior),
-        "log_likelihood": {"log_loss": log_likelihood(card, posterior, x, log_loss)},
-        "posterior_predictive": {"log_loss": posterior_predictive_log_loss(card, posterior, x, seed)},
+        "log_likelihood": {"log_loss": log_likelihood(card, thinned, x, log_loss)},
+        "posterior_predictive": {"log_loss": posterior_predictive_log_loss(card, thinned, x, seed)},
         "observed_data": {"log_loss": log_loss},
         "constant_data": {c: runs[c].to_numpy(float) for c in runs.columns
                           if pd.api.types.is_numeric_dtype(runs[c]) and c != "loss"},
     }
     if sample_stats is not None:
         groups["sample_stats"] = dict(sample_stats)
-    dims = {"log_loss": ["run"], **{c: ["run"] for c in groups["constant_data"]}}
+    dims = {"log_loss": ["run"], **{c: ["run"] for c in groups["constant_data"]}, **posterior_dims(card)}
     names = runs["name"].astype(str).tolist() if "name" in runs else [f"run{i}" for i in range(len(runs))]
     if len(set(names)) != len(names):
         names = [f"{n} #{i}" for i, n in enumerate(names)]
-    tree = az.from_dict(groups, dims=dims, coords={"run": names})
+    coords = {"run": names, **({"group": group_levels(runs, card)} if card.pooling else {})}
+    tree = az.from_dict(groups, dims=dims, coords=coords)
     if "group" in runs:
         tree["constant_data"] = tree["constant_data"].to_dataset().assign(
             group=("run", runs["group"].astype(str).to_numpy()))
+    for name in ("log_likelihood", "posterior_predictive"):
+        tree[name].attrs["thinned_every"] = step
     return tree
 
 
@@ -118,13 +131,49 @@ class Fit:
 
     @property
     def parameters(self) -> list[str]:
-        """Law parameters followed by the noise parameters present."""
-        return [*self.card.law.parameters, *[v for v in ("sigma", "nu") if v in self.posterior]]
+        """Law parameters, pooling hyperparameters (if any), then the noise parameters present."""
+        hyper = self.card.pooling.hyperparameters() if self.card.pooling else []
+        return [*self.card.law.parameters, *hyper, *[v for v in ("sigma", "nu") if v in self.posterior]]
 
-    def draws(self, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        """Posterior draws flattened over chains: ``{name: array of shape (chains*draws,)}``."""
+    @property
+    def groups(self) -> list[str]:
+        """Group labels of a pooled fit (dim ``group``); empty otherwise."""
+        return [str(g) for g in self.posterior["group"].values] if "group" in self.posterior.coords else []
+
+    def draws(self, names: Sequence[str] | None = None, group: str | None = None) -> dict[str, np.ndarray]:
+        """Posterior draws flattened over chains: ``{name: array of shape (chains*draws,)}``.
+
+        Parameters
+        ----------
+        names : sequence of str, optional
+            Variables to return; default :attr:`parameters`.
+        group : str, optional
+            For a pooled fit, the group whose values of per-group parameters to return;
+            may be left out when the fit has a single group.
+
+        Raises
+        ------
+        InputError
+            If a per-group parameter is asked for and ``group`` is missing or unknown.
+        """
         post = self.posterior
-        return {n: np.asarray(post[n]).reshape(-1) for n in (names or self.parameters)}
+        out = {}
+        for n in names or self.parameters:
+            values = post[n]
+            if "group" in values.dims:
+                values = values.sel(group=self._group(group))
+            out[n] = np.asarray(values).reshape(-1)
+        return out
+
+    def _group(self, group: str | None) -> str:
+        levels = self.groups
+        if group is None and len(levels) == 1:
+            return levels[0]
+        if group is None or str(group) not in levels:
+            given = "no group given" if group is None else f"unknown group {group!r}"
+            raise InputError(f"this fit pools {', '.join(self.card.pooling.parameters)} over groups "
+                             f"{', '.join(levels)}: {given}; pass group= (CLI: --group) one of them")
+        return str(group)
 
     @property
     def runs(self) -> pd.DataFrame:
@@ -156,33 +205,48 @@ class Fit:
         """
         level = check_level(level)
         post = self.posterior[self.parameters]
-        draws = self.draws()
         rhat = az.rhat(post) if post.sizes["chain"] > 1 else None
         ess_b, ess_t = az.ess(post, method="bulk"), az.ess(post, method="tail")
         rows = []
         for name in self.parameters:
-            d = draws[name]
-            lo, med, hi = np.quantile(d, [(1 - level) / 2, 0.5, (1 + level) / 2])
-            rows.append({"parameter": name, "median": med, "lo": lo, "hi": hi, "mean": d.mean(),
-                         "sd": d.std(ddof=1), "r_hat": float(rhat[name]) if rhat is not None else np.nan,
-                         "ess_bulk": float(ess_b[name]), "ess_tail": float(ess_t[name])})
+            # A per-group parameter of a pooled fit gets one row per group: "E[group]".
+            for g in self.groups if "group" in post[name].dims else [None]:
+                at = {"group": g} if g is not None else {}
+                d = np.asarray(post[name].sel(at)).reshape(-1)
+                lo, med, hi = np.quantile(d, [(1 - level) / 2, 0.5, (1 + level) / 2])
+                rows.append({"parameter": name if g is None else f"{name}[{g}]", "median": med, "lo": lo, "hi": hi,
+                             "mean": d.mean(), "sd": d.std(ddof=1),
+                             "r_hat": float(rhat[name].sel(at)) if rhat is not None else np.nan,
+                             "ess_bulk": float(ess_b[name].sel(at)), "ess_tail": float(ess_t[name].sel(at))})
         table = pd.DataFrame(rows).set_index("parameter")
         table.attrs["level"] = level
         return table
 
     # -- derived quantities (see allocation.py) -----------------------------------------
-    def allocate(self, budgets: Sequence[float] | np.ndarray | float, level: float = 0.9) -> pd.DataFrame:
+    def allocate(self, budgets: Sequence[float] | np.ndarray | float, level: float = 0.9,
+                 group: str | None = None) -> pd.DataFrame:
         """Compute-optimal allocation for budgets in FLOPs; see :func:`bayes_scaling.allocate`."""
         from .allocation import allocate
 
-        return allocate(self, budgets, level=level)
+        return allocate(self, budgets, level=level, group=group)
 
     def predict(self, params: Sequence[float] | float, tokens: Sequence[float] | float,
-                level: float = 0.9, seed: int = 0) -> pd.DataFrame:
+                level: float = 0.9, seed: int = 0, group: str | None = None) -> pd.DataFrame:
         """Predicted loss at (N, D); see :func:`bayes_scaling.predict_loss`."""
         from .allocation import predict_loss
 
-        return predict_loss(self, params, tokens, level=level, seed=seed)
+        return predict_loss(self, params, tokens, level=level, seed=seed, group=group)
+
+    def report(self, out_html: str | Path, budgets: Sequence[float | str] | float | str | None = None,
+               level: float = 0.9, **options: Any) -> Path:
+        """Write a self-contained HTML report, with ``<stem>.json`` and ``<stem>.md`` beside it.
+
+        See :func:`bayes_scaling.report.write_report` (budgets in FLOPs; ``options`` such
+        as ``extra_sections`` are passed on). Returns the HTML file's path.
+        """
+        from .report import write_report
+
+        return write_report(self, out_html, budgets, level, **options)
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
