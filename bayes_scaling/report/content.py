@@ -280,7 +280,7 @@ class ReportContext:
 
 
 def isoflop_groups(runs: pd.DataFrame, *, min_runs: int = 3, most: int = 8) -> list[tuple[float, pd.DataFrame]]:
-    """Runs sharing a compute budget (FLOPs equal to 2 significant digits), smallest first.
+    """Runs sharing a compute budget (:func:`bayes_scaling.approaches.budget_groups`), smallest first.
 
     Parameters
     ----------
@@ -298,7 +298,9 @@ def isoflop_groups(runs: pd.DataFrame, *, min_runs: int = 3, most: int = 8) -> l
     """
     if min_runs < 1 or most < 1:
         raise InputError(f"min_runs and most must be positive but got {min_runs} and {most}")
-    key = runs["flops"].map(lambda c: float(f"{c:.2g}"))
+    from ..approaches import budget_groups
+
+    key = budget_groups(runs["flops"].to_numpy(float))
     groups = [(float(g["flops"].median()), g.sort_values("params")) for _, g in runs.groupby(key) if len(g) >= min_runs]
     if len(groups) > most:
         groups = [groups[i] for i in np.unique(np.linspace(0, len(groups) - 1, most).round().astype(int))]
