@@ -228,20 +228,15 @@ def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: i
             RunTableWarning,
             stacklevel=2,
         )
-    if table["params"].max() < 1e5:
-        warnings.warn(
-            f"{label}: column 'params' tops out at {table['params'].max():g}; is it in millions or "
-            "billions? Give plain parameter counts (e.g. 70M or 7e7)",
-            RunTableWarning,
-            stacklevel=2,
-        )
-    if table["tokens"].max() < 1e6:
-        warnings.warn(
-            f"{label}: column 'tokens' tops out at {table['tokens'].max():g}; is it in millions or "
-            "billions? Give plain token counts (e.g. 1.4T or 1.4e12)",
-            RunTableWarning,
-            stacklevel=2,
-        )
+    for col, floor, example in (("params", 1e5, "parameter counts (e.g. 70M or 7e7)"),
+                                ("tokens", 1e6, "token counts (e.g. 1.4T or 1.4e12)")):
+        if table[col].max() < floor:
+            warnings.warn(
+                f"{label}: column {col!r} tops out at {table[col].max():g}; is it in millions or "
+                f"billions? Give plain {example}",
+                RunTableWarning,
+                stacklevel=2,
+            )
     if table["loss"].max() > 20:
         warnings.warn(
             f"{label}: column 'loss' reaches {table['loss'].max():g}; is it perplexity? The laws "
