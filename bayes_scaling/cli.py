@@ -496,19 +496,40 @@ def report(
     fit_file: Annotated[Path, typer.Argument(metavar="FIT", help="A fit saved by `bayes-scaling fit`.")],
     out: Annotated[Path, typer.Option(help="HTML page to write (report.html); <stem>.json and .md go beside it.")],
     budget: Annotated[list[str] | None, typer.Option(
-        help="Budget in FLOPs for the headline table, repeatable (default: largest run × 0.1, 1, 10, 100).")] = None,
+        help="Budget in FLOPs for the headline table, repeatable (default: largest run × 0.1, 1, 10, 100); "
+             "given explicitly, the report also shows the best plan for each.")] = None,
     level: LevelOpt = 0.9,
     strict: Annotated[bool, typer.Option(help="Exit with status 1 when diagnostics fail (report written anyway).")] = False,
     group: Annotated[str | None, typer.Option(help="For a pooled fit: the group to report on.")] = None,
+    risk: Annotated[str | None, typer.Option(help="Decision section: criterion of the chosen plan, mean, quantile:0.9 or cvar:0.9.")] = None,
+    target_loss: Annotated[float | None, typer.Option(help="Decision section: target loss (nats/token), its cheapest compute and each plan's chance.")] = None,
+    prob: Annotated[float | None, typer.Option(help="Probability of reaching --target-loss (default 0.9).")] = None,
+    plan: Annotated[list[str] | None, typer.Option(help="Decision section: plan PARAMS:TOKENS (e.g. 70B:1.4T) to compare, repeatable.")] = None,
+    max_params: Annotated[str | None, typer.Option(help="Decision section: most parameters a plan may have (e.g. 70B).")] = None,
+    max_tokens: Annotated[str | None, typer.Option(help="Decision section: most training tokens available (e.g. 2T).")] = None,
+    inference_tokens: Annotated[str | None, typer.Option(help="Decision section: tokens generated in service; budgets become lifetime FLOPs.")] = None,
 ) -> None:
-    """Write a self-contained HTML report of a fit (no network needed to view it), plus JSON and markdown."""
+    """Write a self-contained HTML report of a fit (no network needed to view it), plus JSON and markdown.
+
+    With --budget, --risk, --target-loss, --plan or a limit the report gains a Decision
+    section (the answers of `bayes-scaling decide` for the report's budgets).
+    """
     import time
 
+    from .decisions import Constraints
     from .fit import Fit
+    from .report import DecisionRequest
 
+    if prob is not None and target_loss is None:
+        raise InputError("--prob is the chance of reaching --target-loss: give a target loss too")
+    asked = [budget, risk, target_loss, plan, max_params, max_tokens, inference_tokens]
+    decision = None if all(a is None for a in asked) else DecisionRequest(
+        risk=risk or "mean", target_loss=target_loss, prob=0.9 if prob is None else prob, plans=plan or (),
+        constraints=Constraints(max_params=max_params or math.inf, max_tokens=max_tokens or math.inf,
+                                inference_tokens=inference_tokens or 0.0))
     result = Fit.load(fit_file)
     start = time.perf_counter()
-    page = result.report(out, budget or None, level, group=group)
+    page = result.report(out, budget or None, level, group=group, decision=decision)
     err.print(f"wrote {page}, {page.with_suffix('.json').name} and {page.with_suffix('.md').name} "
               f"({time.perf_counter() - start:.1f} s)")
     sys.stdout.write(f"{page}\n")

@@ -242,7 +242,8 @@ class Fit:
         """Write a self-contained HTML report, with ``<stem>.json`` and ``<stem>.md`` beside it.
 
         See :func:`bayes_scaling.report.write_report` (budgets in FLOPs; ``options`` such
-        as ``extra_sections`` are passed on). Returns the HTML file's path.
+        as ``extra_sections`` or ``decision=DecisionRequest(...)``, which adds a "Decision"
+        section, are passed on). Returns the HTML file's path.
         """
         from .report import write_report
 

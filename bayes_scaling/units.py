@@ -79,13 +79,15 @@ def format_quantity(value: float, digits: int = 3) -> str:
     Returns
     -------
     str
-        ``"67B"``, ``"1.4T"``; values ≥ 1e18 (FLOP budgets) use scientific notation
+        ``"67B"``, ``"1.4T"``; values ≥ 1e15 (e.g. FLOP budgets) use scientific notation
         (``"5.76e+23"``), the unit FLOPs are quoted in.
     """
     if not math.isfinite(value):
         return str(value)
-    if abs(value) >= 1e18 or (0 < abs(value) < 1):
+    if abs(value) >= 1e15 or (0 < abs(value) < 1):
         return f"{value:.{digits - 1}e}"
+    # Round first, so that 999999999.99 reads "1B", not "1e+03M".
+    value = float(f"{value:.{digits}g}")
     for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(value) >= scale:
             return f"{value / scale:.{digits}g}{suffix}"

@@ -24,3 +24,9 @@ def test_format_quantity_round_trips_through_parse():
         assert parse_quantity(format_quantity(value, digits=6)) == pytest.approx(value, rel=1e-5)
     assert format_quantity(6.7e10) == "67B"
     assert format_quantity(1.4e12) == "1.4T"
+
+
+def test_format_quantity_picks_the_suffix_after_rounding():
+    assert format_quantity(999_999_999.99) == "1B"
+    assert format_quantity(999_999.0) == "1M"
+    assert format_quantity(1e15) == "1.00e+15"

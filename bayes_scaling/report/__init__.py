@@ -14,12 +14,14 @@ import datetime as _dt
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from ..fit import package_versions
 from .content import ReportContext, default_budgets
+from .decision import DecisionRequest, decision_section
 from .html import Section, page, to_json, write_files
 from .sections import DEFAULT_SECTIONS, SectionFn, provenance
 
@@ -51,10 +53,13 @@ class Report:
 
 def render_report(fit: Fit, budgets: Sequence[float | str] | float | str | None = None, level: float = 0.9, *,
                   sections: Sequence[SectionFn] = DEFAULT_SECTIONS, extra_sections: Sequence[SectionFn] = (),
-                  title: str | None = None, group: str | None = None) -> Report:
+                  title: str | None = None, group: str | None = None,
+                  decision: DecisionRequest | None = None) -> Report:
     """Render a report of a fit in memory (no files); see :func:`write_report`."""
     start = time.perf_counter()
     ctx = ReportContext.build(fit, budgets, level, group)
+    if decision is not None:
+        extra_sections = [partial(decision_section, request=decision), *extra_sections]
     chosen = list(sections)
     tail = [s for s in chosen if s is provenance]
     done: list[Section] = [fn(ctx) for fn in [*[s for s in chosen if s is not provenance], *extra_sections, *tail]]
@@ -85,7 +90,8 @@ def render_report(fit: Fit, budgets: Sequence[float | str] | float | str | None 
 
 def write_report(fit: Fit, out_html: str | Path, budgets: Sequence[float | str] | float | str | None = None,
                  level: float = 0.9, *, sections: Sequence[SectionFn] = DEFAULT_SECTIONS,
-                 extra_sections: Sequence[SectionFn] = (), title: str | None = None, group: str | None = None) -> Path:
+                 extra_sections: Sequence[SectionFn] = (), title: str | None = None, group: str | None = None,
+                 decision: DecisionRequest | None = None) -> Path:
     """Write the HTML report of a fit, with ``<stem>.json`` and ``<stem>.md`` beside it.
 
     Sections, in order: recommended allocation, data, posterior predictive check,
@@ -112,6 +118,10 @@ def write_report(fit: Fit, out_html: str | Path, budgets: Sequence[float | str] 
     group : str, optional
         For a fit pooled over groups: the group whose allocation, curves and marginals
         to show (needed when there are several).
+    decision : DecisionRequest, optional
+        Decision questions (risk criterion, target loss, plans, limits): adds a
+        "Decision" section, before provenance, with the best plan for each of
+        ``budgets`` and the answers of :func:`bayes_scaling.decisions.decide`.
 
     Returns
     -------
@@ -123,12 +133,12 @@ def write_report(fit: Fit, out_html: str | Path, budgets: Sequence[float | str] 
     if out_html.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"{out_html}: the report must be an .html file (the .json and .md go beside it)")
     report = render_report(fit, budgets, level, sections=sections, extra_sections=extra_sections, title=title,
-                           group=group)
+                           group=group, decision=decision)
     out_html.parent.mkdir(parents=True, exist_ok=True)
     write_files({out_html.with_suffix(".json"): to_json(report.data),
                  out_html.with_suffix(".md"): report.markdown, out_html: report.html})
     return out_html
 
 
-__all__ = ["DEFAULT_SECTIONS", "Report", "ReportContext", "Section", "SectionFn", "default_budgets",
-           "render_report", "write_report"]
+__all__ = ["DEFAULT_SECTIONS", "DecisionRequest", "Report", "ReportContext", "Section", "SectionFn",
+           "decision_section", "default_budgets", "render_report", "write_report"]
