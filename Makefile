@@ -8,8 +8,8 @@ QUIET := 2>&1 | { grep -v '^WARNING: Location' || true; }
 VENV  ?= .venv
 BIN   := $(VENV)/bin
 OUT   ?= demo-output
-PYTHON312 := $(shell for p in python3.13 python3.12; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; exit 0; }; done; \
-	command -v pyenv >/dev/null 2>&1 && for v in $$(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[2-9]' | sort -rV); do echo "$$(pyenv root)/versions/$$v/bin/python"; exit 0; done)
+PYTHON312 := $(shell for p in python3.12 python3.13; do command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v $$p; exit 0; }; done; \
+	command -v pyenv >/dev/null 2>&1 && for v in $$(pyenv versions --bare 2>/dev/null | grep -E "^3\.1[2-9]" | sort -V); do echo "$$(pyenv root)/versions/$$v/bin/python"; exit 0; done)
 
 .PHONY: demo test bench env clean lint chromium
 
@@ -37,8 +37,16 @@ chromium:
 test: $(BIN)/.installed chromium
 	$(BIN)/python -m pytest -q
 
+# Performance figures of the README (issue 9); `make bench BENCH_FLAGS=--quick` checks the
+# scripts end to end in a few minutes. Figures are also appended to $(BENCH_OUT) as JSON lines.
+BENCH_FLAGS ?=
+BENCH_OUT   ?= bench-results.jsonl
 bench: $(BIN)/.installed
-	$(BIN)/python benchmarks/bench_fit.py
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[bench]"
+	$(BIN)/python benchmarks/bench_fit.py $(BENCH_FLAGS) --out $(BENCH_OUT)
+	$(BIN)/python benchmarks/bench_compile_cache.py $(BENCH_FLAGS) --out $(BENCH_OUT)
+	$(BIN)/python benchmarks/bench_cli.py $(BENCH_FLAGS) --out $(BENCH_OUT)
+	$(BIN)/python benchmarks/bench_growth.py $(BENCH_FLAGS) --out $(BENCH_OUT)
 
 lint: $(BIN)/.installed
 	$(BIN)/python -m pip install -q ruff && $(BIN)/ruff check bayes_scaling tests benchmarks
