@@ -72,10 +72,14 @@ class Pooling:
     """Partial pooling of some law parameters across the groups of a run table.
 
     Each pooled parameter p (whose card prior must be ``LogNormal(loc, scale)``) gets one
-    value per group, ln p_g = mu_log_p + tau_log_p · z_p[g] (non-centred), with
-    mu_log_p ~ Normal(loc, scale) (the card's prior on p, moved to the population median),
-    tau_log_p ~ ``scales[p]`` (spread between groups, on ln p) and z_p[g] ~ Normal(0, 1).
-    The other law parameters are shared by all groups.
+    value per group, ln p_g ~ Normal(mu_log_p, tau_log_p), with mu_log_p ~ Normal(loc, scale)
+    (the card's prior on p, moved to the population median) and tau_log_p ~ ``scales[p]``
+    (spread between groups, on ln p). The other law parameters are shared by all groups.
+
+    Non-centred (the default) samples z_p[g] ~ Normal(0, 1) and sets ln p_g = mu + tau z:
+    best when groups have few, weakly informative runs. Centred samples ``log_p[g]``
+    directly: best when every group pins its own value down (measured on two groups of
+    10 and 32 runs: 22 leapfrog steps per draw centred, 400 non-centred).
 
     Attributes
     ----------
@@ -83,10 +87,17 @@ class Pooling:
         Pooled law parameters, e.g. ``("E", "A", "B")``.
     scales : dict of str to Prior
         Prior of the between-group standard deviation of ln p, per pooled parameter.
+    centred : bool, default False
+        ``parametrisation = "centred"`` in the card; ``"non_centred"`` is the default.
     """
 
     parameters: tuple[str, ...]
     scales: dict[str, Prior]
+    centred: bool = False
+
+    def latent(self, name: str) -> str:
+        """Name of the per-group sampled site of pooled parameter ``name``: ``log_<p>`` or ``z_<p>``."""
+        return f"log_{name}" if self.centred else f"z_{name}"
 
     def hyperparameters(self) -> list[str]:
         """Names of the population-level sites: ``mu_log_<p>`` and ``tau_log_<p>`` per pooled p."""
@@ -259,8 +270,11 @@ def _pooling(spec: Any, law: Law | None, priors: dict[str, Prior], problems: lis
     if not isinstance(spec, dict):
         problems.append("[pooling]: must be a table with parameters = [...] and [pooling.scale.<p>] priors")
         return None
-    for key in sorted(set(spec) - {"parameters", "scale", "rationale"}):
-        problems.append(f"[pooling] {key}: unknown key (known: parameters, scale, rationale)")
+    for key in sorted(set(spec) - {"parameters", "scale", "parametrisation", "rationale"}):
+        problems.append(f"[pooling] {key}: unknown key (known: parameters, scale, parametrisation, rationale)")
+    form = spec.get("parametrisation", "non_centred")
+    if form not in ("centred", "non_centred"):
+        problems.append(f"[pooling] parametrisation: {form!r} is not one of centred, non_centred")
     names = spec.get("parameters")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         problems.append('[pooling] parameters: give a non-empty list of law parameters, e.g. ["E", "A", "B"]')
@@ -282,7 +296,7 @@ def _pooling(spec: Any, law: Law | None, priors: dict[str, Prior], problems: lis
             scales[name] = scale
     for name in sorted(set(raw_scales) - set(names)):
         problems.append(f"[pooling.scale.{name}]: {name} is not in [pooling] parameters")
-    return Pooling(tuple(names), scales)
+    return Pooling(tuple(names), scales, centred=form == "centred")
 
 
 def _prior(spec: Any, where: str, problems: list[str]) -> Prior | None:

@@ -339,7 +339,8 @@ def backtest(
     for r in result.records():
         if not r["diagnostics_ok"]:
             err.print(f"[yellow]warning:[/yellow] {r['card']} ({r['method']}) at cutoff {r['cutoff']:.3g}: "
-                      "the fit failed its diagnostics; see `bayes-scaling fit`", highlight=False)
+                      "the fit failed its checks (ESS, R-hat, divergences, or unconverged bootstrap refits); "
+                      "raise --draws/--warmup or inspect it with `bayes-scaling fit`", highlight=False)
     if plot is not None:
         plot_calibration(result).savefig(plot, dpi=150)
         err.print(f"saved calibration curves to {plot}")

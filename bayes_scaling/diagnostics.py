@@ -54,16 +54,16 @@ def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset | None, var_names: 
     rhat = az.rhat(ds) if n_chains > 1 else None
     max_rhat = float("nan")
     if rhat is not None:
-        values = {v: float(rhat[v]) for v in var_names}
+        values = {v: float(rhat[v].max()) for v in var_names}  # worst group of a pooled parameter
         max_rhat = max(values.values())
         for v, r in values.items():
             if not r < RHAT_MAX:
                 messages.append(f"R-hat of {v} is {r:.3f} (≥ {RHAT_MAX}): chains disagree; run longer or check for multimodality")
-    min_bulk = min(float(ess_bulk[v]) for v in var_names)
-    min_tail = min(float(ess_tail[v]) for v in var_names)
+    min_bulk = min(float(ess_bulk[v].min()) for v in var_names)
+    min_tail = min(float(ess_tail[v].min()) for v in var_names)
     for v in var_names:
-        if float(ess_bulk[v]) < ESS_MIN:
-            messages.append(f"bulk ESS of {v} is {float(ess_bulk[v]):.0f} (< {ESS_MIN}): draw more samples")
+        if float(ess_bulk[v].min()) < ESS_MIN:
+            messages.append(f"bulk ESS of {v} is {float(ess_bulk[v].min()):.0f} (< {ESS_MIN}): draw more samples")
     divergences = hits = 0
     if sample_stats is not None and "diverging" in sample_stats:
         divergences = int(np.asarray(sample_stats["diverging"]).sum())

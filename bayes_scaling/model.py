@@ -1,4 +1,10 @@
-"""The NumPyro model built from a model card: priors -> law -> likelihood on log loss."""
+"""The NumPyro model built from a model card: priors -> law -> likelihood on log loss.
+
+A card with a ``[pooling]`` table gives its pooled parameters one value per group (dim
+``group``, levels sorted); each run uses its group's values through the one-hot matrix
+``x["group_onehot"]`` (run × group), so the same code serves NUTS (shape (G,)) and
+posterior summaries (shape (chain, draw, G)).
+"""
 
 from __future__ import annotations
 
@@ -13,25 +19,90 @@ import pandas as pd
 from jax import Array
 from numpyro.infer import Predictive
 
-from .cards import ModelCard, Prior
-from .errors import RunTableError
+from .cards import GROUP_COLUMN, ModelCard, Prior
+from .errors import InputError, RunTableError
+
+#: How model size N is counted: all parameters, or all but the embedding parameters.
+PARAM_COUNTS = ("total", "non_embedding")
 
 
-def covariates(runs: pd.DataFrame, card: ModelCard) -> dict[str, np.ndarray]:
+def covariates(runs: pd.DataFrame, card: ModelCard, param_count: str = "total") -> dict[str, np.ndarray]:
     """The law's inputs from a run table: ``log_<column>`` (natural log) for each covariate.
+
+    Parameters
+    ----------
+    runs : DataFrame
+        Validated run table.
+    card : ModelCard
+    param_count : {"total", "non_embedding"}, default "total"
+        Count N as the ``params`` column, or as ``params - embedding_params`` (the
+        counting of Kaplan et al.; needs the ``embedding_params`` column).
+
+    Returns
+    -------
+    dict of str to array
+        ``log_params``, ``log_tokens``, ... per run; ``unique_tokens`` is derived as
+        ``tokens / epochs`` when only ``epochs`` is given. Pooled cards add
+        ``group_onehot`` (run × group, levels as in :func:`group_levels`).
 
     Raises
     ------
     RunTableError
-        If the table lacks a column the card's law needs.
+        If the table lacks a column the card or the counting needs, naming both.
     """
-    missing = [c for c in card.law.covariates if c not in runs]
+    label = runs.attrs.get("source", "<runs>")
+    if param_count not in PARAM_COUNTS:
+        raise InputError(f"param_count must be one of {', '.join(PARAM_COUNTS)} but got {param_count!r}")
+    columns = {c: runs[c].to_numpy(dtype="float64") for c in runs.columns if c in card.law.covariates}
+    if "unique_tokens" in card.law.covariates and "unique_tokens" not in columns and "epochs" in runs:
+        columns["unique_tokens"] = runs["tokens"].to_numpy(dtype="float64") / runs["epochs"].to_numpy(dtype="float64")
+    needed = list(card.law.covariates) + ([GROUP_COLUMN] if card.pooling else [])
+    missing = [c for c in needed if c not in columns and c not in runs]
     if missing:
+        hint = " (or epochs, from which unique_tokens = tokens / epochs)" if "unique_tokens" in missing else ""
         raise RunTableError(
-            f"{runs.attrs.get('source', '<runs>')}: card {card.name!r} (law {card.law.name!r}) needs "
-            f"column(s) {', '.join(missing)}, which the run table lacks"
+            f"{label}: card {card.name!r} (law {card.law.name!r}) needs column(s) {', '.join(missing)}{hint}, "
+            "which the run table lacks"
         )
-    return {f"log_{c}": np.log(runs[c].to_numpy(dtype="float64")) for c in card.law.covariates}
+    if param_count == "non_embedding":
+        if "embedding_params" not in runs:
+            raise RunTableError(f"{label}: param_count='non_embedding' needs column embedding_params, "
+                                "which the run table lacks")
+        columns["params"] = columns["params"] - runs["embedding_params"].to_numpy(dtype="float64")
+        if not (columns["params"] > 0).all():
+            row = int(np.flatnonzero(columns["params"] <= 0)[0])
+            raise RunTableError(f"{label}: row {row + 1}: embedding_params is not smaller than params, so the "
+                                "non-embedding parameter count is not positive")
+    x = {f"log_{c}": np.log(columns[c]) for c in card.law.covariates}
+    if card.pooling:
+        levels = group_levels(runs, card)
+        codes = pd.Categorical(runs[GROUP_COLUMN].astype(str), categories=levels).codes
+        x["group_onehot"] = np.eye(len(levels))[codes]
+    return x
+
+
+def group_levels(runs: pd.DataFrame, card: ModelCard) -> list[str]:
+    """Sorted group labels of a pooled card's run table (empty for an unpooled card)."""
+    if not card.pooling:
+        return []
+    if GROUP_COLUMN not in runs:
+        raise RunTableError(f"{runs.attrs.get('source', '<runs>')}: card {card.name!r} pools parameters over "
+                            f"groups and needs column {GROUP_COLUMN}, which the run table lacks")
+    return sorted(runs[GROUP_COLUMN].astype(str).unique())
+
+
+def posterior_dims(card: ModelCard) -> dict[str, list[str]]:
+    """Extra dims of posterior variables: ``group`` for pooled parameters and their latent sites."""
+    if not card.pooling:
+        return {}
+    return {name: ["group"] for p in card.pooling.parameters for name in (p, card.pooling.latent(p))}
+
+
+def law_parameters(card: ModelCard, theta: Mapping[str, Array], x: Mapping[str, Array]) -> dict[str, Array]:
+    """Law parameters per run: pooled ones (last axis = group) mapped to each run's group."""
+    pooled = card.pooling.parameters if card.pooling else ()
+    return {k: jnp.einsum("...g,rg->...r", theta[k], x["group_onehot"]) if k in pooled else theta[k]
+            for k in card.law.parameters}
 
 
 def observation(card: ModelCard, loc: Array, sigma: Array, nu: Array | None) -> dist.Distribution:
@@ -46,12 +117,15 @@ def build_model(card: ModelCard) -> Callable[..., None]:
 
     Sites: one per law parameter (the card's priors), ``sigma`` (noise scale on log
     loss), ``nu`` when the card gives it a prior, and the observed ``log_loss`` in a
-    plate ``run``.
+    plate ``run``. A pooled parameter p is instead ``mu_log_p``, ``tau_log_p``, a latent
+    ``log_p`` or ``z_p`` per group, and a deterministic p per group.
     """
 
     def model(x: Mapping[str, Array], log_loss: Array | None = None) -> None:
-        theta = {name: numpyro.sample(name, prior.to_numpyro()) for name, prior in card.priors.items()}
-        loc = card.law.log_loss(theta, x)
+        pooled = card.pooling.parameters if card.pooling else ()
+        theta = {name: _pooled_site(card, name, x["group_onehot"].shape[1]) if name in pooled
+                 else numpyro.sample(name, prior.to_numpyro()) for name, prior in card.priors.items()}
+        loc = card.law.log_loss(law_parameters(card, theta, x), x)
         sigma = numpyro.sample("sigma", card.sigma.to_numpyro())
         nu = numpyro.sample("nu", card.nu.to_numpyro()) if isinstance(card.nu, Prior) else card.nu
         n_runs = next(iter(x.values())).shape[0]
@@ -61,12 +135,28 @@ def build_model(card: ModelCard) -> Callable[..., None]:
     return model
 
 
+def _pooled_site(card: ModelCard, name: str, n_groups: int) -> Array:
+    # Non-centred (ln p = mu + tau z, z ~ N(0, 1)) avoids the funnel of weakly informed
+    # groups; centred avoids the curved (tau, z) ridge of well-informed ones (cards.Pooling).
+    pooling = card.pooling
+    assert pooling is not None
+    prior = card.priors[name].kwargs
+    mu = numpyro.sample(f"mu_log_{name}", dist.Normal(prior["loc"], prior["scale"]))
+    tau = numpyro.sample(f"tau_log_{name}", pooling.scales[name].to_numpyro())
+    with numpyro.plate(f"group_{name}", n_groups):
+        if pooling.centred:
+            log_p = numpyro.sample(pooling.latent(name), dist.Normal(mu, tau))
+        else:
+            log_p = mu + tau * numpyro.sample(pooling.latent(name), dist.Normal(0.0, 1.0))
+    return numpyro.deterministic(name, jnp.exp(log_p))
+
+
 def posterior_predictive_log_loss(card: ModelCard, posterior: Mapping[str, np.ndarray],
                                   x: Mapping[str, np.ndarray], seed: int) -> np.ndarray:
     """Draws of observed log loss (law + noise) with shape (chain, draw, run)."""
     model = build_model(card)
     chains, draws = np.shape(posterior[card.law.parameters[0]])[:2]
-    flat = {k: jnp.asarray(np.reshape(v, (chains * draws,))) for k, v in posterior.items()}
+    flat = {k: jnp.asarray(np.reshape(v, (chains * draws, *np.shape(v)[2:]))) for k, v in posterior.items()}
     pred = Predictive(model, posterior_samples=flat, return_sites=["log_loss"])
     out = pred(jax.random.PRNGKey(seed + 1), {k: jnp.asarray(v) for k, v in x.items()})["log_loss"]
     return np.asarray(out).reshape(chains, draws, -1)
@@ -75,8 +165,11 @@ def posterior_predictive_log_loss(card: ModelCard, posterior: Mapping[str, np.nd
 def log_likelihood(card: ModelCard, posterior: Mapping[str, np.ndarray],
                    x: Mapping[str, np.ndarray], log_loss: np.ndarray) -> np.ndarray:
     """Pointwise log-likelihood of each run under each draw, shape (chain, draw, run)."""
-    theta = {k: jnp.asarray(posterior[k])[..., None] for k in card.law.parameters}
-    loc = card.law.log_loss(theta, {k: jnp.asarray(v) for k, v in x.items()})
+    xj = {k: jnp.asarray(v) for k, v in x.items()}
+    pooled = card.pooling.parameters if card.pooling else ()
+    theta = {k: jnp.asarray(posterior[k]) if k in pooled else jnp.asarray(posterior[k])[..., None]
+             for k in card.law.parameters}
+    loc = card.law.log_loss(law_parameters(card, theta, xj), xj)
     sigma = jnp.asarray(posterior["sigma"])[..., None]
     nu = jnp.asarray(posterior["nu"])[..., None] if "nu" in posterior else card.nu
     return np.asarray(observation(card, loc, sigma, nu).log_prob(jnp.asarray(log_loss)))

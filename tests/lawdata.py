@@ -33,8 +33,8 @@ def law_runs(law: str, truth: Mapping[str, float], params: np.ndarray, tokens: n
     return table
 
 
-def isoflop_grid(budgets: tuple[float, ...] = (1e18, 1e19, 1e20, 1e21), sizes: int = 8,
-                 centre: tuple[float, float] = (0.0, 0.5)) -> tuple[np.ndarray, np.ndarray]:
+def isoflop_grid(budgets: tuple[float, ...] = (1e18, 1e19, 1e20, 1e21),
+                 sizes: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """(params, tokens) on IsoFLOP lines, C = 6 N D, N spread over 1.5 decades around 0.06 C^0.5."""
     params, tokens = [], []
     for c in budgets:
@@ -42,3 +42,33 @@ def isoflop_grid(budgets: tuple[float, ...] = (1e18, 1e19, 1e20, 1e21), sizes: i
             params.append(n)
             tokens.append(c / (6 * n))
     return np.array(params), np.array(tokens)
+
+
+#: Two groups sharing alpha and beta; group "b" differs in E, A and B.
+GROUP_TRUTH = {"a": {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37},
+               "b": {"E": 2.1, "A": 650.0, "B": 1500.0, "alpha": 0.35, "beta": 0.37}}
+
+
+def two_group_runs(seed: int = 0, noise: float = 0.01) -> pd.DataFrame:
+    """Group "a": 4 IsoFLOP budgets × 8 sizes; group "b": 2 budgets × 5 sizes (few runs)."""
+    tables = []
+    for group, budgets, sizes in (("a", (1e18, 1e19, 1e20, 1e21), 8), ("b", (3e18, 3e19), 5)):
+        n, d = isoflop_grid(budgets, sizes)
+        table = law_runs("chinchilla", GROUP_TRUTH[group], n, d, seed=seed + len(tables), noise=noise)
+        tables.append(table.assign(group=group))
+    runs = pd.concat(tables, ignore_index=True)
+    runs.attrs["source"] = f"two groups (seed {seed})"
+    return runs
+
+
+def embedding_runs(seed: int = 0, noise: float = 0.005) -> pd.DataFrame:
+    """Chinchilla law in non-embedding parameters; ``params`` is the total (with embeddings).
+
+    Embeddings are 5e7 · (N_ne / 1e8)^0.5 parameters: more than the rest of the model below
+    ~2.5e7 non-embedding parameters, a few percent at 1e10 (as for a ~50k vocabulary).
+    """
+    n_ne, d = isoflop_grid()
+    runs = law_runs("chinchilla", bs.EXAMPLE_TRUTH, n_ne, d, seed=seed, noise=noise)
+    runs["embedding_params"] = 5e7 * (n_ne / 1e8) ** 0.5
+    runs["params"] = n_ne + runs["embedding_params"]
+    return runs

@@ -71,3 +71,51 @@ def test_cards_ship_inside_the_wheel(tmp_path):
     wheel = next(tmp_path.glob("bayes_scaling-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "bayes_scaling/models/chinchilla.toml" in names
+
+
+def test_every_bundled_card_loads_with_a_rationale_for_every_prior():
+    for name in available_cards():
+        card = load_card(name)
+        assert set(card.priors) == set(card.law.parameters), name
+        assert all(p.rationale for p in card.priors.values()), name
+    assert {"kaplan", "chinchilla-tied", "data-constrained", "hierarchical"} <= set(available_cards())
+
+
+def test_hierarchical_card_pools_e_a_b_and_names_its_hyperparameters():
+    card = load_card("hierarchical")
+    assert card.law.name == "chinchilla" and card.pooling.parameters == ("E", "A", "B")
+    assert card.pooling.hyperparameters()[:2] == ["mu_log_E", "tau_log_E"]
+    assert load_card("chinchilla").pooling is None
+
+
+def test_bad_pooling_table_reports_every_problem_at_once():
+    text = load_card("hierarchical").text
+    text = text.replace('parameters = ["E", "A", "B"]', 'parameters = ["E", "A", "alpha", "gamma"]')
+    text = text.replace("[pooling.scale.B]", "[pooling.scale.Q]")
+    text = text.replace('[pooling.scale.E]\ndist = "HalfNormal"', '[pooling.scale.E]\ndist = "Normal"')
+    text = text.replace("kwargs = { scale = 0.2 }", "kwargs = { loc = 0.0, scale = 0.2 }", 1)
+    with pytest.raises(CardError) as info:
+        parse_card(text, source="pool.toml")
+    msg = str(info.value)
+    assert "[pooling.scale.E]: Normal(loc=0, scale=0.2) allows negative values" in msg
+    assert "[pooling] parameters: alpha is pooled on the log scale, so [priors.alpha] must be a LogNormal" in msg
+    assert "[pooling.scale.alpha]: missing" in msg
+    assert "[pooling] parameters: 'chinchilla' has no parameter 'gamma'" in msg
+    assert "[pooling.scale.Q]: Q is not in [pooling] parameters" in msg
+
+
+def test_card_of_another_law_must_give_that_laws_priors():
+    text = load_card("chinchilla").text.replace('law = "chinchilla"', 'law = "kaplan"')
+    with pytest.raises(CardError) as info:
+        parse_card(text, source="k.toml")
+    assert "[priors.N_c]: missing; law 'kaplan' needs a prior for N_c" in str(info.value)
+    assert "[priors.E]: 'kaplan' has no parameter 'E'" in str(info.value)
+
+
+def test_pooling_parametrisation_is_validated_and_names_the_latent_site():
+    card = load_card("hierarchical")
+    assert card.pooling.centred and card.pooling.latent("E") == "log_E"
+    text = card.text.replace('parametrisation = "centred"', 'parametrisation = "non_centred"')
+    assert parse_card(text).pooling.latent("E") == "z_E"
+    with pytest.raises(CardError, match="\\[pooling\\] parametrisation: 'skewed' is not one of centred, non_centred"):
+        parse_card(card.text.replace('parametrisation = "centred"', 'parametrisation = "skewed"'))

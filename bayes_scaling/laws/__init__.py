@@ -82,4 +82,4 @@ def available_laws() -> list[str]:
     return sorted(_REGISTRY)
 
 
-from . import chinchilla  # noqa: E402,F401  (registers itself)
+from . import chinchilla, data_constrained, kaplan  # noqa: E402,F401  (each registers itself)

@@ -1,5 +1,8 @@
 """Chinchilla law (Hoffmann et al. 2022): L(N, D) = E + A / N^alpha + B / D^beta.
 
+Also registers ``chinchilla-tied``, the equal-scaling special case beta = alpha (four
+parameters E, A, B, alpha), so that LOO can weigh it against the free law.
+
 Computed in log space, log L = logsumexp(log E, log A - alpha log N, log B - beta log D),
 because the three terms differ by orders of magnitude and float32 (or a naive sum of
 powers of 1e10-scale numbers) loses the small power-law terms.
@@ -71,5 +74,30 @@ CHINCHILLA = register(
         log_loss=log_loss,
         compute_optimal=compute_optimal,
         formula="L(N, D) = E + A / N^alpha + B / D^beta",
+    )
+)
+
+
+def _tie(theta: Mapping[str, Array]) -> dict[str, Array]:
+    return {**theta, "beta": theta["alpha"]}
+
+
+def log_loss_tied(theta: Mapping[str, Array], x: Mapping[str, Array]) -> Array:
+    """Natural log of the equal-scaling Chinchilla loss E + A/N^alpha + B/D^alpha (beta = alpha)."""
+    return log_loss(_tie(theta), x)
+
+
+def compute_optimal_tied(theta: Mapping[str, Array], log_compute: Array) -> tuple[Array, Array]:
+    """Closed-form optimum with beta = alpha: N_opt ∝ C^(1/2) (see :func:`compute_optimal`)."""
+    return compute_optimal(_tie(theta), log_compute)
+
+
+CHINCHILLA_TIED = register(
+    Law(
+        name="chinchilla-tied",
+        parameters=("E", "A", "B", "alpha"),
+        log_loss=log_loss_tied,
+        compute_optimal=compute_optimal_tied,
+        formula="L(N, D) = E + A / N^alpha + B / D^alpha",
     )
 )
