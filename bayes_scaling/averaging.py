@@ -31,7 +31,7 @@ class ModelAverage:
     weights : dict of str to float
         Stacking weights, summing to 1.
     comparison : DataFrame
-        The LOO comparison the weights came from (:func:`bayes_scaling.compare.compare`).
+        The LOO comparison the weights came from (:func:`bayes_scaling.comparison.compare`).
     seed : int
         Seed of the choice of each card's share of draws.
     """
@@ -100,7 +100,7 @@ def average(fits: Mapping[str, Fit] | Sequence[Fit], *, seed: int = 0) -> ModelA
     InputError
         Fewer than two fits, a bootstrap fit, or fits of different runs.
     """
-    from .compare import compare
+    from .comparison import compare
 
     named = dict(fits) if isinstance(fits, Mapping) else {f.card.name: f for f in fits}
     if len(named) < 2:

@@ -272,7 +272,7 @@ def compare(
     fmt: FormatOpt = "table",
 ) -> None:
     """Fit each card by NUTS and rank them by PSIS-LOO (ELPD on log loss, with standard errors and k-hat)."""
-    from .compare import compare_cards
+    from .comparison import compare_cards
     from .data import load_runs
 
     _check_format(fmt)
@@ -323,8 +323,8 @@ def backtest(
 ) -> None:
     """Fit on the runs below each compute cutoff and score the predictions of the runs above it."""
     from .allocation import as_budgets
-    from .backtest import backtest as run_backtest
-    from .backtest import plot_calibration
+    from .backtesting import backtest as run_backtest
+    from .backtesting import plot_calibration
     from .data import load_runs
 
     _check_format(fmt)
@@ -383,8 +383,8 @@ def sensitivity(
 ) -> None:
     """Refit without the smallest runs, the largest runs, or one IsoFLOP budget at a time; compare N_opt."""
     from .data import load_runs
-    from .sensitivity import plot_sensitivity
-    from .sensitivity import sensitivity as run_sensitivity
+    from .fit_region import plot_sensitivity
+    from .fit_region import sensitivity as run_sensitivity
 
     _check_format(fmt)
     table = load_runs(runs, _columns(column))

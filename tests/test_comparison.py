@@ -5,7 +5,7 @@ import pytest
 
 import bayes_scaling as bs
 from bayes_scaling.cli import main
-from bayes_scaling.compare import allocation_exponents, compare, compare_cards, compare_param_counts, plot_comparison
+from bayes_scaling.comparison import allocation_exponents, compare, compare_cards, compare_param_counts, plot_comparison
 from bayes_scaling.fit import Fit
 from tests.lawdata import KAPLAN_TRUTH, embedding_runs, isoflop_grid, law_runs
 

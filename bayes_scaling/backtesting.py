@@ -1,0 +1,333 @@
+"""Backtests: fit on the runs below a compute cutoff, predict the runs above it, score.
+
+The question a backtest answers is the one a user asks before spending compute: if I
+had fitted on my small runs, would the intervals have held at the large ones? For each
+(card, method, cutoff) the law is fitted to the runs with compute <= cutoff, and the
+posterior predictive distribution of each held-out run (law + observation noise) is
+scored against its observed loss. The fits are independent and run through
+:func:`bayes_scaling.executor.map_fits` (local processes or a Dask cluster).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from . import metrics
+from .allocation import as_budgets
+from .cards import ModelCard, load_card
+from .data import MIN_RUNS
+from .errors import InputError
+from .executor import map_fits
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .fit import Fit
+
+#: Keys of one machine-readable backtest record (``bayes-scaling backtest --format json``).
+RECORD_KEYS = ("card", "method", "cutoff", "n_train", "n_test", "coverage_50", "coverage_90", "median_width_90",
+               "mean_log_pred_density", "crps", "median_abs_error")
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """Scores of every (card, method, cutoff) of a backtest.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per (card, method, cutoff): the keys of :data:`RECORD_KEYS` (see
+        :func:`summarise`) plus ``diagnostics_ok`` (:func:`fit_ok`) and ``elapsed_s``
+        (seconds of the fit).
+    runs : DataFrame
+        One row per held-out run and (card, method, cutoff): ``name``, ``params``,
+        ``tokens``, ``flops``, ``loss`` and the scores of :func:`score_runs`.
+    calibration : DataFrame
+        Calibration curves: ``card``, ``method``, ``cutoff``, ``level`` (nominal),
+        ``coverage`` (empirical share of held-out runs inside the central interval).
+    """
+
+    table: pd.DataFrame
+    runs: pd.DataFrame
+    calibration: pd.DataFrame
+
+    def records(self) -> list[dict[str, Any]]:
+        """The table as JSON-ready dicts, one per row, each with its ``calibration`` curve.
+
+        ``calibration`` is a list of ``{"level": nominal, "coverage": empirical}``.
+        """
+        out = []
+        for row in self.table.to_dict(orient="records"):
+            record = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+            curve = self.calibration[(self.calibration["card"] == row["card"])
+                                     & (self.calibration["method"] == row["method"])
+                                     & (self.calibration["cutoff"] == row["cutoff"])]
+            record["calibration"] = [{"level": float(q), "coverage": float(c)}
+                                     for q, c in zip(curve["level"], curve["coverage"], strict=True)]
+            out.append(record)
+        return out
+
+
+def split_runs(runs: pd.DataFrame, cutoff: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Runs with compute <= ``cutoff`` FLOPs (training) and above it (held out)."""
+    below = runs["flops"].to_numpy(float) <= cutoff
+    return runs[below].reset_index(drop=True), runs[~below].reset_index(drop=True)
+
+
+def predictive_draws(fit: Fit, runs: pd.DataFrame, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior predictive draws for new runs, and the density of their observed losses.
+
+    Parameters
+    ----------
+    fit : Fit
+    runs : DataFrame
+        Runs to predict (validated run table with the law's covariates and ``loss``).
+    seed : int, default 0
+        Seed of the simulated observation noise.
+
+    Returns
+    -------
+    (array, array), each of shape (S, T)
+        Draws of the log loss of each run (law + observation noise; S = chains × draws),
+        and log p(ln loss_t | draw s): the log density of each observed log loss.
+    """
+    from .model import covariates, group_levels, log_likelihood, posterior_predictive_log_loss
+
+    card = fit.card
+    if card.pooling and group_levels(runs, card) and not set(group_levels(runs, card)) <= set(fit.groups):
+        raise InputError(f"held-out runs belong to groups the fit has not seen; fitted groups: {', '.join(fit.groups)}")
+    table = runs
+    if card.pooling:
+        # One-hot columns must follow the fit's group levels, not the held-out runs' own.
+        table = pd.concat([fit.runs.assign(_held=False), runs.assign(_held=True)], ignore_index=True)
+    x = covariates(table, card, str(fit.attrs.get("param_count", "total")))
+    if card.pooling:
+        held = table["_held"].to_numpy(bool)
+        x = {k: v[held] for k, v in x.items()}
+    posterior = {k: np.asarray(v) for k, v in fit.posterior.data_vars.items()}
+    log_loss = np.log(runs["loss"].to_numpy(float))
+    draws = posterior_predictive_log_loss(card, posterior, x, seed)
+    shift = 0.0
+    if card.discrepancy is not None:
+        # Beyond the fitted region the law itself is uncertain (bayes_scaling.discrepancy):
+        # one discrepancy draw per posterior draw shifts its location, and the density of
+        # the observation is that of the location family at the shifted location.
+        from .discrepancy import discrepancy_draws, extrapolation_distance, fitted_max_log_compute
+
+        distance = extrapolation_distance(fitted_max_log_compute({"flops": fit.runs["flops"].to_numpy()}),
+                                          x["log_params"], x["log_tokens"])
+        shift = discrepancy_draws(card.discrepancy, distance, draws.shape[0] * draws.shape[1], seed)
+        shift = shift.reshape(draws.shape)
+    density = log_likelihood(card, posterior, x, log_loss - shift)
+    n = draws.shape[0] * draws.shape[1]
+    return (draws + shift).reshape(n, -1), density.reshape(n, -1)
+
+
+def score_runs(loss: np.ndarray, log_loss_draws: np.ndarray, log_density: np.ndarray) -> pd.DataFrame:
+    """Score the predictive distribution of each held-out run.
+
+    Parameters
+    ----------
+    loss : array of shape (T,)
+        Observed loss of each held-out run, nats/token.
+    log_loss_draws : array of shape (S, T)
+        Predictive draws of the log loss.
+    log_density : array of shape (S, T)
+        log p(observed log loss | draw).
+
+    Returns
+    -------
+    DataFrame
+        One row per run: ``loss``, ``median`` (predictive median, nats/token), ``lo_50``,
+        ``hi_50``, ``lo_90``, ``hi_90``, ``covered_50``, ``covered_90``, ``width_90``
+        ((hi_90 - lo_90) / loss), ``abs_error`` (|median - loss|, nats/token), ``crps``
+        (nats/token), ``log_pred_density`` (of the observed log loss) and ``pit``.
+    """
+    loss = np.asarray(loss, dtype=float)
+    draws = np.exp(np.asarray(log_loss_draws, dtype=float))
+    table = pd.DataFrame({"loss": loss, "median": np.median(draws, axis=0)})
+    for level in (0.5, 0.9):
+        pct = round(level * 100)
+        table[f"lo_{pct}"], table[f"hi_{pct}"] = metrics.interval(draws, level)
+        table[f"covered_{pct}"] = metrics.covered(draws, loss, level)
+    table["width_90"] = (table["hi_90"] - table["lo_90"]) / loss
+    table["abs_error"] = np.abs(table["median"] - loss)
+    table["crps"] = metrics.crps(draws, loss)
+    table["log_pred_density"] = metrics.log_predictive_density(log_density)
+    table["pit"] = metrics.pit(draws, loss)
+    return table
+
+
+def summarise(scores: pd.DataFrame) -> dict[str, float]:
+    """Aggregate :func:`score_runs` over held-out runs.
+
+    Returns
+    -------
+    dict
+        ``n_test``, ``coverage_50``, ``coverage_90`` (shares of runs covered),
+        ``median_width_90`` (median relative width of the 90% interval),
+        ``mean_log_pred_density``, ``crps`` (mean) and ``median_abs_error`` (nats/token).
+    """
+    return {"n_test": len(scores), "coverage_50": float(scores["covered_50"].mean()),
+            "coverage_90": float(scores["covered_90"].mean()),
+            "median_width_90": float(scores["width_90"].median()),
+            "mean_log_pred_density": float(scores["log_pred_density"].mean()),
+            "crps": float(scores["crps"].mean()), "median_abs_error": float(scores["abs_error"].median())}
+
+
+def fit_ok(result: Fit) -> bool:
+    """Whether a fit passed its checks.
+
+    NUTS: the diagnostics gate (R-hat, ESS, divergences). Huber: at least 95% of the
+    bootstrap refits converged (ESS and R-hat mean nothing for bootstrap resamples).
+    """
+    if result.method == "huber":
+        return float(result.extra.get("bootstrap_converged", 0.0)) >= 0.95
+    return not result.diagnostics().has_errors
+
+
+def run_task(task: Mapping[str, Any]) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+    """Fit one (card, method, cutoff) and score it; the unit of work of :func:`backtest`."""
+    from .inference import fit
+
+    train, test = split_runs(task["runs"], task["cutoff"])
+    result = fit(train, task["card"], method=task["method"], seed=task["seed"], **task["fit_kwargs"])
+    log_loss_draws, log_density = predictive_draws(result, test, seed=task["seed"])
+    scores = score_runs(test["loss"].to_numpy(float), log_loss_draws, log_density)
+    label = {"card": result.card.name, "method": task["method"], "cutoff": float(task["cutoff"])}
+    row = {**label, "n_train": len(train), **summarise(scores),
+           "diagnostics_ok": fit_ok(result), "elapsed_s": result.elapsed_s}
+    keep = [c for c in ("name", "params", "tokens", "flops") if c in test]
+    runs = pd.concat([test[keep].assign(**label), scores], axis=1)
+    curve = metrics.calibration_curve(np.exp(log_loss_draws), test["loss"].to_numpy(float)).assign(**label)
+    return row, runs, curve
+
+
+def backtest(
+    runs: pd.DataFrame,
+    cards: Sequence[str | ModelCard] = ("chinchilla",),
+    cutoffs: Sequence[float] = (1e20,),
+    *,
+    methods: Sequence[str] = ("nuts", "huber"),
+    seed: int = 0,
+    executor: Any = None,
+    workers: int | None = None,
+    fit_kwargs: Mapping[str, Any] | None = None,
+) -> BacktestResult:
+    """Backtest cards and methods: fit below each cutoff, score the predictions above it.
+
+    Parameters
+    ----------
+    runs : DataFrame
+        Validated run table (:func:`bayes_scaling.load_runs`).
+    cards : sequence of str or ModelCard, default ("chinchilla",)
+    cutoffs : sequence of float, default (1e20,)
+        Compute cutoffs in FLOPs: runs with ``flops <= cutoff`` are fitted.
+    methods : sequence of {"nuts", "huber"}, default ("nuts", "huber")
+        ``"huber"`` (approach 3 with bootstrap) applies to cards of the Chinchilla law
+        only; it is skipped for the others.
+    seed : int, default 0
+        Seed of every fit and of the predictive noise.
+    executor, workers
+        Where the fits run; see :func:`bayes_scaling.executor.map_fits`.
+    fit_kwargs : mapping, optional
+        Passed to :func:`bayes_scaling.fit` (``chains``, ``warmup``, ``draws``, ``bootstrap``, ...).
+
+    Returns
+    -------
+    BacktestResult
+
+    Examples
+    --------
+    >>> result = backtest(runs, cutoffs=[1e20, 5e20], methods=["nuts"])  # doctest: +SKIP
+    >>> result.table[["card", "cutoff", "coverage_90", "crps"]]         # doctest: +SKIP
+    """
+    cards = [c if isinstance(c, ModelCard) else load_card(c) for c in cards]
+    bad = [m for m in methods if m not in ("nuts", "huber")]
+    if bad or not methods:
+        raise InputError(f"methods must be a non-empty selection of nuts, huber but got {list(methods)}")
+    if not cards:
+        raise InputError("give at least one card")
+    cutoffs = [float(c) for c in as_budgets(cutoffs, what="cutoff")]
+    for cutoff in cutoffs:
+        train, test = split_runs(runs, float(cutoff))
+        if len(train) < MIN_RUNS or len(test) == 0:
+            raise InputError(f"cutoff {float(cutoff):.3g} FLOPs leaves {len(train)} runs to fit and {len(test)} to "
+                             f"predict; it needs at least {MIN_RUNS} and 1 (runs span {runs['flops'].min():.3g} to "
+                             f"{runs['flops'].max():.3g} FLOPs)")
+    tasks = [{"runs": runs, "card": card, "method": method, "cutoff": float(cutoff), "seed": seed,
+              "fit_kwargs": dict(fit_kwargs or {})}
+             for card, method, cutoff in itertools.product(cards, methods, cutoffs)
+             if method != "huber" or card.law.name == "chinchilla"]
+    if not tasks:
+        raise InputError("method huber applies to Chinchilla-law cards only; add --method nuts")
+    results = map_fits(run_task, tasks, executor=executor, workers=workers)
+    table = pd.DataFrame([r[0] for r in results])
+    table = table[[*RECORD_KEYS, *[c for c in table.columns if c not in RECORD_KEYS]]]
+    return BacktestResult(table, pd.concat([r[1] for r in results], ignore_index=True),
+                          pd.concat([r[2] for r in results], ignore_index=True))
+
+
+def plot_calibration(result: BacktestResult) -> Figure:
+    """Calibration curves (nominal vs empirical coverage), one panel per cutoff.
+
+    Points below the diagonal are intervals that held out runs escape more often than
+    their level promises.
+    """
+    from matplotlib.figure import Figure
+
+    cutoffs = sorted(result.calibration["cutoff"].unique())
+    fig = Figure(figsize=(3.6 * len(cutoffs), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(cutoffs), squeeze=False)[0]
+    for ax, cutoff in zip(axes, cutoffs, strict=True):
+        ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--")
+        part = result.calibration[result.calibration["cutoff"] == cutoff]
+        for (card, method), curve in part.groupby(["card", "method"], sort=False):
+            ax.plot(curve["level"], curve["coverage"], marker="o", ms=3, label=f"{card} ({method})")
+        n_test = int(result.table.loc[result.table["cutoff"] == cutoff, "n_test"].iloc[0])
+        ax.set(title=f"fit on C ≤ {cutoff:.3g} ({n_test} held out)", xlabel="nominal level",
+               xlim=(0, 1), ylim=(0, 1.02), aspect="equal")
+    axes[0].set_ylabel("held-out runs covered")
+    axes[0].legend(fontsize="small", loc="upper left")
+    return fig
+
+
+def plot_predictions(result: BacktestResult, cutoff: float | None = None) -> Figure:
+    """Held-out runs against their 90% predictive intervals, as a ratio to the observed loss.
+
+    Parameters
+    ----------
+    result : BacktestResult
+    cutoff : float, optional
+        Which cutoff to show; default the smallest.
+    """
+    from matplotlib.figure import Figure
+
+    cutoff = float(result.runs["cutoff"].min() if cutoff is None else cutoff)
+    part = result.runs[np.isclose(result.runs["cutoff"], cutoff)]
+    if part.empty:
+        raise InputError(f"no backtest at cutoff {cutoff:.3g}; cutoffs: {sorted(result.runs['cutoff'].unique())}")
+    fig = Figure(figsize=(6.4, 3.8), layout="constrained")
+    ax = fig.subplots()
+    ax.axhline(1.0, color="0.3", lw=1)
+    groups = list(part.groupby(["card", "method"], sort=False))
+    for k, ((card, method), runs) in enumerate(groups):
+        shift = 1 + 0.04 * (k - (len(groups) - 1) / 2)  # side by side in log compute
+        ratio = runs[["median", "lo_90", "hi_90"]].div(runs["loss"], axis=0)
+        ax.errorbar(runs["flops"] * shift, ratio["median"],
+                    yerr=[ratio["median"] - ratio["lo_90"], ratio["hi_90"] - ratio["median"]],
+                    fmt="o", ms=3, capsize=2, label=f"{card} ({method})")
+    ax.set(xscale="log", xlabel="compute C (FLOPs)", ylabel="predicted / observed loss",
+           title=f"Held-out runs above {cutoff:.3g} FLOPs: median and 90% interval")
+    ax.legend(fontsize="small")
+    return fig
+
+
+__all__ = ["RECORD_KEYS", "BacktestResult", "backtest", "fit_ok", "plot_calibration", "plot_predictions",
+           "predictive_draws", "score_runs", "split_runs", "summarise"]
