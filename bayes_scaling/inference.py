@@ -251,11 +251,13 @@ def _prefit(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, 
     if chains == 1:
         init = {k: v[0] for k, v in init.items()}
     mcmc = MCMC(NUTS(build_model(card), dense_mass=True, target_accept_prob=target_accept), num_warmup=400,
-                num_samples=1000 // chains, num_chains=chains, chain_method=_chain_method(chains), progress_bar=False)
+                num_samples=max(1000 // chains, 50), num_chains=chains, chain_method=_chain_method(chains),
+                progress_bar=False)
     mcmc.run(jax.random.PRNGKey(seed), {k: jnp.asarray(v) for k, v in sub_x.items()},
              log_loss=jnp.asarray(log_loss[idx]), init_params=init, extra_fields=tuple(f"z.{k}" for k in init))
     fields = mcmc.get_extra_fields()
     flat = np.asarray(jax.vmap(lambda u: ravel_pytree(u)[0])({k: fields[f"z.{k}"] for k in init}))
     return mcmc.last_state.z, jnp.asarray(np.atleast_2d(np.cov(flat, rowvar=False)) * (m / n))
+
 
 __all__ = ["METHODS", "fit"]

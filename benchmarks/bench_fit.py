@@ -1,0 +1,159 @@
+"""Default NUTS fit vs Chinchilla approach 3 vs PyMC's default NUTS, on the real table.
+
+Prints, measured in one run: wall time of the default ``bs.fit`` (4 chains × 1000 + 1000,
+compilation included: the persistent compilation cache is turned off here), its minimum
+bulk ESS, divergences, max R-hat and ESS per second; wall time of approach 3 (4,500-point
+grid, then 1000 bootstrap resamples each refitted to convergence) and the ratio of the
+two; the same model sampled by PyMC's default NUTS and the ESS/s ratio; the overhead of
+the progress bar; and, where JAX sees a GPU, the NUTS fit again on it.
+
+    python benchmarks/bench_fit.py            # full (minutes)
+    python benchmarks/bench_fit.py --quick    # reduced sizes, checks the script end to end
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ["BAYES_SCALING_JAX_CACHE"] = "off"  # compile time counts in every figure here
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import emit, gpu_backend_available, machine, real_runs, timed  # noqa: E402
+
+#: Targets of issue 9 (printed beside the figures).
+TARGET_ESS, TARGET_RATIO = 1000, 0.5
+
+
+def nuts_figures(fit, wall: float) -> dict:
+    """Minimum bulk ESS over the law and noise parameters, divergences, R-hat, ESS/s."""
+    table = fit.summary()
+    diag = fit.diagnostics()
+    return {"wall_s": wall, "min_ess_bulk": float(table["ess_bulk"].min()),
+            "min_ess_param": str(table["ess_bulk"].idxmin()), "divergences": diag.divergences,
+            "max_rhat": float(table["r_hat"].max()), "ess_per_s": float(table["ess_bulk"].min()) / wall}
+
+
+def pymc_model(card, runs):
+    """The card's Chinchilla model in PyMC: same priors, law (log space) and likelihood."""
+    import numpy as np
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    names = {"loc": "mu", "scale": "sigma", "low": "lower", "high": "upper"}
+    classes = {"Normal": pm.Normal, "LogNormal": pm.LogNormal, "HalfNormal": pm.HalfNormal,
+               "TruncatedNormal": pm.TruncatedNormal, "Gamma": pm.Gamma, "Exponential": pm.Exponential}
+
+    def prior(name, p):
+        kwargs = {names.get(k, k): v for k, v in p.kwargs.items()}
+        if p.dist == "Exponential":
+            kwargs = {"lam": kwargs["rate"]}
+        return classes[p.dist](name, **kwargs)
+
+    log_n = np.log(runs["params"].to_numpy(float))
+    log_d = np.log(runs["tokens"].to_numpy(float))
+    with pm.Model() as model:
+        th = {k: prior(k, p) for k, p in card.priors.items()}
+        loc = pt.logaddexp(pt.logaddexp(pt.log(th["E"]), pt.log(th["A"]) - th["alpha"] * log_n),
+                           pt.log(th["B"]) - th["beta"] * log_d)
+        sigma = prior("sigma", card.sigma)
+        obs = np.log(runs["loss"].to_numpy(float))
+        if card.likelihood == "normal":
+            pm.Normal("log_loss", mu=loc, sigma=sigma, observed=obs)
+        else:
+            nu = prior("nu", card.nu) if not isinstance(card.nu, float) else card.nu
+            pm.StudentT("log_loss", nu=nu, mu=loc, sigma=sigma, observed=obs)
+    return model
+
+
+def pymc_figures(card, runs, draws: int, tune: int) -> dict:
+    """PyMC's default NUTS (4 chains, jitter+adapt_diag), one process per core, compile included."""
+    import arviz as az
+    import pymc as pm
+
+    def sample():
+        with pymc_model(card, runs):
+            # PyMC's default assumes half the CPUs are hyper-threads (1 core here): give it all.
+            return pm.sample(draws=draws, tune=tune, chains=4, cores=min(4, os.cpu_count() or 1), random_seed=0,
+                             progressbar=False, compute_convergence_checks=False, mp_ctx="forkserver")
+
+    idata, wall = timed(sample)
+    post = idata["posterior"].to_dataset() if hasattr(idata, "children") else idata.posterior
+    names = [*card.priors, "sigma"]
+    ess = az.ess(post[names], method="bulk")
+    stats = idata["sample_stats"].to_dataset() if hasattr(idata, "children") else idata.sample_stats
+    min_ess = min(float(ess[n]) for n in names)
+    return {"wall_s": wall, "min_ess_bulk": min_ess, "divergences": int(stats["diverging"].sum()),
+            "ess_per_s": min_ess / wall}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="reduced sizes: check the script, not the targets")
+    parser.add_argument("--skip-pymc", action="store_true", help="leave out the PyMC comparison")
+    parser.add_argument("--bootstrap", type=int, help="approach-3 resamples actually run (default 1000; fewer are "
+                        "timed and extrapolated linearly to 1000, and labelled so)")
+    parser.add_argument("--out", type=Path, help="append the figures as JSON lines to this file")
+    args = parser.parse_args(argv)
+
+    import bayes_scaling as bs
+
+    info = machine()
+    runs = real_runs()
+    label = "real Chinchilla table"
+    if runs is None:
+        runs, label = bs.load_runs(bs.simulate_runs(seed=0)), "simulated example grid (real data absent)"
+    draws, warmup, boot = (300, 300, 50) if args.quick else (1000, 1000, 1000)
+    boot = args.bootstrap or boot
+    print(f"bench_fit: {len(runs)} runs ({label}); {info}; quick={args.quick}")
+
+    fit, wall = timed(lambda: bs.fit(runs, seed=0, warmup=warmup, draws=draws))
+    nuts = nuts_figures(fit, wall)
+    huber, huber_wall = timed(lambda: bs.fit_huber(runs, bootstrap=boot, seed=0))
+    rows = [{"method": f"NUTS default (4 x {warmup}+{draws}, dense mass)", **nuts},
+            {"method": f"approach 3 (grid + {boot} bootstrap refits)", "wall_s": huber_wall,
+             "converged": huber.converged_fraction}]
+    if boot < 1000 and not args.quick:
+        _, grid_wall = timed(lambda: bs.fit_huber(runs, bootstrap=0))
+        huber_wall = grid_wall + (huber_wall - grid_wall) * 1000 / boot
+        rows.append({"method": "approach 3, 1000 refits (EXTRAPOLATED from the above)", "wall_s": huber_wall})
+    pymc = None
+    if not args.skip_pymc:
+        try:
+            pymc = pymc_figures(fit.card, runs, draws=draws, tune=warmup)
+            rows.append({"method": f"PyMC default NUTS (4 x {warmup}+{draws}, diag mass)", **pymc})
+        except ImportError:
+            print("PyMC not installed: pip install -c constraints.txt -e '.[bench]' (skipping the comparison)")
+    emit("default fit vs approach 3 vs PyMC", rows, args.out)
+
+    ratio = wall / huber_wall
+    checks = [{"figure": "min bulk ESS", "value": nuts["min_ess_bulk"], "target": f">= {TARGET_ESS}",
+               "met": nuts["min_ess_bulk"] >= TARGET_ESS},
+              {"figure": "divergences", "value": nuts["divergences"], "target": "0", "met": nuts["divergences"] == 0},
+              {"figure": "wall NUTS / approach 3", "value": ratio, "target": f"<= {TARGET_RATIO}",
+               "met": ratio <= TARGET_RATIO}]
+    if pymc is not None:
+        checks.append({"figure": "ESS/s NUTS / PyMC", "value": nuts["ess_per_s"] / pymc["ess_per_s"],
+                       "target": ">= 1", "met": nuts["ess_per_s"] >= pymc["ess_per_s"]})
+
+    _, plain = timed(lambda: bs.fit(runs, seed=1, warmup=warmup, draws=draws))
+    _, shown = timed(lambda: bs.fit(runs, seed=1, warmup=warmup, draws=draws, progress=True))
+    checks.append({"figure": "progress bar overhead", "value": shown / plain - 1, "target": "<= 0.05",
+                   "met": shown / plain - 1 <= 0.05})
+    emit("targets (issue 9)" + (" -- QUICK sizes, not the real targets" if args.quick else ""), checks, args.out)
+
+    if gpu_backend_available():
+        import jax
+
+        with jax.default_device(jax.devices("gpu")[0]):
+            gfit, gwall = timed(lambda: bs.fit(runs, seed=0, warmup=warmup, draws=draws))
+        emit("GPU (JAX CUDA backend)", [{"device": str(jax.devices("gpu")[0]), **nuts_figures(gfit, gwall)}], args.out)
+    else:
+        print("\nGPU: skipped (JAX sees no GPU; install jax[cuda12] on a GPU machine to include it)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
