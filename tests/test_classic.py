@@ -13,8 +13,8 @@ def test_approach3_recovers_the_truth_on_noiseless_data():
 
 
 def test_bootstrap_refits_converge_and_bracket_the_truth(example_runs):
-    result = fit_huber(example_runs, bootstrap=40, seed=1)
-    assert len(result.bootstrap) == 40
+    result = fit_huber(example_runs, bootstrap=20, seed=1)
+    assert len(result.bootstrap) == 20
     assert result.converged_fraction >= 0.95
     lo, hi = result.bootstrap[["alpha", "beta"]].quantile([0.01, 0.99]).to_numpy()
     assert lo[0] < bs.EXAMPLE_TRUTH["alpha"] < hi[0]

@@ -34,8 +34,8 @@ def test_same_seed_gives_identical_draws_and_another_seed_does_not(example_runs)
 
 
 def test_huber_method_stores_bootstrap_draws_usable_downstream(example_runs):
-    result = bs.fit(example_runs, method="huber", bootstrap=30, seed=0)
-    assert result.posterior["alpha"].shape == (1, 30)
+    result = bs.fit(example_runs, method="huber", bootstrap=12, seed=0)
+    assert result.posterior["alpha"].shape == (1, 12)
     assert result.extra["bootstrap_converged"] >= 0.9
     table = result.allocate([1e22])
     assert table.loc[0, "params_opt_lo"] < table.loc[0, "params_opt"] < table.loc[0, "params_opt_hi"]

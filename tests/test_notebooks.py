@@ -15,7 +15,7 @@ from nbclient import NotebookClient
 from .conftest import CHINCHILLA_CSV, real_data_path
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-FAST = "CHAINS, WARMUP, DRAWS = 2, 300, 300\nBOOTSTRAP = 50\n"
+FAST = "CHAINS, WARMUP, DRAWS = 2, 300, 300\nBOOTSTRAP = 12\n"
 OVERRIDES = {
     "02-chinchilla-replication.ipynb": FAST + f"RUNS = {str(CHINCHILLA_CSV)!r}\n",
 }
