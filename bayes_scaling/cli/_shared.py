@@ -1,0 +1,116 @@
+"""Shared pieces of the CLI: the typer app, consoles, option types and output helpers."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import InputError
+from ..units import format_quantity
+
+app = typer.Typer(
+    name="bayes-scaling",
+    help=(
+        "Bayesian neural scaling laws. Fit L(N, D) to a table of training runs "
+        "(N parameters, D tokens, loss in nats/token), sample its posterior with NUTS, "
+        "and get compute-optimal allocations with credible intervals. "
+        "Typical use: simulate (or bring a CSV) -> fit -> summary -> allocate / predict."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+console = Console(width=None if sys.stdout.isatty() else 160)
+FORMATS = ("table", "json", "csv")
+
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="Output: table (for people), json or csv (for machines).")]
+LevelOpt = Annotated[float, typer.Option(help="Credible level of the intervals, in (0, 1).")]
+
+
+def _check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)} but got {fmt!r}")
+    return fmt
+
+
+def _columns(mapping: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in mapping or []:
+        canon, sep, source = item.partition("=")
+        if not sep or not canon.strip() or not source.strip():
+            raise InputError(f"--column wants CANONICAL=SOURCE (e.g. params='Model Size') but got {item!r}")
+        out[canon.strip()] = source.strip()
+    return out
+
+
+def _interval(row: pd.Series, name: str) -> dict[str, float]:
+    return {"median": float(row[name]), "lo": float(row[f"{name}_lo"]), "hi": float(row[f"{name}_hi"])}
+
+
+def _fmt_interval(row: pd.Series, name: str, kind: str = "count") -> str:
+    if kind == "loss":
+        return f"{row[name]:.4f} [{row[f'{name}_lo']:.4f}, {row[f'{name}_hi']:.4f}]"
+    if kind == "ratio":
+        return f"{row[name]:.1f} [{row[f'{name}_lo']:.1f}, {row[f'{name}_hi']:.1f}]"
+    return f"{format_quantity(row[name])} [{format_quantity(row[f'{name}_lo'])}, {format_quantity(row[f'{name}_hi'])}]"
+
+
+def _print_table(title: str, headers: list[str], rows: list[list[str]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for h in headers:
+        table.add_column(h, justify="right" if h not in ("parameter",) else "left")
+    for r in rows:
+        table.add_row(*r)
+    console.print(table)
+
+
+def _json(obj: Any) -> None:
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    sys.stdout.write(json.dumps(clean(obj), indent=2) + "\n")
+
+
+
+def _write_table(table: pd.DataFrame, out: Path) -> None:
+    import os
+
+    tmp = out.with_name(f".{out.name}.tmp")
+    if out.suffix.lower() in (".parquet", ".pq"):
+        table.to_parquet(tmp, index=False)
+    else:
+        table.to_csv(tmp, index=False)
+    os.replace(tmp, out)
+
+
+
+def _report_diagnostics(result: Any, strict: bool) -> None:
+    diag = result.diagnostics()
+    for msg in diag.messages:
+        err.print(f"[yellow]warning:[/yellow] {msg}")
+    if diag.has_errors and strict:
+        raise typer.Exit(1)
+
+
+
+SchedulerOpt = Annotated[str | None, typer.Option(
+    help="Dask scheduler address (tcp://HOST:PORT) to run the fits on; default local processes.")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    help="Local worker processes (default one per fit, at most one per CPU; 1 = in this process).")]
+
+

@@ -1,0 +1,171 @@
+"""CLI verbs that run many fits: compare (PSIS-LOO), backtest, sensitivity."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._shared import (
+    FormatOpt,
+    LevelOpt,
+    SchedulerOpt,
+    WorkersOpt,
+    _check_format,
+    _columns,
+    _fmt_interval,
+    _json,
+    _print_table,
+    app,
+    err,
+)
+
+
+@app.command()
+def compare(
+    runs: Annotated[Path, typer.Argument(help="Run table: CSV or Parquet with params, tokens (or flops), loss.")],
+    card: Annotated[list[str], typer.Option(help="Model card to fit and compare (name or .toml path), repeatable; at least two.")],
+    seed: Annotated[int, typer.Option(help="Random seed of every fit.")] = 0,
+    chains: Annotated[int, typer.Option(help="NUTS chains per fit.")] = 4,
+    warmup: Annotated[int, typer.Option(help="NUTS warm-up iterations per chain.")] = 1000,
+    draws: Annotated[int, typer.Option(help="NUTS draws kept per chain.")] = 1000,
+    target_accept: Annotated[float, typer.Option(help="NUTS target acceptance probability.")] = 0.9,
+    param_count: Annotated[str, typer.Option(help="Count N as total or non_embedding (params - embedding_params).")] = "total",
+    column: Annotated[list[str] | None, typer.Option(help="Column mapping CANONICAL=SOURCE, repeatable.")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Fit each card by NUTS and rank them by PSIS-LOO (ELPD on log loss, with standard errors and k-hat)."""
+    from ..comparison import compare_cards
+    from ..data import load_runs
+
+    _check_format(fmt)
+    table = load_runs(runs, _columns(column))
+    err.print(f"fitting {len(table)} runs from {runs} with cards {', '.join(card)}")
+    result = compare_cards(table, card, chains=chains, warmup=warmup, draws=draws, seed=seed,
+                           target_accept=target_accept, param_count=param_count)
+    for name, row in result.iterrows():
+        if row["warning"]:
+            err.print(f"[yellow]warning:[/yellow] {name}: {row['warning']}", highlight=False)
+    if fmt == "json":
+        _json(result.reset_index().to_dict(orient="records"))
+    elif fmt == "csv":
+        sys.stdout.write(result.to_csv())
+    else:
+        rows = [[str(name), f"{r['elpd_loo']:.1f} ± {r['se']:.1f}", f"{r['elpd_diff']:.1f} ± {r['se_diff']:.1f}",
+                 f"{r['p_loo']:.1f}", f"{r['weight']:.2f}", f"{r['khat_bad_share']:.0%}",
+                 "yes" if r["converged"] else "NO"] for name, r in result.iterrows()]
+        _print_table("PSIS-LOO comparison (ELPD of log loss, nats; best first)",
+                     ["card", "ELPD-LOO ± SE", "difference ± SE", "p_loo", "weight", "k̂ > 0.7", "converged"], rows)
+
+
+@app.command()
+def backtest(
+    runs: Annotated[Path, typer.Argument(help="Run table: CSV or Parquet with params, tokens (or flops), loss.")],
+    cutoff: Annotated[list[str], typer.Option(
+        help="Compute cutoff in FLOPs: fit runs with flops <= cutoff, predict the rest; repeatable.")],
+    card: Annotated[list[str] | None, typer.Option(help="Model card (name or .toml path), repeatable.")] = None,
+    method: Annotated[list[str] | None, typer.Option(
+        help="nuts and/or huber (approach 3 + bootstrap), repeatable; default both.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of every fit and of the predictive noise.")] = 0,
+    chains: Annotated[int, typer.Option(help="NUTS chains per fit.")] = 4,
+    warmup: Annotated[int, typer.Option(help="NUTS warm-up iterations per chain.")] = 1000,
+    draws: Annotated[int, typer.Option(help="NUTS draws kept per chain.")] = 1000,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples per huber fit.")] = 200,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+    plot: Annotated[Path | None, typer.Option(
+        help="Also save the calibration curves (nominal vs empirical coverage) to this image.")] = None,
+    column: Annotated[list[str] | None, typer.Option(help="Column mapping CANONICAL=SOURCE, repeatable.")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Fit on the runs below each compute cutoff and score the predictions of the runs above it."""
+    from ..allocation import as_budgets
+    from ..backtesting import backtest as run_backtest
+    from ..backtesting import plot_calibration
+    from ..data import load_runs
+
+    _check_format(fmt)
+    table = load_runs(runs, _columns(column))
+    cutoffs = as_budgets(cutoff, what="cutoff")
+    methods = method or ["nuts", "huber"]
+    err.print(f"backtesting {len(table)} runs from {runs}: cards {', '.join(card or ['chinchilla'])}, "
+              f"methods {', '.join(methods)}, cutoffs {', '.join(f'{c:.3g}' for c in cutoffs)}")
+    result = run_backtest(table, card or ["chinchilla"], cutoffs, methods=methods, seed=seed,
+                          executor=scheduler, workers=workers,
+                          fit_kwargs={"chains": chains, "warmup": warmup, "draws": draws, "bootstrap": bootstrap})
+    for r in result.records():
+        if not r["diagnostics_ok"]:
+            err.print(f"[yellow]warning:[/yellow] {r['card']} ({r['method']}) at cutoff {r['cutoff']:.3g}: "
+                      "the fit failed its checks (ESS, R-hat, divergences, or unconverged bootstrap refits); "
+                      "raise --draws/--warmup or inspect it with `bayes-scaling fit`", highlight=False)
+    if plot is not None:
+        plot_calibration(result).savefig(plot, dpi=150)
+        err.print(f"saved calibration curves to {plot}")
+    if fmt == "json":
+        _json(result.records())
+    elif fmt == "csv":
+        sys.stdout.write(result.table.to_csv(index=False))
+    else:
+        rows = [[r["card"], r["method"], f"{r['cutoff']:.3g}", str(r["n_train"]), str(r["n_test"]),
+                 f"{r['coverage_50']:.0%}", f"{r['coverage_90']:.0%}", f"{r['median_width_90']:.2%}",
+                 f"{r['mean_log_pred_density']:.2f}", f"{r['crps']:.4f}", f"{r['median_abs_error']:.4f}"]
+                for r in result.records()]
+        _print_table("Backtest: fit on C <= cutoff, predict the larger runs (loss in nats/token)",
+                     ["card", "method", "cutoff (FLOPs)", "fitted", "held out", "50% covered", "90% covered",
+                      "90% width / loss", "mean log density", "CRPS", "median |error|"], rows)
+
+
+@app.command()
+def sensitivity(
+    runs: Annotated[Path, typer.Argument(help="Run table: CSV or Parquet with params, tokens (or flops), loss.")],
+    card: Annotated[str, typer.Option(help="Model card: a bundled name or a .toml path.")] = "chinchilla",
+    method: Annotated[str, typer.Option(help="nuts (Bayesian posterior) or huber (approach 3 + bootstrap).")] = "nuts",
+    budget: Annotated[str, typer.Option(help="Target compute budget in FLOPs at which N_opt is compared.")] = "5.76e23",
+    drop_fraction: Annotated[list[float] | None, typer.Option(
+        help="Drop this share of the smallest (and, separately, largest) runs by compute; repeatable; "
+             "default 0.2.")] = None,
+    resolution: Annotated[float, typer.Option(
+        help="IsoFLOP budget grouping: width of a budget in decades of compute.")] = 0.25,
+    level: LevelOpt = 0.9,
+    seed: Annotated[int, typer.Option(help="Random seed of every fit.")] = 0,
+    chains: Annotated[int, typer.Option(help="NUTS chains per fit.")] = 4,
+    warmup: Annotated[int, typer.Option(help="NUTS warm-up iterations per chain.")] = 1000,
+    draws: Annotated[int, typer.Option(help="NUTS draws kept per chain.")] = 1000,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples per huber fit.")] = 200,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+    plot: Annotated[Path | None, typer.Option(help="Also save the N_opt-per-variant figure to this image.")] = None,
+    column: Annotated[list[str] | None, typer.Option(help="Column mapping CANONICAL=SOURCE, repeatable.")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Refit without the smallest runs, the largest runs, or one IsoFLOP budget at a time; compare N_opt."""
+    from ..data import load_runs
+    from ..fit_region import plot_sensitivity
+    from ..fit_region import sensitivity as run_sensitivity
+
+    _check_format(fmt)
+    table = load_runs(runs, _columns(column))
+    err.print(f"refitting subsets of {len(table)} runs from {runs} with card {card!r}, method {method}")
+    result = run_sensitivity(table, card, budget=budget, method=method, fractions=drop_fraction or [0.2],
+                             resolution=resolution, level=level, seed=seed, executor=scheduler, workers=workers,
+                             fit_kwargs={"chains": chains, "warmup": warmup, "draws": draws, "bootstrap": bootstrap})
+    if plot is not None:
+        plot_sensitivity(result).savefig(plot, dpi=150)
+        err.print(f"saved the sensitivity figure to {plot}")
+    if fmt == "json":
+        _json([{**r, "level": level} for r in result.to_dict(orient="records")])
+    elif fmt == "csv":
+        sys.stdout.write(result.to_csv(index=False))
+    else:
+        rows = [[r["variant"], str(r["n_runs"]), f"{r['min_flops']:.2g}–{r['max_flops']:.2g}",
+                 _fmt_interval(r, "params_opt"), _fmt_interval(r, "tokens_per_param", "ratio"),
+                 f"{r['params_ratio']:.2f}", "yes" if r["diagnostics_ok"] else "NO"] for _, r in result.iterrows()]
+        _print_table(f"N_opt at C = {result.attrs['budget']:.3g} FLOPs by fit region (median [{level:.0%} interval])",
+                     ["variant", "runs", "compute range", "parameters N_opt", "tokens / param", "vs all runs",
+                      "converged"], rows)
+
+
+
+#: Columns ``decide`` shows per answer; a column with ``_lo``/``_hi`` siblings shows its interval.

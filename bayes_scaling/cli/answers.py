@@ -1,0 +1,210 @@
+"""CLI verbs that answer questions from a saved fit: allocate, predict, decide, report."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from ..errors import InputError
+from ..units import format_quantity
+from ._shared import (
+    FormatOpt,
+    LevelOpt,
+    _check_format,
+    _fmt_interval,
+    _interval,
+    _json,
+    _print_table,
+    _report_diagnostics,
+    app,
+    console,
+    err,
+)
+
+
+@app.command()
+def allocate(
+    fit_file: Annotated[Path, typer.Argument(metavar="FIT", help="A fit saved by `bayes-scaling fit`.")],
+    budget: Annotated[list[str], typer.Option(help="Compute budget in FLOPs (e.g. 5.76e23), repeatable.")],
+    level: LevelOpt = 0.9,
+    group: Annotated[str | None, typer.Option(help="For a pooled (hierarchical) fit: the group whose parameters to use.")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Compute-optimal parameters, tokens, tokens/param and loss for each budget (C = 6 N D)."""
+    from ..allocation import QUANTITIES
+    from ..fit import Fit
+
+    _check_format(fmt)
+    table = Fit.load(fit_file).allocate(budget, level=level, group=group)
+    if fmt == "json":
+        _json([{"compute": float(r["compute"]), **{q: _interval(r, q) for q in QUANTITIES}, "level": level}
+               for _, r in table.iterrows()])
+    elif fmt == "csv":
+        sys.stdout.write(table.to_csv(index=False))
+    else:
+        rows = [[f"{r['compute']:.3g}", _fmt_interval(r, "params_opt"), _fmt_interval(r, "tokens_opt"),
+                 _fmt_interval(r, "tokens_per_param", "ratio"), _fmt_interval(r, "loss_opt", "loss")]
+                for _, r in table.iterrows()]
+        _print_table(f"Compute-optimal allocation (median [{level:.0%} interval]), C = 6·N·D",
+                     ["compute (FLOPs)", "parameters N", "tokens D", "tokens / param", "loss (nats/token)"], rows)
+
+
+@app.command()
+def predict(
+    fit_file: Annotated[Path, typer.Argument(metavar="FIT", help="A fit saved by `bayes-scaling fit`.")],
+    params: Annotated[list[str], typer.Option(help="Model size in parameters (e.g. 70B), repeatable.")],
+    tokens: Annotated[list[str], typer.Option(help="Training tokens (e.g. 1.4T), repeatable.")],
+    level: LevelOpt = 0.9,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated observation noise.")] = 0,
+    group: Annotated[str | None, typer.Option(help="For a pooled (hierarchical) fit: the group whose parameters to use.")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Predicted loss at (N, D): the law's credible interval and a single run's predictive interval."""
+    from ..fit import Fit
+
+    _check_format(fmt)
+    table = Fit.load(fit_file).predict(params, tokens, level=level, seed=seed, group=group)
+    if fmt == "json":
+        items = [{"params": float(r["params"]), "tokens": float(r["tokens"]), "loss": _interval(r, "loss"),
+                  "loss_predictive": _interval(r, "loss_predictive"), "level": level} for _, r in table.iterrows()]
+        _json(items[0] if len(items) == 1 else items)
+    elif fmt == "csv":
+        sys.stdout.write(table.to_csv(index=False))
+    else:
+        rows = [[format_quantity(r["params"]), format_quantity(r["tokens"]), f"{r['flops']:.3g}",
+                 _fmt_interval(r, "loss", "loss"), _fmt_interval(r, "loss_predictive", "loss")]
+                for _, r in table.iterrows()]
+        _print_table(f"Predicted loss, nats/token (median [{level:.0%} interval])",
+                     ["parameters N", "tokens D", "compute (FLOPs)", "law L(N, D)", "one run (with noise)"], rows)
+
+
+_DECISION_COLUMNS = {
+    "best_plan": ("compute", "plan", "params", "tokens", "tokens_per_param", "inference_flops", "expected_loss",
+                  "loss", "criterion", "delta_criterion", "delta_expected"),
+    "cheapest_compute": ("target_loss", "prob", "compute", "params", "tokens", "tokens_per_param",
+                         "inference_flops", "prob_achieved"),
+    "target_probability": ("plan", "params", "tokens", "training_flops", "inference_flops", "target_loss", "prob",
+                           "prob_se"),
+    "compare_plans": ("plan", "compute", "expected_loss", "prob_best", "diff", "regret", "best_params", "best_tokens"),
+    "next_run": ("rank", "plan", "flops", "width_now", "width_after", "shrinkage", "shrinkage_per_flop", "ess"),
+}
+_DECISION_TITLES = {
+    "best_plan": "Best plan per budget (loss in nats/token; deltas vs the chosen / risk-neutral plan)",
+    "cheapest_compute": "Cheapest compute reaching the target loss with the given probability",
+    "target_probability": "Chance of reaching the target loss",
+    "compare_plans": "Plans compared (diff: loss minus the first plan's; regret: vs the best plan of equal cost)",
+    "next_run": "Next run: expected shrinkage of the N_opt interval (ln hi/lo) at the target budget",
+}
+
+
+def _decision_cell(table: pd.DataFrame, row: pd.Series, col: str) -> str:
+    value = row[col]
+    if isinstance(value, str):
+        return value
+    if col in ("params", "tokens", "best_params", "best_tokens"):
+        return format_quantity(value)
+    if col in ("compute", "training_flops", "inference_flops", "flops", "shrinkage_per_flop"):
+        return f"{value:.3g}"
+    if col in ("rank", "ess"):
+        return f"{value:.0f}"
+    text = f"{value:.4f}" if col not in ("tokens_per_param",) else f"{value:.1f}"
+    if f"{col}_lo" in table:
+        text += f" [{row[f'{col}_lo']:.4f}, {row[f'{col}_hi']:.4f}]"
+    return text
+
+
+@app.command()
+def decide(
+    fit_file: Annotated[Path, typer.Argument(metavar="FIT", help="A fit saved by `bayes-scaling fit`.")],
+    budget: Annotated[list[str] | None, typer.Option(help="Compute budget in FLOPs (lifetime FLOPs with --inference-tokens), repeatable: best plan.")] = None,
+    risk: Annotated[str, typer.Option(help="Criterion of the chosen plan: mean, quantile:0.9 or cvar:0.9.")] = "mean",
+    target_loss: Annotated[float | None, typer.Option(help="Target loss (nats/token): cheapest compute reaching it, and each plan's chance.")] = None,
+    prob: Annotated[float, typer.Option(help="Probability of reaching --target-loss.")] = 0.9,
+    plan: Annotated[list[str] | None, typer.Option(help="Plan PARAMS:TOKENS (e.g. 70B:1.4T), repeatable: compare plans.")] = None,
+    max_params: Annotated[str | None, typer.Option(help="Most parameters a plan may have (e.g. 70B).")] = None,
+    max_tokens: Annotated[str | None, typer.Option(help="Most training tokens available (e.g. 2T).")] = None,
+    inference_tokens: Annotated[str, typer.Option(help="Tokens the model will generate in service; adds 2·N FLOPs per token to the cost.")] = "0",
+    next_run_budget: Annotated[str | None, typer.Option(help="FLOPs of a candidate small run: rank runs by how much they pin down N_opt at the first --budget.")] = None,
+    noise: Annotated[bool, typer.Option("--noise/--no-noise", help="Judge one run's loss (law x observation noise) or the law's.")] = True,
+    group: Annotated[str | None, typer.Option(help="For a pooled fit: the group whose parameters to use.")] = None,
+    level: LevelOpt = 0.9,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated observation noise.")] = 0,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Risk-aware decisions: best plan for a budget, cheapest way to a target, plan comparison, next run."""
+    import math
+
+    from ..decisions import Constraints
+    from ..decisions import decide as decide_api
+    from ..fit import Fit
+
+    _check_format(fmt)
+    limits = Constraints(max_params=max_params or math.inf, max_tokens=max_tokens or math.inf,
+                         inference_tokens=inference_tokens)
+    answers = decide_api(Fit.load(fit_file), budgets=budget, risk=risk, target_loss=target_loss, prob=prob,
+                         plans=plan or (), constraints=limits, next_run_budget=next_run_budget, level=level,
+                         noise=noise, seed=seed, group=group)
+    if fmt == "json":
+        _json({name: {"assumptions": dict(t.attrs), "rows": t.to_dict(orient="records")}
+               for name, t in answers.items()})
+        return
+    for name, table in answers.items():
+        notes = [f"{k}: {v}" for k, v in table.attrs.items()]
+        if fmt == "csv":
+            sys.stdout.write("\n".join([f"# {name}", *(f"# {n}" for n in notes), table.to_csv(index=False)]))
+            continue
+        cols = [c for c in _DECISION_COLUMNS[name]
+                if c in table and not (c == "inference_flops" and not table[c].any())]
+        rows = [[_decision_cell(table, r, c) for c in cols] for _, r in table.iterrows()]
+        _print_table(_DECISION_TITLES[name], cols, rows)
+        console.print("assumptions: " + "; ".join(notes), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def report(
+    fit_file: Annotated[Path, typer.Argument(metavar="FIT", help="A fit saved by `bayes-scaling fit`.")],
+    out: Annotated[Path, typer.Option(help="HTML page to write (report.html); <stem>.json and .md go beside it.")],
+    budget: Annotated[list[str] | None, typer.Option(
+        help="Budget in FLOPs for the headline table, repeatable (default: largest run × 0.1, 1, 10, 100); "
+             "given explicitly, the report also shows the best plan for each.")] = None,
+    level: LevelOpt = 0.9,
+    strict: Annotated[bool, typer.Option(help="Exit with status 1 when diagnostics fail (report written anyway).")] = False,
+    group: Annotated[str | None, typer.Option(help="For a pooled fit: the group to report on.")] = None,
+    risk: Annotated[str | None, typer.Option(help="Decision section: criterion of the chosen plan, mean, quantile:0.9 or cvar:0.9.")] = None,
+    target_loss: Annotated[float | None, typer.Option(help="Decision section: target loss (nats/token), its cheapest compute and each plan's chance.")] = None,
+    prob: Annotated[float | None, typer.Option(help="Probability of reaching --target-loss (default 0.9).")] = None,
+    plan: Annotated[list[str] | None, typer.Option(help="Decision section: plan PARAMS:TOKENS (e.g. 70B:1.4T) to compare, repeatable.")] = None,
+    max_params: Annotated[str | None, typer.Option(help="Decision section: most parameters a plan may have (e.g. 70B).")] = None,
+    max_tokens: Annotated[str | None, typer.Option(help="Decision section: most training tokens available (e.g. 2T).")] = None,
+    inference_tokens: Annotated[str | None, typer.Option(help="Decision section: tokens generated in service; budgets become lifetime FLOPs.")] = None,
+) -> None:
+    """Write a self-contained HTML report of a fit (no network needed to view it), plus JSON and markdown.
+
+    With --budget, --risk, --target-loss, --plan or a limit the report gains a Decision
+    section (the answers of `bayes-scaling decide` for the report's budgets).
+    """
+    import time
+
+    from ..decisions import Constraints
+    from ..fit import Fit
+    from ..report import DecisionRequest
+
+    if prob is not None and target_loss is None:
+        raise InputError("--prob is the chance of reaching --target-loss: give a target loss too")
+    asked = [budget, risk, target_loss, plan, max_params, max_tokens, inference_tokens]
+    decision = None if all(a is None for a in asked) else DecisionRequest(
+        risk=risk or "mean", target_loss=target_loss, prob=0.9 if prob is None else prob, plans=plan or (),
+        constraints=Constraints(max_params=max_params or math.inf, max_tokens=max_tokens or math.inf,
+                                inference_tokens=inference_tokens or 0.0))
+    result = Fit.load(fit_file)
+    start = time.perf_counter()
+    page = result.report(out, budget or None, level, group=group, decision=decision)
+    err.print(f"wrote {page}, {page.with_suffix('.json').name} and {page.with_suffix('.md').name} "
+              f"({time.perf_counter() - start:.1f} s)")
+    sys.stdout.write(f"{page}\n")
+    _report_diagnostics(result, strict)

@@ -1,0 +1,114 @@
+"""CLI verbs that make and inspect fits: simulate, fit, summary, cards."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._shared import (
+    FormatOpt,
+    LevelOpt,
+    _check_format,
+    _columns,
+    _json,
+    _print_table,
+    _report_diagnostics,
+    _write_table,
+    app,
+    err,
+)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option(help="Where to write the run table (.csv or .parquet).")],
+    seed: Annotated[int, typer.Option(help="Seed of the noise on log loss.")] = 0,
+    noise: Annotated[float, typer.Option(help="Standard deviation of the noise on log loss (0.01 = 1%).")] = 0.01,
+) -> None:
+    """Write example runs: an IsoFLOP grid (6e18 to 3e21 FLOPs) from a known Chinchilla law."""
+    from ..simulate import EXAMPLE_TRUTH, simulate_runs
+
+    runs = simulate_runs(seed, noise=noise)
+    _write_table(runs, out)
+    truth = ", ".join(f"{k}={v:g}" for k, v in EXAMPLE_TRUTH.items())
+    err.print(f"wrote {len(runs)} runs to {out} (truth: {truth}; noise {noise:g} on log loss)")
+
+
+@app.command("fit")
+def fit_cmd(
+    runs: Annotated[Path, typer.Argument(help="Run table: CSV or Parquet with params, tokens (or flops), loss.")],
+    out: Annotated[Path, typer.Option(help="Where to save the fit (NetCDF, e.g. fit.nc).")],
+    card: Annotated[str, typer.Option(help="Model card: a bundled name (chinchilla) or a .toml path.")] = "chinchilla",
+    method: Annotated[str, typer.Option(help="nuts (Bayesian posterior) or huber (approach 3 + bootstrap).")] = "nuts",
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives identical draws.")] = 0,
+    chains: Annotated[int, typer.Option(help="NUTS chains.")] = 4,
+    warmup: Annotated[int, typer.Option(help="NUTS warm-up iterations per chain.")] = 1000,
+    draws: Annotated[int, typer.Option(help="NUTS draws kept per chain.")] = 1000,
+    target_accept: Annotated[float, typer.Option(help="NUTS target acceptance probability.")] = 0.9,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for --method huber.")] = 1000,
+    param_count: Annotated[str, typer.Option(help="Count N as total or non_embedding (params - embedding_params).")] = "total",
+    column: Annotated[list[str] | None, typer.Option(help="Column mapping CANONICAL=SOURCE, repeatable, e.g. params='Model Size'.")] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar while sampling (default: when stderr is a terminal).")] = None,
+    strict: Annotated[bool, typer.Option(help="Exit with status 1 when diagnostics fail (R-hat, ESS, divergences).")] = False,
+) -> None:
+    """Fit a law to a run table and save the posterior (NetCDF)."""
+    from ..data import load_runs
+    from ..inference import fit
+
+    table = load_runs(runs, _columns(column))
+    show = sys.stderr.isatty() if progress is None else progress
+    err.print(f"fitting {len(table)} runs from {runs} with card {card!r}, method {method}")
+    result = fit(table, card, method=method, chains=chains, warmup=warmup, draws=draws, seed=seed,
+                 target_accept=target_accept, bootstrap=bootstrap, progress=show, param_count=param_count)
+    result.save(out)
+    err.print(f"saved {result!r} to {out} ({result.elapsed_s:.1f} s)")
+    _report_diagnostics(result, strict)
+
+
+@app.command()
+def summary(
+    fit_file: Annotated[Path, typer.Argument(metavar="FIT", help="A fit saved by `bayes-scaling fit`.")],
+    level: LevelOpt = 0.9,
+    fmt: FormatOpt = "table",
+    strict: Annotated[bool, typer.Option(help="Exit with status 1 when diagnostics fail.")] = False,
+) -> None:
+    """Posterior of each parameter (median and interval) and the diagnostics."""
+    from ..fit import Fit
+
+    _check_format(fmt)
+    result = Fit.load(fit_file)
+    table = result.summary(level)
+    diag = result.diagnostics()
+    if fmt == "json":
+        _json({"parameters": {p: {k: float(row[k]) for k in ("median", "lo", "hi", "r_hat", "ess_bulk", "ess_tail")}
+                              for p, row in table.iterrows()},
+               "divergences": diag.divergences, "max_rhat": diag.max_rhat, "min_ess_bulk": diag.min_ess_bulk,
+               "ok": not diag.has_errors, "messages": diag.messages, "level": level,
+               "card": result.card.name, "method": result.method})
+    elif fmt == "csv":
+        sys.stdout.write(table.to_csv())
+    else:
+        pct = f"{level:.0%}"
+        rows = [[p, f"{r['median']:.4g}", f"[{r['lo']:.4g}, {r['hi']:.4g}]", f"{r['r_hat']:.3f}",
+                 f"{r['ess_bulk']:.0f}"] for p, r in table.iterrows()]
+        _print_table(f"{result.card.name} ({result.method}): {result.card.law.formula}",
+                     ["parameter", "median", f"{pct} interval", "R-hat", "ESS bulk"], rows)
+        status = "[green]ok[/green]" if not diag.has_errors else "[red]FAILED[/red]"
+        err.print(f"diagnostics {status}: max R-hat {diag.max_rhat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}, "
+                  f"{diag.divergences} divergences")
+    _report_diagnostics(result, strict)
+
+
+@app.command()
+def cards() -> None:
+    """List the bundled model cards and the laws they use."""
+    from ..cards import available_cards, load_card
+
+    rows = []
+    for name in available_cards():
+        card = load_card(name)
+        rows.append([name, card.law.name, card.law.formula])
+    _print_table("Bundled model cards", ["card", "law", "formula"], rows)
