@@ -146,6 +146,14 @@ def allocate(fit: Fit, budgets: Sequence[float | str] | np.ndarray | float | str
     level = check_level(level)
     c = as_budgets(budgets)
     draws = allocation_draws(fit.card.law, fit.draws(list(fit.card.law.parameters), group=group), c)
+    if fit.card.discrepancy is not None:
+        # The loss at the optimum is a prediction like any other: beyond the fitted region it
+        # carries the card's model discrepancy (its compute is exactly C, so the distance is ln C - ln C_max).
+        from .discrepancy import discrepancy_draws, fitted_max_log_compute
+
+        distance = np.maximum(0.0, np.log(c) - fitted_max_log_compute({"flops": fit.runs["flops"].to_numpy()}))
+        draws["loss_opt"] = draws["loss_opt"] * np.exp(
+            discrepancy_draws(fit.card.discrepancy, distance, draws["loss_opt"].shape[0], seed=0))
     return allocation_table(c, draws, level)
 
 

@@ -61,3 +61,13 @@ def test_discrepancy_card_is_bundled_and_validated():
     card = load_card("chinchilla-discrepancy")
     assert card.discrepancy is not None and card.discrepancy.dist == "HalfNormal"
     assert load_card("chinchilla").discrepancy is None
+
+
+def test_allocated_loss_carries_the_discrepancy_beyond_the_data_only(small_fit):
+    fit = _with_discrepancy(small_fit, 0.01)
+    c_max = float(small_fit.runs["flops"].max())
+    plain, wide = small_fit.allocate([c_max / 10, c_max * 1e4]), fit.allocate([c_max / 10, c_max * 1e4])
+    width = lambda t: (t["loss_opt_hi"] - t["loss_opt_lo"]).to_numpy()  # noqa: E731
+    assert width(wide)[0] == pytest.approx(width(plain)[0], rel=1e-12)
+    assert width(wide)[1] > 1.5 * width(plain)[1]
+    assert wide["params_opt"].equals(plain["params_opt"])
