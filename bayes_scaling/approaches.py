@@ -74,7 +74,7 @@ class ApproachResult:
         -------
         DataFrame
             ``approach``, ``compute``, ``params_opt``, ``params_opt_lo``, ``params_opt_hi``,
-            ``tokens_opt``, ``tokens_opt_lo``, ``tokens_opt_hi``.
+            ``tokens_opt``, ``tokens_opt_lo``, ``tokens_opt_hi`` (bounds NaN without bootstrap draws).
         """
         level = self.level if level is None else level
         log_c = np.log(as_budgets(budgets))
@@ -82,7 +82,8 @@ class ApproachResult:
         point = self.exponents.set_index("exponent")
         for exponent, name, intercept in _LINES:
             line = self.draws[intercept].to_numpy()[:, None] + self.draws[exponent].to_numpy()[:, None] * log_c
-            lo, hi = np.quantile(line, [(1 - level) / 2, (1 + level) / 2], axis=0)
+            lo, hi = (np.quantile(line, [(1 - level) / 2, (1 + level) / 2], axis=0) if len(line)
+                      else np.full((2, log_c.size), np.nan))  # no bootstrap: a point estimate only
             table[name] = np.exp(point.loc[exponent, "intercept"] + point.loc[exponent, "estimate"] * log_c)
             table[f"{name}_lo"], table[f"{name}_hi"] = np.exp(lo), np.exp(hi)
         return table

@@ -231,3 +231,14 @@ def test_report_renders_in_headless_chromium(written: Path, tmp_path: Path) -> N
     with Image.open(shot) as image:
         pixels = np.asarray(image.convert("L"), dtype=float)
     assert pixels.shape == (2000, 1280) and pixels.std() > 20  # not a blank page
+
+
+def test_frontier_draws_the_classic_approaches_fitted_to_the_same_runs(written: Path, small_fit: bs.Fit) -> None:
+    grid = _json(written)["sections"]["frontier"]["grid"]
+    # The example grid has one run per model size, so approach 1 (fixed-size curves) cannot apply and is left out.
+    assert "approach 1 params_opt" not in grid
+    for approach in ("approach 2", "approach 3"):
+        assert f"{approach} params_opt" in grid, sorted(grid)
+    expected = bs.approach2(small_fit.runs, bootstrap=0).frontier(grid["compute"])
+    np.testing.assert_allclose(grid["approach 2 params_opt"], expected["params_opt"], rtol=1e-12)
+    assert expected["params_opt_lo"].isna().all()

@@ -270,6 +270,29 @@ class ReportContext:
         """Optimum of each literature point fit on :attr:`compute_grid`, keyed by label."""
         return self._optimum[1]
 
+    @cached_property
+    def classic_frontiers(self) -> dict[str, pd.DataFrame]:
+        """Point estimates of Chinchilla's approaches 1-3 on :attr:`compute_grid`, keyed by approach.
+
+        Each is :meth:`bayes_scaling.approaches.ApproachResult.frontier` without bootstrap (the
+        report re-samples nothing); an approach the run table cannot support (e.g. no
+        IsoFLOP profiles for approach 2, another law for approach 3) is left out.
+        """
+        from ..approaches import approach1, approach2, approach3
+
+        runs = self.runs
+        estimators = [approach1, approach2]
+        if self.fit.card.law.name == "chinchilla" and not self.fit.card.pooling:
+            estimators.append(approach3)
+        out: dict[str, pd.DataFrame] = {}
+        for estimator in estimators:
+            try:
+                result = estimator(runs, bootstrap=0)
+            except (InputError, ValueError, np.linalg.LinAlgError):
+                continue
+            out[result.approach] = result.frontier(self.compute_grid)
+        return out
+
     def reference_thetas(self) -> dict[str, dict[str, float]]:
         """Literature point fits of the card that give every law parameter, keyed by label."""
         out: dict[str, dict[str, float]] = {}

@@ -31,6 +31,9 @@ POSTERIOR = "#2166ac"
 LITERATURE = ("#d6604d", "#c51b7d", "#8c510a", "#e08214")
 RULES = (("Kaplan et al. 2020: N ∝ C^0.73, D ∝ C^0.27", "#7f3b08", "--"),
          ("Chinchilla rule: N, D ∝ C^0.5", "#f1a340", ":"))
+#: Chinchilla's approaches 1-3 fitted to the same runs (point estimates): grey, one dash each.
+CLASSIC = "#636363"
+CLASSIC_STYLES = ((0, (1, 1)), (0, (5, 2)), (0, (3, 1, 1, 1)))
 FLAG = "#d7301f"
 OBSERVED_SPAN = "#e8e8e8"
 STYLE = {
@@ -187,6 +190,7 @@ def frontier(ctx: ReportContext, observed: pd.DataFrame) -> tuple[Figure, dict[s
     anchor = float(c_obs.max())
     at_anchor = ctx.frontier(np.array([anchor]))
     refs = ctx.reference_optimum()
+    classic = ctx.classic_frontiers
     fig, axes = _figure(10.0, 4.2, ncols=2)
     slopes = {"params_opt": (0.73, 0.5), "tokens_opt": (0.27, 0.5)}
     for ax, name, ylabel, column in ((axes[0], "params_opt", "N_opt (parameters)", "params"),
@@ -198,6 +202,8 @@ def frontier(ctx: ReportContext, observed: pd.DataFrame) -> tuple[Figure, dict[s
             ax.plot(grid, y0 * (grid / anchor) ** slope, color=colour, ls=ls, lw=1.6, label=label)
         for (label, optimum), colour in zip(refs.items(), LITERATURE, strict=False):
             ax.plot(grid, optimum[name], color=colour, ls="-.", lw=1.2, label=f"{label} (point fit)")
+        for (label, line), ls in zip(classic.items(), CLASSIC_STYLES, strict=False):
+            ax.plot(line["compute"], line[name], color=CLASSIC, ls=ls, lw=1.1, label=f"{label} on these runs")
         ax.plot(observed["flops"], observed[column], "o", color=DATA, ms=5, label="best run of each IsoFLOP budget")
         _log_axis(ax, "x", "flops")
         _log_axis(ax, "y", "count")
@@ -208,6 +214,8 @@ def frontier(ctx: ReportContext, observed: pd.DataFrame) -> tuple[Figure, dict[s
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=3)
     data = {"compute": grid.tolist(),
+            **{f"{label} {name}": line[name].tolist() for label, line in classic.items()
+               for name in ("params_opt", "tokens_opt")},
             **{f"{name}_q{int(p * 100):02d}": q[name][i].tolist()
                for name in ("params_opt", "tokens_opt") for i, p in enumerate((0.05, 0.25, 0.5, 0.75, 0.95))}}
     return fig, data

@@ -138,7 +138,8 @@ def frontier(ctx: ReportContext) -> Section:
                   "Grey: the compute range of the data; everything right of it is extrapolation. Bands: 50% and "
                   "90% credible intervals of the posterior. The Kaplan and Hoffmann power laws pass through the "
                   "posterior median at the largest run: only their slopes come from the papers. Dash-dot: the "
-                  "optimum of the model card's literature point fits.")
+                  "optimum of the model card's literature point fits. Grey: Chinchilla's approaches 1-3 fitted to "
+                  "these runs (point estimates; see bayes_scaling.approaches for their bootstrap intervals).")
     body += table(["exponent (between the largest run and 100× beyond)", f"posterior [{ctx.level:.0%}]",
                    *[s[0] for s in LITERATURE_SLOPES]], rows)
     return Section("frontier", "Compute-optimal frontier", body,
