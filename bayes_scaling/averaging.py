@@ -43,13 +43,13 @@ class ModelAverage:
 
     def _shares(self) -> dict[str, np.ndarray]:
         """Indices of the draws each fit contributes: round(weight × S) of its S draws."""
-        total = min(len(next(iter(f.draws().values()))) for f in self.fits.values())
+        sizes = {name: f.posterior.sizes["chain"] * f.posterior.sizes["draw"] for name, f in self.fits.items()}
+        total = min(sizes.values())
         rng = np.random.default_rng(self.seed)
         counts = {name: int(round(w * total)) for name, w in self.weights.items()}
         out = {}
         for name, count in counts.items():
-            size = len(next(iter(self.fits[name].draws().values())))
-            out[name] = np.sort(rng.choice(size, size=count, replace=False)) if count else np.array([], int)
+            out[name] = np.sort(rng.choice(sizes[name], size=count, replace=False)) if count else np.array([], int)
         return out
 
     def allocate(self, budgets: Sequence[float | str] | np.ndarray | float | str, level: float = 0.9) -> pd.DataFrame:

@@ -9,9 +9,16 @@ from typing import Annotated
 import typer
 
 from ._shared import (
+    ChainsOpt,
+    ColumnOpt,
+    DrawsOpt,
     FormatOpt,
     LevelOpt,
+    ParamCountOpt,
+    RunsArg,
     SchedulerOpt,
+    TargetAcceptOpt,
+    WarmupOpt,
     WorkersOpt,
     _check_format,
     _columns,
@@ -25,15 +32,15 @@ from ._shared import (
 
 @app.command()
 def compare(
-    runs: Annotated[Path, typer.Argument(help="Run table: CSV or Parquet with params, tokens (or flops), loss.")],
+    runs: RunsArg,
     card: Annotated[list[str], typer.Option(help="Model card to fit and compare (name or .toml path), repeatable; at least two.")],
     seed: Annotated[int, typer.Option(help="Random seed of every fit.")] = 0,
-    chains: Annotated[int, typer.Option(help="NUTS chains per fit.")] = 4,
-    warmup: Annotated[int, typer.Option(help="NUTS warm-up iterations per chain.")] = 1000,
-    draws: Annotated[int, typer.Option(help="NUTS draws kept per chain.")] = 1000,
-    target_accept: Annotated[float, typer.Option(help="NUTS target acceptance probability.")] = 0.9,
-    param_count: Annotated[str, typer.Option(help="Count N as total or non_embedding (params - embedding_params).")] = "total",
-    column: Annotated[list[str] | None, typer.Option(help="Column mapping CANONICAL=SOURCE, repeatable.")] = None,
+    chains: ChainsOpt = 4,
+    warmup: WarmupOpt = 1000,
+    draws: DrawsOpt = 1000,
+    target_accept: TargetAcceptOpt = 0.9,
+    param_count: ParamCountOpt = "total",
+    column: ColumnOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Fit each card by NUTS and rank them by PSIS-LOO (ELPD on log loss, with standard errors and k-hat)."""
@@ -62,22 +69,22 @@ def compare(
 
 @app.command()
 def backtest(
-    runs: Annotated[Path, typer.Argument(help="Run table: CSV or Parquet with params, tokens (or flops), loss.")],
+    runs: RunsArg,
     cutoff: Annotated[list[str], typer.Option(
         help="Compute cutoff in FLOPs: fit runs with flops <= cutoff, predict the rest; repeatable.")],
     card: Annotated[list[str] | None, typer.Option(help="Model card (name or .toml path), repeatable.")] = None,
     method: Annotated[list[str] | None, typer.Option(
         help="nuts and/or huber (approach 3 + bootstrap), repeatable; default both.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed of every fit and of the predictive noise.")] = 0,
-    chains: Annotated[int, typer.Option(help="NUTS chains per fit.")] = 4,
-    warmup: Annotated[int, typer.Option(help="NUTS warm-up iterations per chain.")] = 1000,
-    draws: Annotated[int, typer.Option(help="NUTS draws kept per chain.")] = 1000,
+    chains: ChainsOpt = 4,
+    warmup: WarmupOpt = 1000,
+    draws: DrawsOpt = 1000,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples per huber fit.")] = 200,
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
     plot: Annotated[Path | None, typer.Option(
         help="Also save the calibration curves (nominal vs empirical coverage) to this image.")] = None,
-    column: Annotated[list[str] | None, typer.Option(help="Column mapping CANONICAL=SOURCE, repeatable.")] = None,
+    column: ColumnOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Fit on the runs below each compute cutoff and score the predictions of the runs above it."""
@@ -119,7 +126,7 @@ def backtest(
 
 @app.command()
 def sensitivity(
-    runs: Annotated[Path, typer.Argument(help="Run table: CSV or Parquet with params, tokens (or flops), loss.")],
+    runs: RunsArg,
     card: Annotated[str, typer.Option(help="Model card: a bundled name or a .toml path.")] = "chinchilla",
     method: Annotated[str, typer.Option(help="nuts (Bayesian posterior) or huber (approach 3 + bootstrap).")] = "nuts",
     budget: Annotated[str, typer.Option(help="Target compute budget in FLOPs at which N_opt is compared.")] = "5.76e23",
@@ -130,14 +137,14 @@ def sensitivity(
         help="IsoFLOP budget grouping: width of a budget in decades of compute.")] = 0.25,
     level: LevelOpt = 0.9,
     seed: Annotated[int, typer.Option(help="Random seed of every fit.")] = 0,
-    chains: Annotated[int, typer.Option(help="NUTS chains per fit.")] = 4,
-    warmup: Annotated[int, typer.Option(help="NUTS warm-up iterations per chain.")] = 1000,
-    draws: Annotated[int, typer.Option(help="NUTS draws kept per chain.")] = 1000,
+    chains: ChainsOpt = 4,
+    warmup: WarmupOpt = 1000,
+    draws: DrawsOpt = 1000,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples per huber fit.")] = 200,
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
     plot: Annotated[Path | None, typer.Option(help="Also save the N_opt-per-variant figure to this image.")] = None,
-    column: Annotated[list[str] | None, typer.Option(help="Column mapping CANONICAL=SOURCE, repeatable.")] = None,
+    column: ColumnOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Refit without the smallest runs, the largest runs, or one IsoFLOP budget at a time; compare N_opt."""

@@ -9,8 +9,15 @@ from typing import Annotated
 import typer
 
 from ._shared import (
+    ChainsOpt,
+    ColumnOpt,
+    DrawsOpt,
     FormatOpt,
     LevelOpt,
+    ParamCountOpt,
+    RunsArg,
+    TargetAcceptOpt,
+    WarmupOpt,
     _check_format,
     _columns,
     _json,
@@ -39,18 +46,18 @@ def simulate(
 
 @app.command("fit")
 def fit_cmd(
-    runs: Annotated[Path, typer.Argument(help="Run table: CSV or Parquet with params, tokens (or flops), loss.")],
+    runs: RunsArg,
     out: Annotated[Path, typer.Option(help="Where to save the fit (NetCDF, e.g. fit.nc).")],
     card: Annotated[str, typer.Option(help="Model card: a bundled name (chinchilla) or a .toml path.")] = "chinchilla",
     method: Annotated[str, typer.Option(help="nuts (Bayesian posterior) or huber (approach 3 + bootstrap).")] = "nuts",
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives identical draws.")] = 0,
-    chains: Annotated[int, typer.Option(help="NUTS chains.")] = 4,
-    warmup: Annotated[int, typer.Option(help="NUTS warm-up iterations per chain.")] = 1000,
-    draws: Annotated[int, typer.Option(help="NUTS draws kept per chain.")] = 1000,
-    target_accept: Annotated[float, typer.Option(help="NUTS target acceptance probability.")] = 0.9,
+    chains: ChainsOpt = 4,
+    warmup: WarmupOpt = 1000,
+    draws: DrawsOpt = 1000,
+    target_accept: TargetAcceptOpt = 0.9,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for --method huber.")] = 1000,
-    param_count: Annotated[str, typer.Option(help="Count N as total or non_embedding (params - embedding_params).")] = "total",
-    column: Annotated[list[str] | None, typer.Option(help="Column mapping CANONICAL=SOURCE, repeatable, e.g. params='Model Size'.")] = None,
+    param_count: ParamCountOpt = "total",
+    column: ColumnOpt = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar while sampling (default: when stderr is a terminal).")] = None,
     strict: Annotated[bool, typer.Option(help="Exit with status 1 when diagnostics fail (R-hat, ESS, divergences).")] = False,
 ) -> None:
