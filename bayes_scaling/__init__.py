@@ -14,52 +14,39 @@ from __future__ import annotations
 
 import os as _os
 import sys as _sys
+import types as _types
 
 # Chains run in parallel only with one JAX device per chain; on a CPU that needs this
-# flag before JAX is first imported. At least 4 devices (the default chain count) even on
-# fewer cores: 4 chains on 4 host devices sharing 2 cores ran 2x faster than 4 vectorised
-# chains (benchmarks/bench_fit.py). Respect a user's own setting.
+# flag before JAX is first imported, by us or by the user, so it is set here although
+# this package imports JAX only when it first computes with it (bayes_scaling/_jax.py).
+# At least 4 devices (the default chain count) even on fewer cores: 4 chains on 4 host
+# devices sharing 2 cores ran 2x faster than 4 vectorised chains (benchmarks/bench_fit.py).
+# Respect a user's own setting.
 if "jax" not in _sys.modules and "xla_force_host_platform_device_count" not in _os.environ.get("XLA_FLAGS", ""):
     _os.environ["XLA_FLAGS"] = (
         _os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={max(_os.cpu_count() or 1, 4)}"
     ).strip()
-
-import numpyro as _numpyro  # noqa: E402
-
-# float64 everywhere: the three terms of the law differ by orders of magnitude and
-# float32 loses the small power-law terms (a documented pitfall of these fits).
-_numpyro.enable_x64()
-
-from .compilation_cache import enable_compilation_cache as _enable_compilation_cache  # noqa: E402
-
-# A second fit in a new process loads its compiled programs from disk (opt out:
-# BAYES_SCALING_JAX_CACHE=off); see bayes_scaling/compilation_cache.py.
-_enable_compilation_cache()
+# float64 in JAX, also for arrays a user makes before bayes-scaling first computes (which
+# then enforces it, see _jax.py): the terms of a law differ by orders of magnitude.
+_os.environ.setdefault("JAX_ENABLE_X64", "1")
 
 from .allocation import allocate, predict_loss  # noqa: E402
 from .cards import ModelCard, Prior, available_cards, load_card  # noqa: E402
-from .classic import HuberFit, fit_huber  # noqa: E402
-from .data import RunTableWarning, load_runs  # noqa: E402
 from .errors import BayesScalingError, CardError, FitFileError, InputError, RunTableError  # noqa: E402
-from .fit import Fit  # noqa: E402
-from .inference import fit  # noqa: E402
 from .laws import Law, available_laws, get_law  # noqa: E402
-from .simulate import EXAMPLE_TRUTH, simulate_runs  # noqa: E402
 
 __version__ = "0.1.0"
-load_fit = Fit.load
 
 __all__ = [
-    "EXAMPLE_TRUTH", "BayesScalingError", "CardError", "Fit", "FitFileError", "HuberFit", "InputError",
-    "Law", "ModelCard", "Prior", "RunTableError", "RunTableWarning", "allocate", "available_cards",
-    "available_laws", "fit", "fit_huber", "get_law", "load_card", "load_fit", "load_runs",
-    "predict_loss", "simulate_runs",
+    "BayesScalingError", "CardError", "FitFileError", "InputError", "Law", "ModelCard", "Prior",
+    "RunTableError", "allocate", "available_cards", "available_laws", "get_law", "load_card", "predict_loss",
 ]
 
-# The rest of the public API loads on first use, so that `import bayes_scaling` (and every
-# CLI command) does not pay for matplotlib, arviz's LOO or the decision machinery it does
-# not need.
+# The rest of the public API loads on first use, so that `import bayes_scaling` (and the
+# CLI's answers from a saved fit) imports neither JAX, NumPyro, ArviZ, xarray nor pandas.
 _LAZY = {
+    "Fit": "fit", "load_fit": "fit", "fit": "inference", "HuberFit": "classic", "fit_huber": "classic",
+    "RunTableWarning": "data", "load_runs": "data", "EXAMPLE_TRUTH": "simulate", "simulate_runs": "simulate",
     "approach1": "approaches", "approach2": "approaches", "approach3": "approaches",
     "fit_exponents": "approaches", "budget_groups": "approaches",
     "backtest": "backtesting", "plot_calibration": "backtesting", "plot_predictions": "backtesting",
@@ -79,7 +66,21 @@ def __getattr__(name: str):  # noqa: ANN202  (PEP 562 lazy attribute)
     if name in _LAZY:
         import importlib
 
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        value = module.Fit.load if name == "load_fit" else getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'bayes_scaling' has no attribute {name!r}")
+
+
+class _Package(_types.ModuleType):
+    """The package module: importing the submodule ``bayes_scaling.fit`` (home of :class:`Fit`)
+    must not shadow the function ``bayes_scaling.fit`` (which loads on first use)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "fit" and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package

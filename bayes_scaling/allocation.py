@@ -3,30 +3,42 @@
 Everything here is vectorised over draws × budgets. For C = 6 N D, a law with a closed
 form (Chinchilla) uses it; any other law is minimised along the IsoFLOP line by a
 vectorised golden-section search in log N (the loss along an IsoFLOP line is unimodal
-for every law shipped: a monotone function of a sum of exponentials in log N).
+for every law shipped: a monotone function of a sum of exponentials in log N). Both
+compute with numpy or JAX, whichever the inputs are.
+
+Each answer is computed once, as a :class:`~bayes_scaling.tables.Table`, from a ``Fit``
+or from the arrays of a saved fit (:func:`bayes_scaling.fitfile.read_fit`): the Python
+API returns it as a DataFrame and the CLI prints it, never importing pandas or JAX.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 
 from .errors import InputError
-from .laws import Law
+from .extrapolation import with_discrepancy
+from .fitfile import FitArrays, fit_arrays
+from .laws import Law, array_namespace
+from .noise import observation_noise
+from .tables import Table, check_level, interval_columns, ranked_interval_columns
 from .units import parse_quantity
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .fit import Fit
 
-LOG_6 = float(np.log(6.0))
+LOG_6 = math.log(6.0)
 QUANTITIES = ("params_opt", "tokens_opt", "tokens_per_param", "loss_opt")
 #: Search range of golden-section: at least this many parameters and tokens.
 _MIN_COUNT = 1e3
 _GOLDEN_ITERATIONS = 90
+#: Most draws x budgets computed at once by :func:`allocation` (8 MB per array).
+_BLOCK_VALUES = 2**20
 
 
 def as_budgets(budgets: Sequence[float | str] | np.ndarray | float | str, what: str = "budget") -> np.ndarray:
@@ -41,7 +53,7 @@ def as_budgets(budgets: Sequence[float | str] | np.ndarray | float | str, what: 
     return values
 
 
-def optimal_log_params(law: Law, theta: Mapping[str, np.ndarray], log_compute: np.ndarray) -> np.ndarray:
+def optimal_log_params(law: Law, theta: Mapping[str, Any], log_compute: Any) -> Any:
     """ln N_opt for C = 6 N D; closed form when the law has one, else golden section.
 
     Parameters
@@ -53,34 +65,35 @@ def optimal_log_params(law: Law, theta: Mapping[str, np.ndarray], log_compute: n
         ln C, C in FLOPs.
     """
     if law.compute_optimal is not None:
-        return np.asarray(law.compute_optimal(theta, log_compute)[0])
+        return law.compute_optimal(theta, log_compute)[0]
     return numeric_optimal_log_params(law, theta, log_compute)
 
 
-def numeric_optimal_log_params(law: Law, theta: Mapping[str, np.ndarray], log_compute: np.ndarray) -> np.ndarray:
+def numeric_optimal_log_params(law: Law, theta: Mapping[str, Any], log_compute: Any) -> Any:
     """ln N_opt by golden-section search of ln L(N, C/(6N)) over ln N (any law)."""
-    log_c6 = jnp.asarray(log_compute) - LOG_6
-    shape = jnp.broadcast_shapes(log_c6.shape, *(jnp.shape(v) for v in theta.values()))
-    lo = jnp.broadcast_to(jnp.log(_MIN_COUNT), shape)
-    hi = jnp.broadcast_to(log_c6 - jnp.log(_MIN_COUNT), shape)
-    ratio = (np.sqrt(5.0) - 1) / 2
+    xp = array_namespace(theta, log_compute)
+    log_c6 = xp.asarray(log_compute) - LOG_6
+    shape = np.broadcast_shapes(log_c6.shape, *(np.shape(v) for v in theta.values()))
+    lo = xp.broadcast_to(xp.log(_MIN_COUNT), shape)
+    hi = xp.broadcast_to(log_c6 - xp.log(_MIN_COUNT), shape)
+    ratio = (math.sqrt(5.0) - 1) / 2
 
-    def f(u):
+    def f(u: Any) -> Any:
         return law.log_loss(theta, {"log_params": u, "log_tokens": log_c6 - u})
 
     c, d = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
     fc, fd = f(c), f(d)
     for _ in range(_GOLDEN_ITERATIONS):
         left = fc < fd
-        hi = jnp.where(left, d, hi)
-        lo = jnp.where(left, lo, c)
-        c_new, d_new = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-        c, d = c_new, d_new
+        hi = xp.where(left, d, hi)
+        lo = xp.where(left, lo, c)
+        c, d = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
         fc, fd = f(c), f(d)
-    return np.asarray((lo + hi) / 2)
+    return (lo + hi) / 2
 
 
-def allocation_draws(law: Law, theta: Mapping[str, np.ndarray], budgets: np.ndarray) -> dict[str, np.ndarray]:
+def allocation_draws(law: Law, theta: Mapping[str, np.ndarray], budgets: np.ndarray, *,
+                     slope: np.ndarray | None = None, max_log_compute: float = math.inf) -> dict[str, np.ndarray]:
     """Draws of the optimum for each budget.
 
     Parameters
@@ -90,6 +103,11 @@ def allocation_draws(law: Law, theta: Mapping[str, np.ndarray], budgets: np.ndar
         Posterior draws of the law's parameters.
     budgets : array of shape (K,)
         Compute budgets in FLOPs.
+    slope : array of shape (S,), optional
+        Draws of the discrepancy slope (:mod:`bayes_scaling.extrapolation`): beyond
+        ``max_log_compute`` the loss at the optimum carries it.
+    max_log_compute : float, default inf
+        ln C of the largest fitted run (FLOPs).
 
     Returns
     -------
@@ -97,31 +115,46 @@ def allocation_draws(law: Law, theta: Mapping[str, np.ndarray], budgets: np.ndar
         ``params_opt`` (parameters), ``tokens_opt`` (tokens), ``tokens_per_param``
         and ``loss_opt`` (nats per token).
     """
-    th = {k: jnp.asarray(np.asarray(theta[k], dtype=float))[:, None] for k in law.parameters}
-    log_c = jnp.log(jnp.asarray(budgets, dtype=float))[None, :]
-    log_n = jnp.asarray(optimal_log_params(law, th, log_c))
+    th = {k: np.asarray(theta[k], dtype=float)[:, None] for k in law.parameters}
+    log_c = np.log(np.asarray(budgets, dtype=float))[None, :]
+    log_n = optimal_log_params(law, th, log_c)
     log_d = log_c - LOG_6 - log_n
     log_l = law.log_loss(th, {"log_params": log_n, "log_tokens": log_d})
+    log_l = with_discrepancy(log_l, None if slope is None else np.asarray(slope)[:, None], max_log_compute,
+                             log_n, log_d)
     return {
-        "params_opt": np.exp(np.asarray(log_n)),
-        "tokens_opt": np.exp(np.asarray(log_d)),
-        "tokens_per_param": np.exp(np.asarray(log_d - log_n)),
-        "loss_opt": np.exp(np.asarray(log_l)),
+        "params_opt": np.exp(log_n),
+        "tokens_opt": np.exp(log_d),
+        "tokens_per_param": np.exp(log_d - log_n),
+        "loss_opt": np.exp(log_l),
     }
 
 
-def _interval_columns(name: str, draws: np.ndarray, level: float) -> dict[str, np.ndarray]:
-    lo, med, hi = np.quantile(draws, [(1 - level) / 2, 0.5, (1 + level) / 2], axis=0)
-    return {name: med, f"{name}_lo": lo, f"{name}_hi": hi}
+def allocation(fit: Fit | FitArrays, budgets: Sequence[float | str] | np.ndarray | float | str, *,
+               level: float = 0.9, group: str | None = None) -> Table:
+    """The table of :func:`allocate` as a :class:`~bayes_scaling.tables.Table` (what the CLI prints)."""
+    arrays = fit_arrays(fit)
+    level = check_level(level)
+    c = as_budgets(budgets)
+    law = arrays.card.law
+    theta = arrays.draws(law.parameters, group=group)
+    slope, max_log_compute = arrays.discrepancy()
+    # Budgets in blocks of at most _BLOCK_VALUES draws x budgets: in a new process (the CLI),
+    # first touching 32 MB arrays (4,000 draws x 1,000 budgets) cost more than the arithmetic.
+    step = max(1, _BLOCK_VALUES // len(theta[law.parameters[0]]))
+    return Table.concat([allocation_table(c[i : i + step], allocation_draws(
+        law, theta, c[i : i + step], slope=slope, max_log_compute=max_log_compute), level)
+        for i in range(0, c.size, step)], {"level": level})
 
 
-def allocate(fit: Fit, budgets: Sequence[float | str] | np.ndarray | float | str, *, level: float = 0.9,
-             group: str | None = None) -> pd.DataFrame:
+def allocate(fit: Fit | FitArrays, budgets: Sequence[float | str] | np.ndarray | float | str, *,
+             level: float = 0.9, group: str | None = None) -> pd.DataFrame:
     """Posterior of the compute-optimal allocation for each budget.
 
     Parameters
     ----------
     fit : Fit
+        (or the arrays of a saved fit, :func:`bayes_scaling.fitfile.read_fit`).
     budgets : float, str or sequence
         Compute budgets C in FLOPs (``5.76e23``).
     level : float, default 0.9
@@ -135,51 +168,53 @@ def allocate(fit: Fit, budgets: Sequence[float | str] | np.ndarray | float | str
         One row per budget: ``compute`` (FLOPs) and, for each of ``params_opt``
         (parameters), ``tokens_opt`` (tokens), ``tokens_per_param`` and ``loss_opt``
         (nats/token), the posterior median and ``<name>_lo``/``<name>_hi`` bounds.
-        ``attrs["level"]`` holds the level.
+        ``attrs["level"]`` holds the level. The loss at the optimum is a prediction like
+        any other: beyond the fitted region it carries the fit's model discrepancy, if any.
 
     Examples
     --------
     >>> fit.allocate([1e21, 5.76e23])  # doctest: +SKIP
     """
-    from .fit import check_level
-
-    level = check_level(level)
-    c = as_budgets(budgets)
-    draws = allocation_draws(fit.card.law, fit.draws(list(fit.card.law.parameters), group=group), c)
-    if fit.card.discrepancy is not None:
-        # The loss at the optimum is a prediction like any other: beyond the fitted region it
-        # carries the card's model discrepancy (its compute is exactly C, so the distance is ln C - ln C_max).
-        from .discrepancy import discrepancy_draws, fitted_max_log_compute
-
-        distance = np.maximum(0.0, np.log(c) - fitted_max_log_compute({"flops": fit.runs["flops"].to_numpy()}))
-        draws["loss_opt"] = draws["loss_opt"] * np.exp(
-            discrepancy_draws(fit.card.discrepancy, distance, draws["loss_opt"].shape[0], seed=0))
-    return allocation_table(c, draws, level)
+    return allocation(fit, budgets, level=level, group=group).to_frame()
 
 
-def allocation_table(budgets: np.ndarray, draws: Mapping[str, np.ndarray], level: float) -> pd.DataFrame:
+def allocation_table(budgets: np.ndarray, draws: Mapping[str, np.ndarray], level: float) -> Table:
     """The table of :func:`allocate` from :func:`allocation_draws` output."""
-    columns: dict[str, np.ndarray] = {"compute": budgets}
-    for q in QUANTITIES:
-        columns.update(_interval_columns(q, draws[q], level))
-    table = pd.DataFrame(columns)
-    table.attrs["level"] = level
-    return table
+    # For one budget, tokens and tokens per parameter decrease with the parameters: one
+    # ranking of the parameters gives the intervals of all three (the same numbers as np.quantile).
+    n_opt = draws["params_opt"]
+    ranked = ranked_interval_columns(n_opt, {"params_opt": (n_opt, True), "tokens_opt": (draws["tokens_opt"], False),
+                                             "tokens_per_param": (draws["tokens_per_param"], False)}, level)
+    columns = {"compute": budgets, **ranked, **interval_columns("loss_opt", draws["loss_opt"], level)}
+    return Table({k: columns[k] for k in ["compute", *(f"{q}{e}" for q in QUANTITIES for e in ("", "_lo", "_hi"))]},
+                 {"level": level})
 
 
-def predict_loss(fit: Fit, params: Sequence[float | str] | float | str, tokens: Sequence[float | str] | float | str,
-                 *, level: float = 0.9, seed: int = 0, group: str | None = None) -> pd.DataFrame:
+def prediction(fit: Fit | FitArrays, params: Sequence[float | str] | float | str,
+               tokens: Sequence[float | str] | float | str, *, level: float = 0.9, seed: int = 0,
+               group: str | None = None) -> Table:
+    """The table of :func:`predict_loss` as a :class:`~bayes_scaling.tables.Table` (what the CLI prints)."""
+    level = check_level(level)
+    n, d = plan_arrays(params, tokens)
+    log_l, pred = loss_draws(fit, n, d, group=group, seed=seed)
+    return loss_table(n, d, log_l, pred, level)
+
+
+def predict_loss(fit: Fit | FitArrays, params: Sequence[float | str] | float | str,
+                 tokens: Sequence[float | str] | float | str, *, level: float = 0.9, seed: int = 0,
+                 group: str | None = None) -> pd.DataFrame:
     """Predicted loss at given model sizes and token counts.
 
     Two intervals, on purpose distinct: ``loss`` is the credible interval of the law
-    L(N, D) itself (parameter uncertainty, plus the card's model discrepancy beyond the
-    fitted region when it has one, see :mod:`bayes_scaling.discrepancy`);
+    L(N, D) itself (parameter uncertainty, plus the model discrepancy beyond the fitted
+    region when the fit has one, see :mod:`bayes_scaling.extrapolation`);
     ``loss_predictive`` adds the observation noise of a single run (what one training
     run would actually show).
 
     Parameters
     ----------
     fit : Fit
+        (or the arrays of a saved fit, :func:`bayes_scaling.fitfile.read_fit`).
     params, tokens : float, str or sequence
         Model size N (parameters) and training tokens D, broadcast together.
     level : float, default 0.9
@@ -194,12 +229,7 @@ def predict_loss(fit: Fit, params: Sequence[float | str] | float | str, tokens: 
         Columns ``params``, ``tokens``, ``flops`` (6 N D), ``loss``, ``loss_lo``,
         ``loss_hi``, ``loss_predictive``, ``loss_predictive_lo``, ``loss_predictive_hi``.
     """
-    from .fit import check_level
-
-    level = check_level(level)
-    n, d = plan_arrays(params, tokens)
-    log_l, pred = loss_draws(fit, n, d, group=group, seed=seed)
-    return loss_table(n, d, log_l, pred, level)
+    return prediction(fit, params, tokens, level=level, seed=seed, group=group).to_frame()
 
 
 def plan_arrays(params: Sequence[float | str] | float | str,
@@ -214,32 +244,29 @@ def plan_arrays(params: Sequence[float | str] | float | str,
     return n, d
 
 
-def loss_draws(fit: Fit, n: np.ndarray, d: np.ndarray, *, group: str | None = None,
+def loss_draws(fit: Fit | FitArrays, n: np.ndarray, d: np.ndarray, *, group: str | None = None,
                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Draws of ln L at (N, D): the law's (with any discrepancy) and one run's (with noise).
+
+    The noise is independent per draw and point, drawn by :func:`bayes_scaling.noise.observation_noise`.
 
     Returns
     -------
     (array, array) of shape (S, R)
         Expected log loss and observed log loss of a single run, per draw and point.
     """
-    import jax
+    from .decisions.posterior import as_posterior
 
-    from .discrepancy import log_loss_draws
-    from .model import observation
-
-    draws = fit.draws(group=group)
-    log_l = log_loss_draws(fit, np.log(n), np.log(d), group=group, seed=seed)
-    nu = jnp.asarray(draws["nu"])[:, None] if "nu" in draws else fit.card.nu
-    noise = observation(fit.card, jnp.zeros_like(log_l), jnp.asarray(draws["sigma"])[:, None], nu)
-    return log_l, log_l + np.asarray(noise.sample(jax.random.PRNGKey(seed)))
+    post = as_posterior(fit, group=group)
+    log_l = post.log_loss(np.log(n), np.log(d))
+    nu = post.nu[:, None] if isinstance(post.nu, np.ndarray) else post.nu
+    noise = observation_noise(post.card, post.sigma[:, None], nu, log_l.shape, seed)
+    return log_l, log_l + noise
 
 
-def loss_table(n: np.ndarray, d: np.ndarray, log_l: np.ndarray, pred: np.ndarray, level: float) -> pd.DataFrame:
+def loss_table(n: np.ndarray, d: np.ndarray, log_l: np.ndarray, pred: np.ndarray, level: float) -> Table:
     """The table of :func:`predict_loss` from draws of expected and single-run log loss."""
-    table = pd.DataFrame({"params": n, "tokens": d, "flops": 6 * n * d})
-    for name, values in (("loss", np.exp(log_l)), ("loss_predictive", np.exp(pred))):
-        for key, col in _interval_columns(name, values, level).items():
-            table[key] = col
-    table.attrs["level"] = level
-    return table
+    columns = {"params": n, "tokens": d, "flops": 6 * n * d,
+               **interval_columns("loss", np.exp(log_l), level),
+               **interval_columns("loss_predictive", np.exp(pred), level)}
+    return Table(columns, {"level": level})

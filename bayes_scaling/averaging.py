@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .allocation import allocation_draws, allocation_table, as_budgets, loss_draws, loss_table, plan_arrays
+from .discrepancy import shift_draws
 from .errors import InputError
 from .fit import Fit, check_level
 
@@ -60,9 +61,13 @@ class ModelAverage:
         for name, index in self._shares().items():
             fit = self.fits[name]
             theta = {k: v[index] for k, v in fit.draws(list(fit.card.law.parameters)).items()}
-            for q, values in allocation_draws(fit.card.law, theta, c).items():
+            draws = allocation_draws(fit.card.law, theta, c)
+            # each card's loss at the optimum carries its own discrepancy beyond its data
+            shift = shift_draws(fit, np.zeros_like(c), np.log(c / 6.0))
+            draws["loss_opt"] = draws["loss_opt"] * np.exp(shift[index] if np.ndim(shift) else shift)
+            for q, values in draws.items():
                 parts.setdefault(q, []).append(values)
-        table = allocation_table(c, {q: np.concatenate(v) for q, v in parts.items()}, level)
+        table = allocation_table(c, {q: np.concatenate(v) for q, v in parts.items()}, level).to_frame()
         table.attrs["weights"] = dict(self.weights)
         return table
 
@@ -76,7 +81,7 @@ class ModelAverage:
             log_l, pred = loss_draws(self.fits[name], n, d, seed=seed)
             expected.append(log_l[index])
             single.append(pred[index])
-        table = loss_table(n, d, np.concatenate(expected), np.concatenate(single), level)
+        table = loss_table(n, d, np.concatenate(expected), np.concatenate(single), level).to_frame()
         table.attrs["weights"] = dict(self.weights)
         return table
 

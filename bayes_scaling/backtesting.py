@@ -80,6 +80,24 @@ def split_runs(runs: pd.DataFrame, cutoff: float) -> tuple[pd.DataFrame, pd.Data
     return runs[below].reset_index(drop=True), runs[~below].reset_index(drop=True)
 
 
+def heldout_covariates(fit: Fit, runs: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The law's inputs for new runs, counted as the fit counted (param count, group levels)."""
+    from .model import covariates, group_levels
+
+    card = fit.card
+    if card.pooling and group_levels(runs, card) and not set(group_levels(runs, card)) <= set(fit.groups):
+        raise InputError(f"held-out runs belong to groups the fit has not seen; fitted groups: {', '.join(fit.groups)}")
+    table = runs
+    if card.pooling:
+        # One-hot columns must follow the fit's group levels, not the held-out runs' own.
+        table = pd.concat([fit.runs.assign(_held=False), runs.assign(_held=True)], ignore_index=True)
+    x = covariates(table, card, str(fit.attrs.get("param_count", "total")))
+    if card.pooling:
+        held = table["_held"].to_numpy(bool)
+        x = {k: v[held] for k, v in x.items()}
+    return x
+
+
 def predictive_draws(fit: Fit, runs: pd.DataFrame, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Posterior predictive draws for new runs, and the density of their observed losses.
 
@@ -97,33 +115,19 @@ def predictive_draws(fit: Fit, runs: pd.DataFrame, *, seed: int = 0) -> tuple[np
         Draws of the log loss of each run (law + observation noise; S = chains × draws),
         and log p(ln loss_t | draw s): the log density of each observed log loss.
     """
-    from .model import covariates, group_levels, log_likelihood, posterior_predictive_log_loss
+    from .discrepancy import shift_draws
+    from .model import log_likelihood, posterior_predictive_log_loss
 
     card = fit.card
-    if card.pooling and group_levels(runs, card) and not set(group_levels(runs, card)) <= set(fit.groups):
-        raise InputError(f"held-out runs belong to groups the fit has not seen; fitted groups: {', '.join(fit.groups)}")
-    table = runs
-    if card.pooling:
-        # One-hot columns must follow the fit's group levels, not the held-out runs' own.
-        table = pd.concat([fit.runs.assign(_held=False), runs.assign(_held=True)], ignore_index=True)
-    x = covariates(table, card, str(fit.attrs.get("param_count", "total")))
-    if card.pooling:
-        held = table["_held"].to_numpy(bool)
-        x = {k: v[held] for k, v in x.items()}
+    x = heldout_covariates(fit, runs)
     posterior = {k: np.asarray(v) for k, v in fit.posterior.data_vars.items()}
     log_loss = np.log(runs["loss"].to_numpy(float))
     draws = posterior_predictive_log_loss(card, posterior, x, seed)
-    shift = 0.0
-    if card.discrepancy is not None:
-        # Beyond the fitted region the law itself is uncertain (bayes_scaling.discrepancy):
-        # one discrepancy draw per posterior draw shifts its location, and the density of
-        # the observation is that of the location family at the shifted location.
-        from .discrepancy import discrepancy_draws, extrapolation_distance, fitted_max_log_compute
-
-        distance = extrapolation_distance(fitted_max_log_compute({"flops": fit.runs["flops"].to_numpy()}),
-                                          x["log_params"], x["log_tokens"])
-        shift = discrepancy_draws(card.discrepancy, distance, draws.shape[0] * draws.shape[1], seed)
-        shift = shift.reshape(draws.shape)
+    # Beyond the fitted region the law itself is uncertain (bayes_scaling.discrepancy): each
+    # draw's discrepancy shifts its location, and the density of the observation is that of
+    # the location family at the shifted location.
+    shift = np.broadcast_to(shift_draws(fit, x["log_params"], x["log_tokens"]), (draws.shape[0] * draws.shape[1],
+                                                                                draws.shape[2])).reshape(draws.shape)
     density = log_likelihood(card, posterior, x, log_loss - shift)
     n = draws.shape[0] * draws.shape[1]
     return (draws + shift).reshape(n, -1), density.reshape(n, -1)

@@ -13,26 +13,20 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import numpyro.distributions as dist
+from typing import TYPE_CHECKING, Any
 
 from .errors import CardError
 from .laws import Law, available_laws, get_law
 
-#: Distributions a card may name, mapped to their NumPyro classes.
-DISTRIBUTIONS: dict[str, type[dist.Distribution]] = {
-    "Normal": dist.Normal,
-    "LogNormal": dist.LogNormal,
-    "HalfNormal": dist.HalfNormal,
-    "HalfCauchy": dist.HalfCauchy,
-    "TruncatedNormal": dist.TruncatedNormal,
-    "Uniform": dist.Uniform,
-    "Gamma": dist.Gamma,
-    "Exponential": dist.Exponential,
-    "Beta": dist.Beta,
-    "StudentT": dist.StudentT,
-}
+if TYPE_CHECKING:
+    import numpyro.distributions as dist
+
+#: Distributions a card may name: NumPyro classes of these names (NumPyro is imported
+#: when a prior is first built, so reading a card needs no JAX).
+DISTRIBUTIONS: tuple[str, ...] = (
+    "Normal", "LogNormal", "HalfNormal", "HalfCauchy", "TruncatedNormal", "Uniform", "Gamma", "Exponential",
+    "Beta", "StudentT",
+)
 LIKELIHOODS = ("student_t", "normal")
 _TOP_KEYS = {"card", "priors", "likelihood", "references", "pooling", "discrepancy"}
 #: Run-table column whose labels define the groups of a pooled card.
@@ -57,9 +51,13 @@ class Prior:
     kwargs: dict[str, float]
     rationale: str = ""
 
-    def to_numpyro(self) -> dist.Distribution:
-        """Build the NumPyro distribution."""
-        return DISTRIBUTIONS[self.dist](**self.kwargs)
+    def to_numpyro(self, **options: Any) -> dist.Distribution:
+        """Build the NumPyro distribution (``options`` such as ``validate_args=True`` are passed on)."""
+        import numpyro.distributions
+
+        from . import _jax  # noqa: F401  (float64 before NumPyro builds anything)
+
+        return getattr(numpyro.distributions, self.dist)(**self.kwargs, **options)
 
     def describe(self) -> str:
         """E.g. ``LogNormal(loc=6, scale=2)``."""
@@ -127,6 +125,10 @@ class ModelCard:
     discrepancy : Prior or None
         Prior of tau, the scale of the model-discrepancy slope (log loss per e-fold of
         compute beyond the fitted region; see :mod:`bayes_scaling.discrepancy`), or ``None``.
+    discrepancy_splits : tuple of float
+        Internal leave-future-out splits that learn tau from the runs themselves, each the
+        distance (e-folds of compute) below the largest run at which the run table is cut;
+        empty: tau keeps its prior (key ``calibrate`` of the ``[discrepancy]`` table).
     references : dict
         Literature point values, ``{"hoffmann2022": {"label": ..., "E": 1.69, ...}}``.
     description : str
@@ -145,6 +147,7 @@ class ModelCard:
     nu: Prior | float | None
     pooling: Pooling | None = None
     discrepancy: Prior | None = None
+    discrepancy_splits: tuple[float, ...] = ()
     references: dict[str, dict[str, Any]] = field(default_factory=dict)
     description: str = ""
     text: str = ""
@@ -195,8 +198,14 @@ def load_card(card: str | Path) -> ModelCard:
     return parse_card(text, source=str(path))
 
 
-def parse_card(text: str, *, source: str = "<card>") -> ModelCard:
-    """Validate the TOML text of a card; see :func:`load_card`."""
+def parse_card(text: str, *, source: str = "<card>", check_distributions: bool = True) -> ModelCard:
+    """Validate the TOML text of a card; see :func:`load_card`.
+
+    ``check_distributions=False`` skips only building each prior with NumPyro to check
+    its arguments (which imports JAX), for the stored card of a saved fit: it was checked
+    in full when the fit was made. Everything else is validated all the same.
+    """
+    check = check_distributions
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -224,14 +233,14 @@ def parse_card(text: str, *, source: str = "<card>") -> ModelCard:
             problems.append(f"[priors.{name}]: {law.name!r} has no parameter {name!r} "
                             f"(its parameters: {', '.join(law.parameters)})")
     for name, spec in raw_priors.items():
-        prior = _prior(spec, f"[priors.{name}]", problems)
+        prior = _prior(spec, f"[priors.{name}]", problems, check)
         if prior is not None:
             priors[name] = prior
     like = data.get("likelihood", {})
     family = like.get("family", "student_t")
     if family not in LIKELIHOODS:
         problems.append(f"[likelihood] family: {family!r} is not one of {', '.join(LIKELIHOODS)}")
-    sigma = _prior(like.get("sigma"), "[likelihood.sigma]", problems)
+    sigma = _prior(like.get("sigma"), "[likelihood.sigma]", problems, check)
     nu: Prior | float | None = None
     if family == "student_t":
         spec = like.get("nu")
@@ -240,9 +249,9 @@ def parse_card(text: str, *, source: str = "<card>") -> ModelCard:
             if not nu > 0:
                 problems.append("[likelihood.nu] value: must be a positive number of degrees of freedom")
         else:
-            nu = _prior(spec, "[likelihood.nu]", problems)
-    pooling = _pooling(data["pooling"], law, priors, problems) if "pooling" in data else None
-    discrepancy = _prior(data["discrepancy"], "[discrepancy]", problems) if "discrepancy" in data else None
+            nu = _prior(spec, "[likelihood.nu]", problems, check)
+    pooling = _pooling(data["pooling"], law, priors, problems, check) if "pooling" in data else None
+    discrepancy, splits = _discrepancy(data["discrepancy"], problems, check) if "discrepancy" in data else (None, ())
     references = data.get("references", {})
     for ref, values in references.items():
         if not isinstance(values, dict):
@@ -259,6 +268,7 @@ def parse_card(text: str, *, source: str = "<card>") -> ModelCard:
         nu=nu,
         pooling=pooling,
         discrepancy=discrepancy,
+        discrepancy_splits=splits,
         references=references,
         description=str(meta.get("description", "")),
         text=text,
@@ -266,7 +276,8 @@ def parse_card(text: str, *, source: str = "<card>") -> ModelCard:
     )
 
 
-def _pooling(spec: Any, law: Law | None, priors: dict[str, Prior], problems: list[str]) -> Pooling | None:
+def _pooling(spec: Any, law: Law | None, priors: dict[str, Prior], problems: list[str],
+             check: bool = True) -> Pooling | None:
     if not isinstance(spec, dict):
         problems.append("[pooling]: must be a table with parameters = [...] and [pooling.scale.<p>] priors")
         return None
@@ -288,8 +299,9 @@ def _pooling(spec: Any, law: Law | None, priors: dict[str, Prior], problems: lis
         if name in priors and priors[name].dist != "LogNormal":
             problems.append(f"[pooling] parameters: {name} is pooled on the log scale, so [priors.{name}] must be "
                             f"a LogNormal, not {priors[name].dist}")
-        scale = _prior(raw_scales.get(name), f"[pooling.scale.{name}]", problems)
-        if scale is not None and not float(getattr(scale.to_numpyro().support, "lower_bound", -1.0)) >= 0:
+        scale = _prior(raw_scales.get(name), f"[pooling.scale.{name}]", problems, check)
+        lower = float(getattr(scale.to_numpyro().support, "lower_bound", -1.0)) if check and scale is not None else 0.0
+        if not lower >= 0:
             problems.append(f"[pooling.scale.{name}]: {scale.describe()} allows negative values; a spread "
                             "needs a positive prior such as HalfNormal")
         elif scale is not None:
@@ -299,7 +311,24 @@ def _pooling(spec: Any, law: Law | None, priors: dict[str, Prior], problems: lis
     return Pooling(tuple(names), scales, centred=form == "centred")
 
 
-def _prior(spec: Any, where: str, problems: list[str]) -> Prior | None:
+def _discrepancy(spec: Any, problems: list[str], check: bool) -> tuple[Prior | None, tuple[float, ...]]:
+    if not isinstance(spec, dict):
+        problems.append("[discrepancy]: must be a table with dist, kwargs and optionally calibrate = [1.0, 2.0]")
+        return None, ()
+    spec = dict(spec)
+    splits = spec.pop("calibrate", [])
+    for key in sorted(set(spec) - {"dist", "kwargs", "rationale"}):
+        problems.append(f"[discrepancy] {key}: unknown key (known: dist, kwargs, rationale, calibrate)")
+    if not isinstance(splits, list) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in splits
+    ):
+        problems.append("[discrepancy] calibrate: give a list of positive distances in e-folds of compute "
+                        "below the largest run, e.g. [1.0, 2.0] (or leave it out to keep the prior of tau)")
+        splits = []
+    return _prior(spec, "[discrepancy]", problems, check), tuple(float(v) for v in splits)
+
+
+def _prior(spec: Any, where: str, problems: list[str], check: bool = True) -> Prior | None:
     if not isinstance(spec, dict):
         problems.append(f"{where}: missing; give dist = \"...\" and kwargs = {{...}}")
         return None
@@ -314,8 +343,10 @@ def _prior(spec: Any, where: str, problems: list[str]) -> Prior | None:
         problems.append(f"{where} kwargs: must be a table of numbers, e.g. {{loc = 0.0, scale = 1.0}}")
         return None
     prior = Prior(str(name), {k: float(v) for k, v in kwargs.items()}, str(spec.get("rationale", "")))
+    if not check:
+        return prior
     try:
-        DISTRIBUTIONS[name](**prior.kwargs, validate_args=True)
+        prior.to_numpyro(validate_args=True)
     except (TypeError, ValueError) as exc:
         problems.append(f"{where} kwargs: {prior.describe()} is not a valid {name} ({exc})")
         return None

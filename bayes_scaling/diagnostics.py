@@ -1,16 +1,32 @@
-"""One diagnostics gate (R-hat, ESS, divergences, tree depth) for summary, report and CLI."""
+"""One diagnostics gate (R-hat, ESS, divergences, tree depth) for summary, report and CLI.
+
+Computing ESS and R-hat needs ArviZ; judging them does not. So the statistics are
+computed once (:func:`convergence_stats`, when a fit is saved), stored with the fit as
+plain JSON, and both the gate (:func:`gate`) and the posterior summary
+(:func:`summary_table`) read them from there: ``bayes-scaling summary`` answers from a
+saved fit without importing ArviZ.
+"""
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-import arviz as az
 import numpy as np
-import xarray as xr
+
+from .tables import Table, check_level, credible_interval
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from .fitfile import FitArrays
 
 #: Thresholds of the gate.
 RHAT_MAX = 1.01
 ESS_MIN = 400
+MAX_TREE_DEPTH = 10
 
 
 @dataclass(frozen=True)
@@ -40,39 +56,110 @@ class Diagnostics:
     max_tree_depth_hits: int = 0
 
 
+def convergence_stats(posterior: xr.Dataset, sample_stats: xr.Dataset | None, var_names: Sequence[str],
+                      *, max_tree_depth: int = MAX_TREE_DEPTH) -> dict[str, Any]:
+    """ESS and R-hat of each variable, divergences and tree-depth hits, as plain (JSON-ready) data.
+
+    A single-chain posterior (e.g. bootstrap draws) gets ESS but no R-hat (NaN).
+
+    Returns
+    -------
+    dict
+        ``variables``: ``{name: {"r_hat", "ess_bulk", "ess_tail"}}``, each a float, or a
+        list over the groups of a per-group parameter; ``chains``, ``divergences``,
+        ``tree_depth_hits`` and ``max_tree_depth``.
+    """
+    import arviz as az
+
+    ds = posterior[list(var_names)]
+    chains = int(ds.sizes.get("chain", 1))
+    with warnings.catch_warnings():
+        # A constant variable (e.g. a fixed noise scale) has no variance: NaN, which the gate reports.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ess_bulk = az.ess(ds, method="bulk")
+        ess_tail = az.ess(ds, method="tail")
+        rhat = az.rhat(ds) if chains > 1 else None
+    variables = {v: {"r_hat": np.asarray(rhat[v]).tolist() if rhat is not None else float("nan"),
+                     "ess_bulk": np.asarray(ess_bulk[v]).tolist(), "ess_tail": np.asarray(ess_tail[v]).tolist()}
+                 for v in var_names}
+    divergences = hits = 0
+    if sample_stats is not None and "diverging" in sample_stats:
+        divergences = int(np.asarray(sample_stats["diverging"]).sum())
+    if sample_stats is not None and "tree_depth" in sample_stats:
+        hits = int((np.asarray(sample_stats["tree_depth"]) >= max_tree_depth).sum())
+    return {"variables": variables, "chains": chains, "divergences": divergences, "tree_depth_hits": hits,
+            "max_tree_depth": max_tree_depth}
+
+
+def gate(stats: Mapping[str, Any], var_names: Sequence[str]) -> Diagnostics:
+    """Judge the statistics of :func:`convergence_stats` for ``var_names`` (worst group of a per-group one)."""
+    messages: list[str] = []
+    variables = stats["variables"]
+    max_rhat = float("nan")
+    if stats["chains"] > 1:
+        worst_rhat = {v: float(np.max(variables[v]["r_hat"])) for v in var_names}
+        max_rhat = max(worst_rhat.values())
+        for v, r in worst_rhat.items():
+            if not r < RHAT_MAX:
+                messages.append(f"R-hat of {v} is {r:.3f} (≥ {RHAT_MAX}): chains disagree; run longer or check "
+                                "for multimodality")
+    min_bulk = {v: float(np.min(variables[v]["ess_bulk"])) for v in var_names}
+    min_tail = min(float(np.min(variables[v]["ess_tail"])) for v in var_names)
+    for v, ess in min_bulk.items():
+        if ess < ESS_MIN:
+            messages.append(f"bulk ESS of {v} is {ess:.0f} (< {ESS_MIN}): draw more samples")
+    divergences, hits = int(stats["divergences"]), int(stats["tree_depth_hits"])
+    if divergences:
+        messages.append(f"{divergences} divergent transition(s): raise --target-accept (e.g. 0.95) or check priors")
+    if hits:
+        messages.append(f"{hits} draw(s) hit the maximum tree depth {stats['max_tree_depth']}: sampling is inefficient")
+    return Diagnostics(has_errors=bool(messages), messages=messages, max_rhat=max_rhat,
+                       min_ess_bulk=min(min_bulk.values()), min_ess_tail=min_tail, divergences=divergences,
+                       max_tree_depth_hits=hits)
+
+
 def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset | None, var_names: list[str],
-             *, max_tree_depth: int = 10) -> Diagnostics:
+             *, max_tree_depth: int = MAX_TREE_DEPTH) -> Diagnostics:
     """Run the gate on a posterior with ``chain`` and ``draw`` dims.
 
     A single-chain posterior (e.g. bootstrap draws) gets ESS but no R-hat check.
     """
-    messages: list[str] = []
-    ds = posterior[var_names]
-    n_chains = ds.sizes.get("chain", 1)
-    ess_bulk = az.ess(ds, method="bulk")
-    ess_tail = az.ess(ds, method="tail")
-    rhat = az.rhat(ds) if n_chains > 1 else None
-    max_rhat = float("nan")
-    if rhat is not None:
-        values = {v: float(rhat[v].max()) for v in var_names}  # worst group of a pooled parameter
-        max_rhat = max(values.values())
-        for v, r in values.items():
-            if not r < RHAT_MAX:
-                messages.append(f"R-hat of {v} is {r:.3f} (≥ {RHAT_MAX}): chains disagree; run longer or check for multimodality")
-    min_bulk = min(float(ess_bulk[v].min()) for v in var_names)
-    min_tail = min(float(ess_tail[v].min()) for v in var_names)
-    for v in var_names:
-        if float(ess_bulk[v].min()) < ESS_MIN:
-            messages.append(f"bulk ESS of {v} is {float(ess_bulk[v].min()):.0f} (< {ESS_MIN}): draw more samples")
-    divergences = hits = 0
-    if sample_stats is not None and "diverging" in sample_stats:
-        divergences = int(np.asarray(sample_stats["diverging"]).sum())
-        if divergences:
-            messages.append(f"{divergences} divergent transition(s): raise --target-accept (e.g. 0.95) or check priors")
-    if sample_stats is not None and "tree_depth" in sample_stats:
-        hits = int((np.asarray(sample_stats["tree_depth"]) >= max_tree_depth).sum())
-        if hits:
-            messages.append(f"{hits} draw(s) hit the maximum tree depth {max_tree_depth}: sampling is inefficient")
-    return Diagnostics(has_errors=bool(messages), messages=messages, max_rhat=max_rhat,
-                       min_ess_bulk=min_bulk, min_ess_tail=min_tail, divergences=divergences,
-                       max_tree_depth_hits=hits)
+    return gate(convergence_stats(posterior, sample_stats, var_names, max_tree_depth=max_tree_depth), var_names)
+
+
+def gated_parameters(arrays: FitArrays) -> list[str]:
+    """The parameters the gate judges: the summary's, less a Student-t ``nu`` (weakly identified)."""
+    return [v for v in arrays.parameters if v != "nu" or v in arrays.card.priors]
+
+
+def summary_table(arrays: FitArrays, stats: Mapping[str, Any], level: float = 0.9) -> Table:
+    """Posterior summary: one row per parameter (per group for a per-group one, ``"E[group]"``).
+
+    Parameters
+    ----------
+    arrays : FitArrays
+        The fit's draws.
+    stats : mapping
+        Its :func:`convergence_stats` (stored in a saved fit).
+    level : float, default 0.9
+        Credible level of the equal-tailed interval.
+
+    Returns
+    -------
+    Table
+        Index column ``parameter``; ``median``, ``lo``, ``hi`` (interval bounds), ``mean``,
+        ``sd``, ``r_hat`` (NaN for a single chain), ``ess_bulk``, ``ess_tail``.
+    """
+    level = check_level(level)
+    rows = []
+    for name in arrays.parameters:
+        values, stat = arrays.posterior[name], stats["variables"][name]
+        for g in range(values.shape[2]) if values.ndim > 2 else [None]:
+            d = (values if g is None else values[..., g]).reshape(-1)
+            lo, med, hi = credible_interval(d, level)
+            rows.append({"parameter": name if g is None else f"{name}[{arrays.groups[g]}]", "median": med,
+                         "lo": lo, "hi": hi, "mean": d.mean(), "sd": d.std(ddof=1),
+                         **{k: float(stat[k] if g is None or np.ndim(stat[k]) == 0 else stat[k][g])
+                            for k in ("r_hat", "ess_bulk", "ess_tail")}})
+    columns = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+    return Table(columns, {"level": level}, index="parameter")

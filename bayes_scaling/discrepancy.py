@@ -2,87 +2,355 @@
 
 A fitted law is uncertain in two ways: its parameters (the posterior) and its form
 (the law itself may bend away from the truth beyond the largest run). The second is
-invisible inside the data and is exactly what matters where the money is spent. This
-module adds, at prediction time, a discrepancy on the log loss
+invisible inside the data and is exactly what matters where the money is spent. A card
+with a ``[discrepancy]`` table adds to the expected log loss
 
-    delta(x) = s · d(x),      s ~ Normal(0, tau),   tau ~ card prior,
+    delta(x) = s · d(x),      s ~ Normal(0, tau²),
 
 where d(x) = max(0, ln C(x) − ln C_max) is the distance (in e-folds of compute,
 C = 6 N D FLOPs) beyond the largest-compute run the fit saw. Inside the data d = 0, so
-the discrepancy is exactly zero there and never changes the likelihood or the fit; it
-widens predictions in proportion to how far they extrapolate. One slope s per
-posterior draw is shared by every prediction of that draw, so predictions at two large
-budgets err together, as a misspecified law does.
+the discrepancy is exactly zero there and never changes the fit of the law; it widens
+predictions in proportion to how far they extrapolate. One slope s per posterior draw is
+shared by every prediction of that draw, so predictions at two large budgets err
+together, as a misspecified law does.
 
-The prior of ``tau`` (log-loss error per e-fold of extrapolation) is set in the model
-card's ``[discrepancy]`` table and is calibrated by backtests (``bayes-scaling backtest``);
-the data below the cutoff cannot inform it.
+Learning tau (internal leave-future-out)
+----------------------------------------
+The runs below the largest one cannot say how wrong the law is beyond it, but they can
+say how wrong it was at *their* frontier. With ``calibrate = [1.0, 2.0]`` in the card,
+the fit cuts its own run table 1 and 2 e-folds of compute below the largest run, fits the
+plain law to each lower part, and asks how well it predicted the upper part. Each split k
+contributes the marginal likelihood of its held-out residuals r (observed minus law),
+the slope integrated out and the inner fit's predictive distribution matched by a normal,
+
+    p(r̄_k | tau) = Normal(r̄_k; 0, Cov_posterior(r_k) + noise² I + tau² d_k d_kᵀ),
+
+so the inner fit's parameter uncertainty (correlated between runs) is not counted as
+discrepancy. The posterior of tau on a grid is the card's prior times these
+likelihoods; each posterior draw of the main fit then gets a draw of tau and a slope s,
+stored with the fit as ``discrepancy_tau`` and ``discrepancy_slope``. Without
+``calibrate`` tau is drawn from its prior.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
-from .cards import Prior
+from .cards import ModelCard, Prior
+from .extrapolation import DISCREPANCY_SLOPE, extrapolation_distance, fitted_max_log_compute, with_discrepancy
 
 if TYPE_CHECKING:
     from .fit import Fit
 
-LOG_6 = float(np.log(6.0))
+#: Posterior variables a fit with a discrepancy stores, shape (chain, draw).
+TAU, SLOPE = "discrepancy_tau", DISCREPANCY_SLOPE
+#: Each internal split needs at least this many runs on each side.
+MIN_SPLIT_TRAIN, MIN_SPLIT_TEST = 20, 3
+#: Inner fits: chains and warm-up / kept draws per chain (a cheap posterior suffices).
+INNER_CHAINS, INNER_DRAWS = 2, 300
+_TAU_POINTS, _MAX_DRAWS = 401, 1000
 
 
-def extrapolation_distance(max_log_compute: float, log_params: np.ndarray, log_tokens: np.ndarray) -> np.ndarray:
-    """Distance beyond the fitted region: e-folds of compute past the largest fitted run.
+@dataclass(frozen=True)
+class TauPosterior:
+    """Posterior of tau (log loss per e-fold of compute) on a grid.
+
+    Attributes
+    ----------
+    grid : array
+        Values of tau, ascending, starting at 0.
+    weights : array
+        Posterior probability of each grid cell (sums to 1).
+    splits : list of dict
+        Per internal split: ``offset`` (e-folds below the largest run), ``n_train``,
+        ``n_test``, ``tau_mle`` (the grid value of highest likelihood) or ``skipped`` (why).
+    """
+
+    grid: np.ndarray
+    weights: np.ndarray
+    splits: list[dict[str, Any]]
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` draws of tau: a grid cell by its weight, then uniform within the cell."""
+        cell = rng.choice(len(self.grid), size=n, p=self.weights)
+        lo = self.grid[np.maximum(cell - 1, 0)]
+        return lo + (self.grid[cell] - lo) * rng.uniform(size=n)
+
+    def mean(self) -> float:
+        """Posterior mean of tau."""
+        return float(np.sum(self.grid * self.weights))
+
+    def quantile(self, q: float) -> float:
+        """Posterior q-quantile of tau (grid resolution)."""
+        return float(self.grid[min(np.searchsorted(np.cumsum(self.weights), q), len(self.grid) - 1)])
+
+
+def tau_grid(prior: Prior, seed: int = 0) -> np.ndarray:
+    """Even grid of tau from 0 to the prior's 99.95% quantile (estimated from 20,000 prior draws)."""
+    top = float(np.quantile(_prior_draws(prior, 20_000, seed), 0.9995))
+    return np.linspace(0.0, top, _TAU_POINTS)
+
+
+def _prior_draws(prior: Prior, n: int, seed: int) -> np.ndarray:
+    import jax
+
+    return np.asarray(prior.to_numpyro().sample(jax.random.PRNGKey(seed), (n,)), dtype=float)
+
+
+def _prior_log_density(prior: Prior, grid: np.ndarray) -> np.ndarray:
+    import jax.numpy as jnp
+
+    return np.asarray(prior.to_numpyro().log_prob(jnp.asarray(np.maximum(grid, 1e-12))), dtype=float)
+
+
+def marginal_log_likelihood(resid: np.ndarray, noise_variance: float, distance: np.ndarray,
+                            grid: np.ndarray) -> np.ndarray:
+    """log p(residuals | tau) of held-out runs, the slope integrated out, for each tau of ``grid``.
+
+    The inner fit's predictive distribution of the held-out log losses is matched by a
+    normal with the draws' mean and covariance (parameter uncertainty, correlated between
+    runs) plus independent noise; the shared slope adds tau² d dᵀ. So
+
+        r̄ ~ Normal(0, Σ + tau² d dᵀ),    Σ = Cov_draws(r) + noise_variance · I,
+
+    evaluated for every tau at once by the matrix determinant lemma and Sherman–Morrison.
 
     Parameters
     ----------
-    max_log_compute : float
-        ln C of the largest-compute run in the fit (C in FLOPs).
-    log_params, log_tokens : array
-        ln N (parameters) and ln D (tokens) of the predictions.
+    resid : array of shape (S, T)
+        Observed minus law log loss per posterior draw and held-out run.
+    noise_variance : float
+        Variance of one run's noise on log loss (``E[sigma²]·nu/(nu−2)`` for Student-t).
+    distance : array of shape (T,)
+        Extrapolation distance of each run (e-folds of compute).
+    grid : array
+        Values of tau (log loss per e-fold), >= 0.
 
     Returns
     -------
-    array
-        max(0, ln(6 N D) − ln C_max), 0 inside the data.
+    array of shape grid.shape
     """
-    return np.maximum(0.0, LOG_6 + np.asarray(log_params) + np.asarray(log_tokens) - max_log_compute)
+    resid = np.asarray(resid, float)
+    mean = resid.mean(axis=0)
+    cov = np.atleast_2d(np.cov(resid, rowvar=False)) if resid.shape[0] > 1 else np.zeros((len(mean),) * 2)
+    chol = np.linalg.cholesky(cov + noise_variance * np.eye(len(mean)))
+    white_r = np.linalg.solve(chol, mean)
+    white_d = np.linalg.solve(chol, np.asarray(distance, float))
+    q, m, quad = white_d @ white_d, white_d @ white_r, white_r @ white_r
+    t2 = np.asarray(grid, float) ** 2
+    logdet = 2 * np.sum(np.log(np.diag(chol))) + np.log1p(t2 * q)
+    return -0.5 * (len(mean) * np.log(2 * np.pi) + logdet + quad - t2 * m * m / (1 + t2 * q))
 
 
-def discrepancy_draws(scale: Prior, distance: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
-    """Draws of the discrepancy delta on log loss, shape ``(n_draws, *distance.shape)``.
+def split_log_likelihood(card: ModelCard, inner: Fit, held_out: pd.DataFrame, grid: np.ndarray) -> np.ndarray:
+    """log p(held-out runs | tau) for each tau of ``grid``, under an inner fit's posterior.
 
     Parameters
     ----------
-    scale : Prior
-        Prior of tau, the standard deviation of the slope s (log loss per e-fold of compute).
-    distance : array
-        :func:`extrapolation_distance` of each prediction.
-    n_draws : int
-        Posterior draws to pair with (one slope per draw).
-    seed : int
-        Seed of tau and s.
+    card : ModelCard
+        The card of the inner fit (no discrepancy).
+    inner : Fit
+        Fit to the runs below the split.
+    held_out : DataFrame
+        Runs above the split (validated, with ``loss``).
+    grid : array
+        Values of tau (log loss per e-fold of compute).
+
+    Returns
+    -------
+    array of shape grid.shape
+        See :func:`marginal_log_likelihood`; at most 300 posterior draws are used.
     """
-    import jax
+    from .backtesting import heldout_covariates
+    from .model import law_parameters
 
-    key_tau, key_s = jax.random.split(jax.random.PRNGKey(seed + 7919))
-    tau = np.asarray(scale.to_numpyro().sample(key_tau, (n_draws,)))
-    slope = tau * np.asarray(jax.random.normal(key_s, (n_draws,)))
-    distance = np.asarray(distance, dtype=float)
-    return slope.reshape((n_draws,) + (1,) * distance.ndim) * distance[None, ...]
+    x = heldout_covariates(inner, held_out)
+    post = inner.posterior
+    names = [*card.law.parameters, "sigma", *(["nu"] if "nu" in post else [])]
+    flat = {k: np.asarray(post[k]).reshape(-1, *np.shape(post[k])[2:]) for k in names}
+    keep = np.linspace(0, len(flat["sigma"]) - 1, min(_MAX_DRAWS, len(flat["sigma"]))).astype(int)
+    pooled = card.pooling.parameters if card.pooling else ()
+    theta = {k: flat[k][keep] if k in pooled else flat[k][keep][:, None] for k in card.law.parameters}
+    loc = np.asarray(card.law.log_loss(law_parameters(card, theta, x), x))          # (S, T)
+    y = np.log(held_out["loss"].to_numpy(float))
+    distance = extrapolation_distance(max_log_compute(inner), x["log_params"], x["log_tokens"])
+    nu = np.asarray(flat["nu"][keep]) if "nu" in flat else card.nu
+    noise = float(np.mean(flat["sigma"][keep] ** 2))
+    if card.likelihood == "student_t":
+        # the variance of a Student-t is sigma² nu / (nu - 2); for nu <= 2 (infinite) it is capped at 3 sigma²
+        noise *= float(np.mean(np.where(nu > 2, nu / np.maximum(nu - 2, 1e-9), 3.0)))
+    return marginal_log_likelihood(y - loc, noise, distance, grid)
 
 
-def fitted_max_log_compute(constant_data: Mapping[str, np.ndarray]) -> float:
-    """ln C of the largest-compute run of a fit's run table (``flops`` column, FLOPs)."""
-    return float(np.log(np.max(np.asarray(constant_data["flops"], dtype=float))))
+def calibrate_tau(card: ModelCard, runs: pd.DataFrame, *, seed: int = 0, param_count: str = "total",
+                  splits: Sequence[float] | None = None, draws: int = INNER_DRAWS) -> TauPosterior:
+    """Posterior of tau from internal leave-future-out splits of the run table.
+
+    Parameters
+    ----------
+    card : ModelCard
+        A card with a ``[discrepancy]`` prior.
+    runs : DataFrame
+        The run table the main fit uses.
+    seed : int, default 0
+        Seed of the inner fits.
+    param_count : {"total", "non_embedding"}
+    splits : sequence of float, optional
+        E-folds of compute below the largest run at which to cut; default the card's
+        ``calibrate`` list. A split with fewer than :data:`MIN_SPLIT_TRAIN` runs below or
+        :data:`MIN_SPLIT_TEST` above is skipped (and listed as such).
+    draws : int, default :data:`INNER_DRAWS`
+        Warm-up and kept draws per chain of each inner fit (:data:`INNER_CHAINS` chains).
+
+    Returns
+    -------
+    TauPosterior
+        The prior alone when no split could be used.
+    """
+    from .inference import fit
+
+    assert card.discrepancy is not None
+    plain = dataclasses.replace(card, discrepancy=None, discrepancy_splits=())
+    grid = tau_grid(card.discrepancy, seed)
+    log_post = _prior_log_density(card.discrepancy, grid)
+    log_flops = np.log(runs["flops"].to_numpy(float))
+    info = []
+    for k, offset in enumerate(card.discrepancy_splits if splits is None else splits):
+        below = log_flops <= log_flops.max() - offset
+        record: dict[str, Any] = {"offset": float(offset), "n_train": int(below.sum()), "n_test": int((~below).sum())}
+        if record["n_train"] < MIN_SPLIT_TRAIN or record["n_test"] < MIN_SPLIT_TEST:
+            record["skipped"] = (f"needs at least {MIN_SPLIT_TRAIN} runs below and {MIN_SPLIT_TEST} above "
+                                 "the split")
+            info.append(record)
+            continue
+        train = runs[below].reset_index(drop=True)
+        train.attrs = dict(runs.attrs)
+        inner = fit(train, plain, chains=INNER_CHAINS, warmup=draws, draws=draws, seed=seed + 101 * (k + 1),
+                    param_count=param_count)
+        ll = split_log_likelihood(plain, inner, runs[~below].reset_index(drop=True), grid)
+        record["tau_mle"] = float(grid[np.argmax(ll)])
+        log_post = log_post + ll
+        info.append(record)
+    weights = np.exp(log_post - log_post.max())
+    return TauPosterior(grid, weights / weights.sum(), info)
+
+
+def discrepancy_posterior(card: ModelCard, runs: pd.DataFrame, shape: tuple[int, int], *, seed: int = 0,
+                          param_count: str = "total", inner_draws: int = INNER_DRAWS,
+                          ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Draws of tau and of the slope s to store with a fit, and a record of how tau was set.
+
+    Parameters
+    ----------
+    card : ModelCard
+        A card with a ``[discrepancy]`` prior (``calibrate`` splits optional).
+    runs : DataFrame
+        The fit's run table.
+    shape : (int, int)
+        (chains, draws) of the fit's posterior.
+    seed : int, default 0
+    param_count : {"total", "non_embedding"}
+    inner_draws : int, default :data:`INNER_DRAWS`
+        Warm-up and kept draws per chain of the inner fits (see :func:`calibrate_tau`).
+
+    Returns
+    -------
+    (dict, dict)
+        ``{TAU: array, SLOPE: array}`` of shape ``shape``, and ``{"tau_source": "prior" |
+        "leave-future-out", "tau_mean", "tau_q90", "splits"}``.
+    """
+    assert card.discrepancy is not None
+    n = shape[0] * shape[1]
+    rng = np.random.default_rng(seed + 7919)
+    if card.discrepancy_splits:
+        posterior = calibrate_tau(card, runs, seed=seed, param_count=param_count, draws=inner_draws)
+        tau = posterior.sample(n, rng)
+        info = {"tau_source": "leave-future-out", "splits": posterior.splits}
+    else:
+        tau = _prior_draws(card.discrepancy, n, seed + 7919)
+        info = {"tau_source": "prior", "splits": []}
+    if not any("tau_mle" in s for s in info["splits"]):
+        info["tau_source"] = "prior"
+    slope = tau * rng.standard_normal(n)
+    info.update(tau_mean=float(np.mean(tau)), tau_q90=float(np.quantile(tau, 0.9)))
+    return {TAU: tau.reshape(shape), SLOPE: slope.reshape(shape)}, info
+
+
+def attach(fit: Fit, scale: Prior, *, splits: Sequence[float] = (), seed: int = 0) -> Fit:
+    """The same fit with a model discrepancy: a prior of tau, learnt from ``splits`` if given.
+
+    The law's posterior is untouched (the discrepancy is zero inside the data); draws of
+    tau and of the slope are added, and the card gains the ``[discrepancy]`` entry.
+
+    Parameters
+    ----------
+    fit : Fit
+    scale : Prior
+        Prior of tau (log loss per e-fold of compute beyond the largest run).
+    splits : sequence of float, default ()
+        Internal leave-future-out splits (e-folds below the largest run), see
+        :func:`calibrate_tau`; empty keeps the prior.
+    seed : int, default 0
+    """
+    import json
+
+    from .errors import InputError
+    from .fit import Fit
+
+    if fit.card.discrepancy is not None:
+        raise InputError(f"fit of card {fit.card.name!r} already has a model discrepancy")
+    kwargs = ", ".join(f"{k} = {v!r}" for k, v in scale.kwargs.items())
+    text = (f"{fit.card.text.rstrip()}\n\n[discrepancy]\ndist = \"{scale.dist}\"\nkwargs = {{ {kwargs} }}\n"
+            + (f"calibrate = {[float(s) for s in splits]}\n" if splits else ""))
+    card = dataclasses.replace(fit.card, discrepancy=scale, discrepancy_splits=tuple(float(s) for s in splits),
+                               text=text)
+    shape = tuple(fit.posterior.sizes[d] for d in ("chain", "draw"))
+    draws, info = discrepancy_posterior(card, fit.runs, shape, seed=seed,
+                                        param_count=str(fit.attrs.get("param_count", "total")))
+    tree = fit.tree.copy()
+    tree["posterior"] = tree["posterior"].to_dataset().assign({k: (("chain", "draw"), v) for k, v in draws.items()})
+    extra = {**fit.extra, "discrepancy": info}
+    return Fit(tree, card=card, method=fit.method, seed=fit.seed, elapsed_s=fit.elapsed_s, extra=extra,
+               attrs={**fit.attrs, "card_text": text, "extra": json.dumps(extra)})
+
+
+def slope_draws(fit: Fit) -> np.ndarray | None:
+    """The stored slope s per posterior draw (flattened over chains), or None without discrepancy.
+
+    None also for a fit whose card has a discrepancy but whose posterior holds no slope
+    draws: approach-3 (``method="huber"``) fits, which stay the classic baseline.
+    """
+    if fit.card.discrepancy is None:
+        return None
+    if SLOPE not in fit.posterior:  # approach 3 (bootstrap) fits carry none: they are the classic baseline
+        return None
+    return np.asarray(fit.posterior[SLOPE]).reshape(-1)
+
+
+def shift_draws(fit: Fit, log_params: np.ndarray, log_tokens: np.ndarray) -> np.ndarray | float:
+    """Discrepancy delta = s · d(N, D) per posterior draw and point, shape (S, *points); 0 without one."""
+    slope = slope_draws(fit)
+    if slope is None:
+        return 0.0
+    zero = np.zeros((len(slope),) + np.shape(log_params))
+    return with_discrepancy(zero, slope.reshape((-1,) + (1,) * np.ndim(log_params)), max_log_compute(fit),
+                            np.asarray(log_params)[None, ...], np.asarray(log_tokens)[None, ...])
+
+
+def max_log_compute(fit: Fit) -> float:
+    """ln C_max of a fit: its largest-compute run (FLOPs)."""
+    return fitted_max_log_compute({"flops": fit.tree["constant_data"]["flops"].to_numpy()})
 
 
 def log_loss_draws(fit: Fit, log_params: np.ndarray, log_tokens: np.ndarray, *, group: str | None = None,
-                   seed: int = 0) -> np.ndarray:
-    """Draws of the expected log loss at (N, D): the law, plus the card's discrepancy if any.
+                   ) -> np.ndarray:
+    """Draws of the expected log loss at (N, D): the law, plus the fit's discrepancy if any.
 
     Parameters
     ----------
@@ -91,25 +359,15 @@ def log_loss_draws(fit: Fit, log_params: np.ndarray, log_tokens: np.ndarray, *, 
         ln N (parameters) and ln D (tokens).
     group : str, optional
         For a pooled fit, the group whose parameters to use.
-    seed : int, default 0
-        Seed of the discrepancy draws.
 
     Returns
     -------
     array of shape (S, R)
         ln L per posterior draw and point, nats per token.
     """
-    import jax.numpy as jnp
-
     law = fit.card.law
     draws = fit.draws(list(law.parameters), group=group)
-    theta = {k: jnp.asarray(v)[:, None] for k, v in draws.items()}
+    theta = {k: np.asarray(v)[:, None] for k, v in draws.items()}
     log_params, log_tokens = np.broadcast_arrays(np.asarray(log_params, float), np.asarray(log_tokens, float))
-    log_l = np.asarray(law.log_loss(theta, {"log_params": jnp.asarray(log_params)[None, :],
-                                            "log_tokens": jnp.asarray(log_tokens)[None, :]}))
-    if fit.card.discrepancy is None:
-        return log_l
-    const = fit.tree["constant_data"].to_dataset()
-    distance = extrapolation_distance(fitted_max_log_compute({"flops": const["flops"].to_numpy()}),
-                                      log_params, log_tokens)
-    return log_l + discrepancy_draws(fit.card.discrepancy, distance, log_l.shape[0], seed)
+    log_l = np.asarray(law.log_loss(theta, {"log_params": log_params[None, :], "log_tokens": log_tokens[None, :]}))
+    return log_l + shift_draws(fit, log_params, log_tokens)

@@ -1,4 +1,9 @@
-"""``Fit``: the posterior as ArviZ data, with its model card and provenance; save/load."""
+"""``Fit``: the posterior as ArviZ data, with its model card and provenance; save/load.
+
+Saving also stores the convergence statistics (ESS, R-hat, divergences) as the root
+attribute ``convergence``, so that a summary of a saved fit needs no ArviZ; the answers
+from a saved fit read it with h5py alone (:mod:`bayes_scaling.fitfile`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import json
 import os
 import platform
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -16,12 +22,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .cards import ModelCard, parse_card
-from .diagnostics import Diagnostics, diagnose
-from .errors import CardError, FitFileError, InputError
+from .cards import ModelCard
+from .diagnostics import Diagnostics, convergence_stats, gate, gated_parameters, summary_table
+from .errors import FitFileError
+from .fitfile import CONVERGENCE_ATTR, FORMAT_VERSION, FitArrays, check_fit_attrs, check_fit_path
 from .model import group_levels, log_likelihood, posterior_dims, posterior_predictive_log_loss
+from .tables import check_level  # noqa: F401  (re-exported: other modules import it from here)
 
-FORMAT_VERSION = 1
 #: Most values (chains × draws × runs) kept in each pointwise group; see build_datatree.
 POINTWISE_MAX_VALUES = 20_000_000
 _VERSIONED = ("bayes-scaling", "numpyro", "jax", "jaxlib", "arviz", "arviz-base", "arviz-stats",
@@ -37,13 +44,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
-
-
-def check_level(level: float) -> float:
-    """Validate a credible level; return it as float."""
-    if not 0 < level < 1:
-        raise InputError(f"level must be in the interval (0, 1) but got {level}")
-    return float(level)
 
 
 def build_datatree(card: ModelCard, runs: pd.DataFrame, x: Mapping[str, np.ndarray],
@@ -122,6 +122,9 @@ class Fit:
             "versions": json.dumps(package_versions()),
             "extra": json.dumps(self.extra),
         }
+        # Convergence statistics stored with a saved fit describe its draws: kept apart from
+        # the attrs, so that a Fit made from another's attrs (and other draws) computes its own.
+        self._convergence: str | None = self.attrs.pop(CONVERGENCE_ATTR, None)
 
     # -- data access -------------------------------------------------------------------
     @property
@@ -129,16 +132,28 @@ class Fit:
         """Posterior draws, dims (chain, draw)."""
         return self.tree["posterior"].to_dataset()
 
+    @cached_property
+    def arrays(self) -> FitArrays:
+        """The posterior, run table and attrs as numpy: what every answer from a fit is computed from.
+
+        The same as :func:`bayes_scaling.fitfile.read_fit` gives for the saved fit.
+        """
+        post = self.posterior
+        const = self.tree["constant_data"].to_dataset()
+        groups = [str(g) for g in post["group"].values] if "group" in post.coords else []
+        stored = {CONVERGENCE_ATTR: self._convergence} if self._convergence is not None else {}
+        return FitArrays(self.card, {k: np.asarray(v) for k, v in post.data_vars.items()},
+                         {k: np.asarray(v) for k, v in const.data_vars.items()}, groups, {**self.attrs, **stored})
+
     @property
     def parameters(self) -> list[str]:
         """Law parameters, pooling hyperparameters (if any), then the noise parameters present."""
-        hyper = self.card.pooling.hyperparameters() if self.card.pooling else []
-        return [*self.card.law.parameters, *hyper, *[v for v in ("sigma", "nu") if v in self.posterior]]
+        return self.arrays.parameters
 
     @property
     def groups(self) -> list[str]:
         """Group labels of a pooled fit (dim ``group``); empty otherwise."""
-        return [str(g) for g in self.posterior["group"].values] if "group" in self.posterior.coords else []
+        return self.arrays.groups
 
     def draws(self, names: Sequence[str] | None = None, group: str | None = None) -> dict[str, np.ndarray]:
         """Posterior draws flattened over chains: ``{name: array of shape (chains*draws,)}``.
@@ -156,24 +171,7 @@ class Fit:
         InputError
             If a per-group parameter is asked for and ``group`` is missing or unknown.
         """
-        post = self.posterior
-        out = {}
-        for n in names or self.parameters:
-            values = post[n]
-            if "group" in values.dims:
-                values = values.sel(group=self._group(group))
-            out[n] = np.asarray(values).reshape(-1)
-        return out
-
-    def _group(self, group: str | None) -> str:
-        levels = self.groups
-        if group is None and len(levels) == 1:
-            return levels[0]
-        if group is None or str(group) not in levels:
-            given = "no group given" if group is None else f"unknown group {group!r}"
-            raise InputError(f"this fit pools {', '.join(self.card.pooling.parameters)} over groups "
-                             f"{', '.join(levels)}: {given}; pass group= (CLI: --group) one of them")
-        return str(group)
+        return self.arrays.draws(names, group=group)
 
     @property
     def runs(self) -> pd.DataFrame:
@@ -184,10 +182,17 @@ class Fit:
         return table.rename(columns={"run": "name"})
 
     # -- summaries ---------------------------------------------------------------------
+    def convergence(self) -> dict[str, Any]:
+        """ESS, R-hat, divergences and tree-depth hits of :attr:`parameters` (see
+        :func:`bayes_scaling.diagnostics.convergence_stats`); stored with a saved fit, else computed once."""
+        if self._convergence is None:
+            stats = self.tree["sample_stats"].to_dataset() if "sample_stats" in self.tree.children else None
+            self._convergence = json.dumps(convergence_stats(self.posterior, stats, self.parameters))
+        return json.loads(str(self._convergence))
+
     def diagnostics(self) -> Diagnostics:
         """The diagnostics gate (R-hat, ESS, divergences, tree depth)."""
-        stats = self.tree["sample_stats"].to_dataset() if "sample_stats" in self.tree.children else None
-        return diagnose(self.posterior, stats, [v for v in self.parameters if v != "nu" or v in self.card.priors])
+        return gate(self.convergence(), gated_parameters(self.arrays))
 
     def summary(self, level: float = 0.9) -> pd.DataFrame:
         """Posterior summary: one row per parameter.
@@ -202,25 +207,9 @@ class Fit:
         DataFrame
             Index: parameter. Columns ``median``, ``lo``, ``hi`` (interval bounds),
             ``mean``, ``sd``, ``r_hat`` (NaN for a single chain), ``ess_bulk``, ``ess_tail``.
+            A per-group parameter of a pooled fit gets one row per group: ``E[group]``.
         """
-        level = check_level(level)
-        post = self.posterior[self.parameters]
-        rhat = az.rhat(post) if post.sizes["chain"] > 1 else None
-        ess_b, ess_t = az.ess(post, method="bulk"), az.ess(post, method="tail")
-        rows = []
-        for name in self.parameters:
-            # A per-group parameter of a pooled fit gets one row per group: "E[group]".
-            for g in self.groups if "group" in post[name].dims else [None]:
-                at = {"group": g} if g is not None else {}
-                d = np.asarray(post[name].sel(at)).reshape(-1)
-                lo, med, hi = np.quantile(d, [(1 - level) / 2, 0.5, (1 + level) / 2])
-                rows.append({"parameter": name if g is None else f"{name}[{g}]", "median": med, "lo": lo, "hi": hi,
-                             "mean": d.mean(), "sd": d.std(ddof=1),
-                             "r_hat": float(rhat[name].sel(at)) if rhat is not None else np.nan,
-                             "ess_bulk": float(ess_b[name].sel(at)), "ess_tail": float(ess_t[name].sel(at))})
-        table = pd.DataFrame(rows).set_index("parameter")
-        table.attrs["level"] = level
-        return table
+        return summary_table(self.arrays, self.convergence(), level).to_frame()
 
     # -- derived quantities (see allocation.py) -----------------------------------------
     def allocate(self, budgets: Sequence[float] | np.ndarray | float, level: float = 0.9,
@@ -253,13 +242,14 @@ class Fit:
     def save(self, path: str | Path) -> Path:
         """Write the fit to NetCDF (HDF5), atomically: a temporary file, then a rename.
 
-        An interrupted save leaves any earlier file at ``path`` untouched.
+        An interrupted save leaves any earlier file at ``path`` untouched. The convergence
+        statistics go with it (:meth:`convergence`), so its summary needs no ArviZ.
         """
         path = Path(path)
         if not path.parent.exists():
             raise FitFileError(f"{path}: folder {path.parent} does not exist")
         tree = self.tree.copy()
-        tree.attrs = {k: v for k, v in self.attrs.items()}
+        tree.attrs = {**self.attrs, CONVERGENCE_ATTR: json.dumps(self.convergence())}
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             tree.to_netcdf(tmp, engine="h5netcdf")
@@ -279,23 +269,14 @@ class Fit:
             If the file is missing, not NetCDF/HDF5, or not a bayes-scaling fit.
         """
         path = Path(path)
-        if not path.is_file():
-            raise FitFileError(f"{path}: no such fit file; create one with `bayes-scaling fit RUNS --out {path.name}`")
+        check_fit_path(path)
         try:
             with xr.open_datatree(path, engine="h5netcdf") as opened:
                 tree = opened.load()
         except Exception as exc:  # h5py/xarray raise many types for a corrupt file
             raise FitFileError(f"{path}: not a readable NetCDF fit file ({type(exc).__name__}: {exc})") from None
         attrs = dict(tree.attrs)
-        needed = {"bayes_scaling_format", "card_text", "method"}
-        if not needed <= set(attrs) or "posterior" not in tree.children:
-            raise FitFileError(f"{path}: a NetCDF file, but not one written by bayes-scaling (no posterior/card)")
-        if int(attrs["bayes_scaling_format"]) > FORMAT_VERSION:
-            raise FitFileError(f"{path}: written by a newer bayes-scaling (format {attrs['bayes_scaling_format']}); upgrade")
-        try:
-            card = parse_card(str(attrs["card_text"]), source=f"{path} (stored card)")
-        except CardError as exc:
-            raise FitFileError(f"{path}: its stored model card is invalid: {exc}") from None
+        card = check_fit_attrs(path, attrs, "posterior" in tree.children)
         return cls(tree, card=card, method=str(attrs["method"]), seed=int(attrs.get("seed", 0)),
                    elapsed_s=float(attrs.get("elapsed_s", np.nan)),
                    extra=json.loads(str(attrs.get("extra", "{}"))), attrs=attrs)

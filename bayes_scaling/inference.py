@@ -81,6 +81,9 @@ def fit(
     Returns
     -------
     Fit
+        With a card that has a ``[discrepancy]`` table, a NUTS fit also stores draws of
+        the discrepancy scale tau and slope (:mod:`bayes_scaling.discrepancy`); learning
+        tau by leave-future-out adds two small inner fits (2 chains × up to 300 + 300 draws).
     """
     card = card if isinstance(card, ModelCard) else load_card(card)
     if method not in METHODS:
@@ -112,6 +115,15 @@ def fit(
                                                draws=draws, seed=seed, target_accept=target_accept,
                                                progress=progress)
         extra = {}
+    if card.discrepancy is not None and method == "nuts":
+        # tau from the card's prior, or learnt by internal leave-future-out splits (bayes_scaling.discrepancy);
+        # approach 3 stays the classic baseline, without one.
+        from .discrepancy import INNER_DRAWS, discrepancy_posterior
+
+        shape = np.shape(posterior["sigma"])[:2]
+        more, extra["discrepancy"] = discrepancy_posterior(card, runs, shape, seed=seed, param_count=param_count,
+                                                           inner_draws=min(INNER_DRAWS, warmup, draws))
+        posterior.update(more)
     elapsed = time.perf_counter() - start
     tree = build_datatree(card, runs, x, log_loss, posterior, sample_stats, seed=seed)
     result = Fit(tree, card=card, method=method, seed=seed, elapsed_s=elapsed, extra=extra)

@@ -85,3 +85,16 @@ def test_bad_budgets_and_levels_are_rejected(small_fit):
         small_fit.allocate([1e21], level=1.5)
     with pytest.raises(InputError, match="as many params as tokens"):
         small_fit.predict([1e9, 2e9], [1e10, 2e10, 3e10])
+
+
+def test_allocation_in_blocks_of_budgets_equals_all_budgets_at_once(small_fit, monkeypatch):
+    from bayes_scaling import allocation as allocation_module
+
+    budgets = np.logspace(19, 25, 11)
+    whole = allocation_module.allocation_table(budgets, allocation_draws(LAW, small_fit.draws(list(LAW.parameters)),
+                                                                         budgets), 0.8)
+    monkeypatch.setattr(allocation_module, "_BLOCK_VALUES", 3 * small_fit.draws()["E"].size)  # blocks of 3 budgets
+    blocked = allocation_module.allocation(small_fit, budgets, level=0.8)
+    assert list(blocked.columns) == list(whole.columns) and blocked.attrs == whole.attrs
+    for name, values in whole.columns.items():
+        np.testing.assert_array_equal(blocked[name], values, err_msg=name)

@@ -1,9 +1,16 @@
 import json
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
+from bayes_scaling.allocation import QUANTITIES
 from bayes_scaling.cli import main
-from bayes_scaling.fit import Fit
+from bayes_scaling.decisions import Constraints, decide
+from bayes_scaling.fit import Fit, build_datatree
+from bayes_scaling.fitfile import read_fit
+from bayes_scaling.model import covariates
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +103,147 @@ def test_help_explains_units(capsys):
     assert main(["allocate", "--help"]) == 0
     text = capsys.readouterr().out
     assert "FLOPs" in text
+
+
+# -- answers from a saved fit: h5py + numpy, the same numbers as the Python API on Fit.load ------------
+
+HEAVY_MODULES = ("jax", "numpyro", "arviz", "xarray", "pandas", "scipy")
+
+
+@pytest.fixture(scope="module")
+def slope_file(small_fit, example_runs, tmp_path_factory):
+    """The small fit's draws plus a model-discrepancy slope per draw (as a card with [discrepancy] stores)."""
+    posterior = {k: np.asarray(v) for k, v in small_fit.posterior.data_vars.items()}
+    posterior["discrepancy_slope"] = np.random.default_rng(5).normal(0.0, 0.02, posterior["sigma"].shape)
+    card = small_fit.card
+    tree = build_datatree(card, example_runs, covariates(example_runs, card),
+                          np.log(example_runs["loss"].to_numpy()), posterior, None, seed=0)
+    fit = Fit(tree, card=card, method="nuts", seed=0, elapsed_s=0.0)
+    return str(fit.save(tmp_path_factory.mktemp("cli") / "slope.nc"))
+
+
+def _cli(capsys, *argv):
+    assert main(list(argv)) == 0, capsys.readouterr().err
+    return capsys.readouterr().out
+
+
+def _assert_close(fast, slow, path="") -> None:
+    """Equal structures; numbers to 1e-12 relative (both paths run the same numpy code: in fact exact)."""
+    if isinstance(slow, dict):
+        assert fast.keys() == slow.keys(), path
+        for key in slow:
+            _assert_close(fast[key], slow[key], f"{path}.{key}")
+    elif isinstance(slow, list):
+        assert len(fast) == len(slow), path
+        for i, (a, b) in enumerate(zip(fast, slow, strict=True)):
+            _assert_close(a, b, f"{path}[{i}]")
+    elif isinstance(slow, float) and not isinstance(fast, str):
+        assert fast == pytest.approx(slow, rel=1e-12, abs=0.0), path
+    else:
+        assert fast == slow, path
+
+
+@pytest.mark.parametrize("which", ["fit_file", "slope_file"])
+def test_allocate_from_the_saved_fit_equals_the_api_on_the_loaded_fit(which, request, capsys):
+    path = request.getfixturevalue(which)
+    budgets = ["1e20", "5.76e23", "1e26"]
+    items = json.loads(_cli(capsys, "allocate", path, *[a for b in budgets for a in ("--budget", b)], "--level",
+                            "0.8", "--format", "json"))
+    table = Fit.load(path).allocate(budgets, level=0.8)
+    slow = [{"compute": r["compute"], **{q: {"median": r[q], "lo": r[f"{q}_lo"], "hi": r[f"{q}_hi"]}
+                                          for q in QUANTITIES}, "level": 0.8} for _, r in table.iterrows()]
+    _assert_close(items, slow)
+    csv = _cli(capsys, "allocate", path, *[a for b in budgets for a in ("--budget", b)], "--format", "csv")
+    assert csv == Fit.load(path).allocate(budgets).to_csv(index=False)
+
+
+def test_allocated_loss_carries_the_stored_discrepancy_beyond_the_data(fit_file, slope_file, capsys):
+    plain, wide = (json.loads(_cli(capsys, "allocate", p, "--budget", "1e26", "--format", "json"))[0]["loss_opt"]
+                   for p in (fit_file, slope_file))
+    arrays = read_fit(slope_file)
+    law = arrays.card.law
+    theta = {k: v[:, None] for k, v in arrays.draws(law.parameters).items()}
+    log_n, log_d = law.compute_optimal(theta, np.log(1e26))
+    distance = np.log(1e26) - np.log(arrays.constant_data["flops"].max())
+    loss = np.exp(law.log_loss(theta, {"log_params": log_n, "log_tokens": log_d})[:, 0]
+                  + arrays.discrepancy_slope() * distance)
+    assert wide["median"] == pytest.approx(np.median(loss), rel=1e-12)
+    assert wide["hi"] - wide["lo"] > 1.5 * (plain["hi"] - plain["lo"])
+
+
+@pytest.mark.parametrize("which", ["fit_file", "slope_file"])
+def test_predict_from_the_saved_fit_equals_the_api_on_the_loaded_fit(which, request, capsys):
+    path = request.getfixturevalue(which)
+    args = ["--params", "70B", "--params", "1B", "--tokens", "1.4T", "--tokens", "20B", "--seed", "3"]
+    items = json.loads(_cli(capsys, "predict", path, *args, "--format", "json"))
+    table = Fit.load(path).predict(["70B", "1B"], ["1.4T", "20B"], seed=3)
+    slow = [{"params": r["params"], "tokens": r["tokens"],
+             **{q: {"median": r[q], "lo": r[f"{q}_lo"], "hi": r[f"{q}_hi"]} for q in ("loss", "loss_predictive")},
+             "level": 0.9} for _, r in table.iterrows()]
+    _assert_close(items, slow)
+    assert _cli(capsys, "predict", path, *args, "--format", "csv") == table.to_csv(index=False)
+
+
+def test_summary_from_the_saved_fit_equals_the_api_on_the_loaded_fit(fit_file, capsys):
+    out = json.loads(_cli(capsys, "summary", fit_file, "--level", "0.8", "--format", "json"))
+    loaded = Fit.load(fit_file)
+    table, diag = loaded.summary(0.8), loaded.diagnostics()
+    slow = {"parameters": {p: {k: float(r[k]) for k in ("median", "lo", "hi", "r_hat", "ess_bulk", "ess_tail")}
+                           for p, r in table.iterrows()},
+            "divergences": diag.divergences, "max_rhat": diag.max_rhat, "min_ess_bulk": diag.min_ess_bulk,
+            "ok": not diag.has_errors, "messages": diag.messages, "level": 0.8, "card": "chinchilla", "method": "nuts"}
+    _assert_close(out, slow)
+    assert _cli(capsys, "summary", fit_file, "--format", "csv") == loaded.summary().to_csv()
+
+
+ALL_QUESTIONS = ["--budget", "1e22", "--budget", "1e24", "--risk", "quantile:0.8", "--target-loss", "2.0", "--plan",
+                 "70B:1.4T", "--plan", "30B:3T", "--max-params", "100B", "--inference-tokens", "1e12", "--seed", "4"]
+
+
+@pytest.mark.parametrize(("which", "args"), [
+    ("fit_file", ["--budget", "5.76e23", "--risk", "cvar:0.9"]),
+    ("slope_file", ["--budget", "5.76e23", "--risk", "cvar:0.9"]),
+    ("fit_file", ALL_QUESTIONS),
+    ("slope_file", [a for a in ALL_QUESTIONS if a not in ("--target-loss", "2.0")]),
+    ("slope_file", ["--plan", "70B:1.4T", "--plan", "10B:2T", "--no-noise", "--level", "0.8"]),
+])
+def test_decide_from_the_saved_fit_equals_the_api_on_the_loaded_fit(which, args, request, capsys):
+    path = request.getfixturevalue(which)
+    out = json.loads(_cli(capsys, "decide", path, *args, "--format", "json"))
+    pairs = list(zip(args, args[1:], strict=False))
+    opts = {"budgets": [a for k, a in pairs if k == "--budget"] or None,
+            "plans": [a for k, a in pairs if k == "--plan"]}
+    for flag, key, cast in (("--risk", "risk", str), ("--target-loss", "target_loss", float), ("--seed", "seed", int),
+                            ("--level", "level", float)):
+        if flag in args:
+            opts[key] = cast(args[args.index(flag) + 1])
+    limits = {"max_params": args[args.index("--max-params") + 1]} if "--max-params" in args else {}
+    inference = args[args.index("--inference-tokens") + 1] if "--inference-tokens" in args else "0"
+    answers = decide(Fit.load(path), **opts, noise="--no-noise" not in args,
+                     constraints=Constraints(**limits, inference_tokens=inference))
+    slow = {name: {"assumptions": dict(t.attrs), "rows": t.to_dict(orient="records")} for name, t in answers.items()}
+    _assert_close(out, json.loads(json.dumps(slow)))
+    csv = _cli(capsys, "decide", path, *args, "--format", "csv")
+    assert csv == "".join("\n".join([f"# {name}", *(f"# {k}: {v}" for k, v in t.attrs.items()),
+                                     t.to_csv(index=False)]) for name, t in answers.items())
+
+
+@pytest.mark.parametrize("argv", [
+    ["allocate", "FIT", "--budget", "1e21", "--budget", "1e24", "--format", "json"],
+    ["predict", "FIT", "--params", "70B", "--tokens", "1.4T"],
+    ["summary", "FIT"],
+    ["decide", "FIT", "--budget", "5.76e23", "--risk", "cvar:0.9"],
+])
+def test_answers_from_a_saved_fit_import_neither_jax_nor_pandas(argv, fit_file):
+    code = ("import sys\nfrom bayes_scaling.cli import main\n"
+            f"assert main({[fit_file if a == 'FIT' else a for a in argv]!r}) == 0\n"
+            f"heavy = sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules)\n"
+            "assert not heavy, heavy\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_importing_the_cli_imports_no_jax():
+    code = "import bayes_scaling.cli, sys; assert 'jax' not in sys.modules and 'pandas' not in sys.modules"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]

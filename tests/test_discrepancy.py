@@ -1,16 +1,20 @@
-import dataclasses
-
 import numpy as np
 import pytest
+from scipy import stats
 
+import bayes_scaling as bs
 from bayes_scaling.cards import Prior, load_card
-from bayes_scaling.discrepancy import discrepancy_draws, extrapolation_distance, log_loss_draws
-from bayes_scaling.fit import Fit
-
-
-def _with_discrepancy(fit: Fit, scale: float) -> Fit:
-    card = dataclasses.replace(fit.card, discrepancy=Prior("HalfNormal", {"scale": scale}))
-    return Fit(fit.tree, card=card, method=fit.method, seed=fit.seed, elapsed_s=fit.elapsed_s)
+from bayes_scaling.discrepancy import (
+    SLOPE,
+    TAU,
+    attach,
+    calibrate_tau,
+    log_loss_draws,
+    marginal_log_likelihood,
+    shift_draws,
+    tau_grid,
+)
+from bayes_scaling.extrapolation import extrapolation_distance
 
 
 def test_distance_is_zero_inside_and_counts_efolds_of_compute_beyond():
@@ -20,35 +24,48 @@ def test_distance_is_zero_inside_and_counts_efolds_of_compute_beyond():
     np.testing.assert_allclose(extrapolation_distance(max_log_c, np.log(n), np.log(d)), [0.0, 0.0, 2.0], atol=1e-12)
 
 
-def test_discrepancy_variance_is_zero_inside_the_data_and_grows_outside(small_fit):
-    fit = _with_discrepancy(small_fit, 0.01)
+@pytest.fixture(scope="module")
+def wide_fit(small_fit):
+    return attach(small_fit, Prior("HalfNormal", {"scale": 0.01}), seed=2)
+
+
+def test_discrepancy_variance_is_zero_inside_the_data_and_grows_outside(small_fit, wide_fit):
     c_max = float(small_fit.runs["flops"].max())
     budgets = c_max * np.array([1e-2, 1.0, 10.0, 1000.0])
     n = 1e9 * np.ones(4)
     log_n, log_d = np.log(n), np.log(budgets / (6 * n))
-    plain = log_loss_draws(small_fit, log_n, log_d)
-    wide = log_loss_draws(fit, log_n, log_d)
-    extra = wide - plain
+    extra = log_loss_draws(wide_fit, log_n, log_d) - log_loss_draws(small_fit, log_n, log_d)
     assert np.all(extra[:, :2] == 0.0)
     sd = extra.std(axis=0)
     assert 0 < sd[2] < sd[3]
-    # The slope's sd is E|tau| * ... : for HalfNormal(0.01), sd(s) = 0.01; sd(delta) = 0.01 * distance.
+    # s ~ Normal(0, tau), tau ~ HalfNormal(0.01): sd(s) = 0.01, so sd(delta) = 0.01 * distance.
     np.testing.assert_allclose(sd[2:] / np.log([10.0, 1000.0]), 0.01, rtol=0.15)
 
 
-def test_one_slope_per_draw_is_shared_by_all_predictions():
-    draws = discrepancy_draws(Prior("HalfNormal", {"scale": 0.02}), np.array([1.0, 2.0, 4.0]), 500, seed=3)
+def test_one_slope_per_draw_is_shared_by_all_predictions(wide_fit):
+    c_max = float(wide_fit.runs["flops"].max())
+    n = np.full(3, 1e10)
+    d = c_max * np.exp([1.0, 2.0, 4.0]) / (6 * n)
+    draws = shift_draws(wide_fit, np.log(n), np.log(d))
     np.testing.assert_allclose(draws[:, 1], 2 * draws[:, 0])
     np.testing.assert_allclose(draws[:, 2], 4 * draws[:, 0])
+    np.testing.assert_allclose(draws[:, 0], np.asarray(wide_fit.posterior[SLOPE]).reshape(-1))
 
 
-def test_predict_widens_only_beyond_the_data(small_fit):
-    fit = _with_discrepancy(small_fit, 0.01)
+def test_attached_discrepancy_survives_save_and_load(wide_fit, tmp_path):
+    back = bs.Fit.load(wide_fit.save(tmp_path / "wide.nc"))
+    assert back.card.discrepancy == wide_fit.card.discrepancy
+    np.testing.assert_array_equal(back.posterior[SLOPE], wide_fit.posterior[SLOPE])
+    pd_a, pd_b = wide_fit.allocate([1e24]), back.allocate([1e24])
+    assert pd_a.equals(pd_b)
+
+
+def test_predict_widens_only_beyond_the_data(small_fit, wide_fit):
     c_max = float(small_fit.runs["flops"].max())
     inside = (2e9, c_max / 2 / (6 * 2e9))
     outside = (3e10, 1e3 * c_max / (6 * 3e10))
     for (n, d), same in ((inside, True), (outside, False)):
-        a, b = small_fit.predict(n, d), fit.predict(n, d)
+        a, b = small_fit.predict(n, d), wide_fit.predict(n, d)
         width_a = a.loc[0, "loss_hi"] - a.loc[0, "loss_lo"]
         width_b = b.loc[0, "loss_hi"] - b.loc[0, "loss_lo"]
         if same:
@@ -60,14 +77,72 @@ def test_predict_widens_only_beyond_the_data(small_fit):
 def test_discrepancy_card_is_bundled_and_validated():
     card = load_card("chinchilla-discrepancy")
     assert card.discrepancy is not None and card.discrepancy.dist == "HalfNormal"
-    assert load_card("chinchilla").discrepancy is None
+    assert card.discrepancy_splits == (1.0, 2.0)
 
 
-def test_allocated_loss_carries_the_discrepancy_beyond_the_data_only(small_fit):
-    fit = _with_discrepancy(small_fit, 0.01)
+def test_calibrate_key_is_checked():
+    from bayes_scaling.cards import parse_card
+    from bayes_scaling.errors import CardError
+
+    text = load_card("chinchilla").text.split("[discrepancy]")[0]
+    with pytest.raises(CardError, match=r"\[discrepancy\] calibrate: give a list of positive distances"):
+        parse_card(text + '\n[discrepancy]\ndist = "HalfNormal"\nkwargs = { scale = 0.01 }\ncalibrate = [-1]\n')
+    with pytest.raises(CardError, match=r"\[discrepancy\] splits: unknown key"):
+        parse_card(text + '\n[discrepancy]\ndist = "HalfNormal"\nkwargs = { scale = 0.01 }\nsplits = [1]\n')
+
+
+def test_allocated_loss_carries_the_discrepancy_beyond_the_data_only(small_fit, wide_fit):
     c_max = float(small_fit.runs["flops"].max())
-    plain, wide = small_fit.allocate([c_max / 10, c_max * 1e4]), fit.allocate([c_max / 10, c_max * 1e4])
+    plain, wide = small_fit.allocate([c_max / 10, c_max * 1e4]), wide_fit.allocate([c_max / 10, c_max * 1e4])
     width = lambda t: (t["loss_opt_hi"] - t["loss_opt_lo"]).to_numpy()  # noqa: E731
     assert width(wide)[0] == pytest.approx(width(plain)[0], rel=1e-12)
     assert width(wide)[1] > 1.5 * width(plain)[1]
     assert wide["params_opt"].equals(plain["params_opt"])
+
+
+def test_marginal_likelihood_equals_the_multivariate_normal_it_stands_for():
+    rng = np.random.default_rng(0)
+    d = np.array([0.3, 0.8, 1.5, 2.0])
+    draws = 0.002 * rng.standard_normal((400, 1)) * d + 0.012 * d + 0.004 * rng.standard_normal((400, 4))
+    noise = 0.01**2
+    grid = np.linspace(0.0, 0.05, 31)
+    got = marginal_log_likelihood(draws, noise, d, grid)
+    cov = np.cov(draws, rowvar=False) + noise * np.eye(4)
+    want = [stats.multivariate_normal(np.zeros(4), cov + t**2 * np.outer(d, d)).logpdf(draws.mean(0)) for t in grid]
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    # residuals that grow with distance favour a tau near the slope that made them
+    assert 0.004 < grid[np.argmax(got)] < 0.03
+    flat = marginal_log_likelihood(draws - draws.mean(0), noise, d, grid)
+    assert np.argmax(flat) == 0
+
+
+def test_tau_grid_spans_the_prior():
+    grid = tau_grid(Prior("HalfNormal", {"scale": 0.01}))
+    assert grid[0] == 0 and np.all(np.diff(grid) > 0)
+    assert grid[-1] == pytest.approx(0.01 * stats.halfnorm.ppf(0.9995), rel=0.05)
+
+
+@pytest.mark.slow
+def test_learnt_tau_shrinks_when_the_law_is_exact_and_grows_when_it_bends(example_runs):
+    card = load_card("chinchilla-discrepancy")
+    prior_mean = 0.02 * np.sqrt(2 / np.pi)
+    card = card.__class__(**{**card.__dict__, "discrepancy": Prior("HalfNormal", {"scale": 0.02})})
+    exact = calibrate_tau(card, example_runs, seed=0)
+    assert all("tau_mle" in s for s in exact.splits)
+    assert exact.weights.sum() == pytest.approx(1.0)
+    assert exact.mean() < 0.6 * prior_mean
+    # A law that bends beyond 4e20 FLOPs: loss rises by 3% per e-fold of compute past it.
+    bend = np.maximum(0.0, np.log(example_runs["flops"] / 4e20))
+    bent_runs = example_runs.assign(loss=example_runs["loss"] * np.exp(0.03 * bend))
+    bent_runs.attrs = dict(example_runs.attrs)
+    bent = calibrate_tau(card, bent_runs, seed=0)
+    assert bent.mean() > 2 * exact.mean()
+    assert bent.quantile(0.9) >= 0.01
+
+
+def test_fit_stores_tau_and_slope_draws_of_a_discrepancy_card(example_runs):
+    fit = bs.fit(example_runs, "chinchilla-discrepancy", chains=2, warmup=200, draws=200, seed=3)
+    assert fit.posterior[SLOPE].shape == (2, 200) and fit.posterior[TAU].shape == (2, 200)
+    assert fit.extra["discrepancy"]["tau_source"] == "leave-future-out"
+    assert np.all(np.asarray(fit.posterior[TAU]) >= 0)
+    assert SLOPE not in fit.summary().index

@@ -1,13 +1,14 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
-from tests.lawdata import DATA_CONSTRAINED_TRUTH, GROUP_TRUTH, isoflop_grid, law_runs, two_group_runs
 
 import bayes_scaling as bs
 from bayes_scaling.allocation import numeric_optimal_log_params
 from bayes_scaling.cli import main
 from bayes_scaling.laws import data_constrained
+from tests.lawdata import DATA_CONSTRAINED_TRUTH, GROUP_TRUTH, KAPLAN_TRUTH, isoflop_grid, law_runs, two_group_runs
 
 RNG = np.random.default_rng(0)
 LOG_N = np.log(10 ** RNG.uniform(7, 11, 50))
@@ -135,3 +136,58 @@ def test_hierarchical_recovers_groups_and_borrows_strength_for_the_small_group(t
     assert loaded.groups == ["a", "b"]
     pd.testing.assert_frame_equal(loaded.allocate([1e23], group="b"), pooled.allocate([1e23], group="b"))
     assert main(["allocate", str(tmp_path / "pooled.nc"), "--budget", "1e23", "--group", "b", "--format", "json"]) == 0
+
+
+#: One point of parameters per registered law (a new law must add its own here).
+LAW_THETAS = {
+    "chinchilla": {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28},
+    "chinchilla-tied": {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35},
+    "kaplan": KAPLAN_TRUTH,
+    "data-constrained": DATA_CONSTRAINED_TRUTH,
+}
+
+
+def _spread(theta, draws=40, seed=0):
+    """Draws around a point: each parameter times exp(0.05 z), shape (draws, 1)."""
+    rng = np.random.default_rng(seed)
+    return {k: (v * np.exp(0.05 * rng.standard_normal(draws)))[:, None] for k, v in theta.items()}
+
+
+def test_every_registered_law_has_test_parameters():
+    assert set(LAW_THETAS) == set(bs.available_laws())
+
+
+@pytest.mark.parametrize("name", sorted(LAW_THETAS))
+def test_numpy_and_jax_give_the_same_log_loss_and_optimum(name):
+    law = bs.get_law(name)
+    theta = _spread(LAW_THETAS[name])
+    x = {"log_params": LOG_N[None, :], "log_tokens": LOG_D[None, :]}
+    if "unique_tokens" in law.covariates:
+        x["log_unique_tokens"] = LOG_D[None, :] - np.log(4.0)
+    with_numpy = law.log_loss(theta, x)
+    with_jax = law.log_loss(_theta(theta), {k: jnp.asarray(v) for k, v in x.items()})
+    assert type(with_numpy) is np.ndarray and isinstance(with_jax, jax.Array)
+    np.testing.assert_allclose(with_numpy, np.asarray(with_jax), rtol=1e-12)
+    log_c = np.log(np.array([1e19, 1e22, 1e25]))[None, :]
+    closed_numpy, closed_jax = law.compute_optimal(theta, log_c)[0], law.compute_optimal(_theta(theta), log_c)[0]
+    assert type(closed_numpy) is np.ndarray and isinstance(closed_jax, jax.Array)
+    np.testing.assert_allclose(closed_numpy, np.asarray(closed_jax), rtol=1e-12)
+    # Golden section compares losses that differ by ulps near the flat minimum, so it pins
+    # ln N down to ~sqrt(machine epsilon) whatever the namespace: its own precision, not 1e-12.
+    golden_numpy = numeric_optimal_log_params(law, theta, log_c)
+    golden_jax = numeric_optimal_log_params(law, _theta(theta), jnp.asarray(log_c))
+    assert type(golden_numpy) is np.ndarray and isinstance(golden_jax, jax.Array)
+    np.testing.assert_allclose(golden_numpy, np.asarray(golden_jax), atol=1e-6)
+    np.testing.assert_allclose(golden_numpy, closed_numpy, atol=1e-6)
+
+
+def test_laws_trace_under_jit_and_give_gradients():
+    law = bs.get_law("chinchilla")
+    x = {"log_params": jnp.asarray(LOG_N), "log_tokens": jnp.asarray(LOG_D)}
+
+    def total(log_e):
+        return law.log_loss({**_theta(LAW_THETAS["chinchilla"]), "E": jnp.exp(log_e)}, x).sum()
+
+    grad = jax.jit(jax.grad(total))(jnp.log(1.69))
+    loss = np.exp(np.asarray(law.log_loss(_theta(LAW_THETAS["chinchilla"]), x)))
+    np.testing.assert_allclose(float(grad), np.sum(1.69 / loss), rtol=1e-12)

@@ -8,6 +8,8 @@ the persistent compilation cache.
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -33,14 +35,38 @@ def test_cache_dir_from_env_var(tmp_path):
     assert compilation_cache.cache_dir({compilation_cache.ENV_VAR: str(tmp_path / "c")}) == tmp_path / "c"
 
 
-def test_package_import_enables_the_cache_unless_turned_off():
+def test_jax_set_up_enables_the_cache_unless_turned_off():
     import jax
 
+    importlib.import_module("bayes_scaling._jax")
     expected = compilation_cache.cache_dir()
     if expected is None:
         assert not jax.config.jax_compilation_cache_dir
     else:
         assert jax.config.jax_compilation_cache_dir
+
+
+def _run(code: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_package_import_stays_light_and_the_api_loads_on_first_use():
+    _run("import sys, os\n"
+         "import bayes_scaling as bs\n"
+         "assert not {'jax', 'numpyro', 'arviz', 'xarray', 'pandas'} & set(sys.modules)\n"
+         "assert 'xla_force_host_platform_device_count' in os.environ['XLA_FLAGS']\n"
+         "import bayes_scaling.fit  # the module of Fit must not shadow the function bs.fit\n"
+         "assert bs.fit.__module__ == 'bayes_scaling.inference' and callable(bs.fit)\n"
+         "assert bs.load_fit == bs.Fit.load and bs.Fit is sys.modules['bayes_scaling.fit'].Fit\n"
+         "assert bs.simulate_runs(seed=0).shape[0] > 0 and bs.decide.__module__ == 'bayes_scaling.decisions'\n")
+
+
+def test_jax_computes_in_float64_however_it_is_first_imported():
+    # By the user after importing the package, or through the package's own modules.
+    _run("import bayes_scaling, jax, jax.numpy as jnp\nassert jnp.ones(1).dtype == jnp.float64\n"
+         "assert len(jax.devices()) >= 4")
+    _run("import jax, jax.numpy as jnp\nimport bayes_scaling.model\nassert jnp.ones(1).dtype == jnp.float64")
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,28 @@
-"""Shared pieces of the CLI: the typer app, consoles, option types and output helpers."""
+"""Shared pieces of the CLI: the typer app, consoles, option types and output helpers.
+
+The helpers take rows as plain mappings (a ``Table``'s rows, or a DataFrame's), so the
+answers from a saved fit print without importing pandas.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from ..errors import InputError
 from ..units import format_quantity
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..diagnostics import Diagnostics
 
 app = typer.Typer(
     name="bayes-scaling",
@@ -60,11 +68,11 @@ def _columns(mapping: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _interval(row: pd.Series, name: str) -> dict[str, float]:
+def _interval(row: Mapping[str, Any], name: str) -> dict[str, float]:
     return {"median": float(row[name]), "lo": float(row[f"{name}_lo"]), "hi": float(row[f"{name}_hi"])}
 
 
-def _fmt_interval(row: pd.Series, name: str, kind: str = "count") -> str:
+def _fmt_interval(row: Mapping[str, Any], name: str, kind: str = "count") -> str:
     if kind == "loss":
         return f"{row[name]:.4f} [{row[f'{name}_lo']:.4f}, {row[f'{name}_hi']:.4f}]"
     if kind == "ratio":
@@ -73,6 +81,8 @@ def _fmt_interval(row: pd.Series, name: str, kind: str = "count") -> str:
 
 
 def _print_table(title: str, headers: list[str], rows: list[list[str]]) -> None:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     for h in headers:
         table.add_column(h, justify="right" if h not in ("parameter",) else "left")
@@ -107,8 +117,7 @@ def _write_table(table: pd.DataFrame, out: Path) -> None:
 
 
 
-def _report_diagnostics(result: Any, strict: bool) -> None:
-    diag = result.diagnostics()
+def _report_diagnostics(diag: Diagnostics, strict: bool) -> None:
     for msg in diag.messages:
         err.print(f"[yellow]warning:[/yellow] {msg}")
     if diag.has_errors and strict:

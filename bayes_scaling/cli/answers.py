@@ -1,13 +1,19 @@
-"""CLI verbs that answer questions from a saved fit: allocate, predict, decide, report."""
+"""CLI verbs that answer questions from a saved fit: allocate, predict, decide, report.
+
+``allocate``, ``predict`` and ``decide`` read the fit with h5py alone
+(:func:`bayes_scaling.fitfile.read_fit`) and compute with numpy, through the same
+functions as the Python API: they answer in well under a second, where importing JAX,
+ArviZ and pandas would take several. Only ``decide --next-run-budget`` imports JAX
+(to simulate outcomes with NumPyro's distributions); ``report`` loads the full fit.
+"""
 
 from __future__ import annotations
 
 import math
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 
 from ..errors import InputError
@@ -26,6 +32,9 @@ from ._shared import (
     err,
 )
 
+if TYPE_CHECKING:
+    from ..tables import Table
+
 
 @app.command()
 def allocate(
@@ -36,20 +45,20 @@ def allocate(
     fmt: FormatOpt = "table",
 ) -> None:
     """Compute-optimal parameters, tokens, tokens/param and loss for each budget (C = 6 N D)."""
-    from ..allocation import QUANTITIES
-    from ..fit import Fit
+    from ..allocation import QUANTITIES, allocation
+    from ..fitfile import read_fit
 
     _check_format(fmt)
-    table = Fit.load(fit_file).allocate(budget, level=level, group=group)
+    table = allocation(read_fit(fit_file), budget, level=level, group=group)
     if fmt == "json":
         _json([{"compute": float(r["compute"]), **{q: _interval(r, q) for q in QUANTITIES}, "level": level}
-               for _, r in table.iterrows()])
+               for r in table.rows()])
     elif fmt == "csv":
-        sys.stdout.write(table.to_csv(index=False))
+        sys.stdout.write(table.to_csv())
     else:
         rows = [[f"{r['compute']:.3g}", _fmt_interval(r, "params_opt"), _fmt_interval(r, "tokens_opt"),
                  _fmt_interval(r, "tokens_per_param", "ratio"), _fmt_interval(r, "loss_opt", "loss")]
-                for _, r in table.iterrows()]
+                for r in table.rows()]
         _print_table(f"Compute-optimal allocation (median [{level:.0%} interval]), C = 6·N·D",
                      ["compute (FLOPs)", "parameters N", "tokens D", "tokens / param", "loss (nats/token)"], rows)
 
@@ -65,20 +74,21 @@ def predict(
     fmt: FormatOpt = "table",
 ) -> None:
     """Predicted loss at (N, D): the law's credible interval and a single run's predictive interval."""
-    from ..fit import Fit
+    from ..allocation import prediction
+    from ..fitfile import read_fit
 
     _check_format(fmt)
-    table = Fit.load(fit_file).predict(params, tokens, level=level, seed=seed, group=group)
+    table = prediction(read_fit(fit_file), params, tokens, level=level, seed=seed, group=group)
     if fmt == "json":
         items = [{"params": float(r["params"]), "tokens": float(r["tokens"]), "loss": _interval(r, "loss"),
-                  "loss_predictive": _interval(r, "loss_predictive"), "level": level} for _, r in table.iterrows()]
+                  "loss_predictive": _interval(r, "loss_predictive"), "level": level} for r in table.rows()]
         _json(items[0] if len(items) == 1 else items)
     elif fmt == "csv":
-        sys.stdout.write(table.to_csv(index=False))
+        sys.stdout.write(table.to_csv())
     else:
         rows = [[format_quantity(r["params"]), format_quantity(r["tokens"]), f"{r['flops']:.3g}",
                  _fmt_interval(r, "loss", "loss"), _fmt_interval(r, "loss_predictive", "loss")]
-                for _, r in table.iterrows()]
+                for r in table.rows()]
         _print_table(f"Predicted loss, nats/token (median [{level:.0%} interval])",
                      ["parameters N", "tokens D", "compute (FLOPs)", "law L(N, D)", "one run (with noise)"], rows)
 
@@ -102,7 +112,7 @@ _DECISION_TITLES = {
 }
 
 
-def _decision_cell(table: pd.DataFrame, row: pd.Series, col: str) -> str:
+def _decision_cell(table: Table, row: dict[str, Any], col: str) -> str:
     value = row[col]
     if isinstance(value, str):
         return value
@@ -137,30 +147,26 @@ def decide(
     fmt: FormatOpt = "table",
 ) -> None:
     """Risk-aware decisions: best plan for a budget, cheapest way to a target, plan comparison, next run."""
-    import math
-
-    from ..decisions import Constraints
-    from ..decisions import decide as decide_api
-    from ..fit import Fit
+    from ..decisions import Constraints, decide_tables
+    from ..fitfile import read_fit
 
     _check_format(fmt)
     limits = Constraints(max_params=max_params or math.inf, max_tokens=max_tokens or math.inf,
                          inference_tokens=inference_tokens)
-    answers = decide_api(Fit.load(fit_file), budgets=budget, risk=risk, target_loss=target_loss, prob=prob,
-                         plans=plan or (), constraints=limits, next_run_budget=next_run_budget, level=level,
-                         noise=noise, seed=seed, group=group)
+    answers = decide_tables(read_fit(fit_file), budgets=budget, risk=risk, target_loss=target_loss, prob=prob,
+                            plans=plan or (), constraints=limits, next_run_budget=next_run_budget, level=level,
+                            noise=noise, seed=seed, group=group)
     if fmt == "json":
-        _json({name: {"assumptions": dict(t.attrs), "rows": t.to_dict(orient="records")}
-               for name, t in answers.items()})
+        _json({name: {"assumptions": dict(t.attrs), "rows": t.rows()} for name, t in answers.items()})
         return
     for name, table in answers.items():
         notes = [f"{k}: {v}" for k, v in table.attrs.items()]
         if fmt == "csv":
-            sys.stdout.write("\n".join([f"# {name}", *(f"# {n}" for n in notes), table.to_csv(index=False)]))
+            sys.stdout.write("\n".join([f"# {name}", *(f"# {n}" for n in notes), table.to_csv()]))
             continue
         cols = [c for c in _DECISION_COLUMNS[name]
                 if c in table and not (c == "inference_flops" and not table[c].any())]
-        rows = [[_decision_cell(table, r, c) for c in cols] for _, r in table.iterrows()]
+        rows = [[_decision_cell(table, r, c) for c in cols] for r in table.rows()]
         _print_table(_DECISION_TITLES[name], cols, rows)
         console.print("assumptions: " + "; ".join(notes), highlight=False, soft_wrap=True)
 
@@ -182,6 +188,7 @@ def report(
     max_params: Annotated[str | None, typer.Option(help="Decision section: most parameters a plan may have (e.g. 70B).")] = None,
     max_tokens: Annotated[str | None, typer.Option(help="Decision section: most training tokens available (e.g. 2T).")] = None,
     inference_tokens: Annotated[str | None, typer.Option(help="Decision section: tokens generated in service; budgets become lifetime FLOPs.")] = None,
+    backtest: Annotated[Path | None, typer.Option(help="Backtest JSON (`bayes-scaling backtest RUNS --format json > FILE`): adds its calibration curves and scores.")] = None,
 ) -> None:
     """Write a self-contained HTML report of a fit (no network needed to view it), plus JSON and markdown.
 
@@ -203,8 +210,8 @@ def report(
                                 inference_tokens=inference_tokens or 0.0))
     result = Fit.load(fit_file)
     start = time.perf_counter()
-    page = result.report(out, budget or None, level, group=group, decision=decision)
+    page = result.report(out, budget or None, level, group=group, decision=decision, backtest=backtest)
     err.print(f"wrote {page}, {page.with_suffix('.json').name} and {page.with_suffix('.md').name} "
               f"({time.perf_counter() - start:.1f} s)")
     sys.stdout.write(f"{page}\n")
-    _report_diagnostics(result, strict)
+    _report_diagnostics(result.diagnostics(), strict)

@@ -72,7 +72,7 @@ def fit_cmd(
                  target_accept=target_accept, bootstrap=bootstrap, progress=show, param_count=param_count)
     result.save(out)
     err.print(f"saved {result!r} to {out} ({result.elapsed_s:.1f} s)")
-    _report_diagnostics(result, strict)
+    _report_diagnostics(result.diagnostics(), strict)
 
 
 @app.command()
@@ -83,15 +83,22 @@ def summary(
     strict: Annotated[bool, typer.Option(help="Exit with status 1 when diagnostics fail.")] = False,
 ) -> None:
     """Posterior of each parameter (median and interval) and the diagnostics."""
-    from ..fit import Fit
+    from ..diagnostics import gate, gated_parameters, summary_table
+    from ..fitfile import read_fit
 
     _check_format(fmt)
-    result = Fit.load(fit_file)
-    table = result.summary(level)
-    diag = result.diagnostics()
+    result = read_fit(fit_file)
+    # ESS and R-hat were stored when the fit was saved; a fit saved before they were needs ArviZ.
+    stats = result.convergence
+    if stats is None:
+        from ..fit import Fit
+
+        stats = Fit.load(fit_file).convergence()
+    table = summary_table(result, stats, level)
+    diag = gate(stats, gated_parameters(result))
     if fmt == "json":
-        _json({"parameters": {p: {k: float(row[k]) for k in ("median", "lo", "hi", "r_hat", "ess_bulk", "ess_tail")}
-                              for p, row in table.iterrows()},
+        _json({"parameters": {r["parameter"]: {k: r[k] for k in ("median", "lo", "hi", "r_hat", "ess_bulk", "ess_tail")}
+                              for r in table.rows()},
                "divergences": diag.divergences, "max_rhat": diag.max_rhat, "min_ess_bulk": diag.min_ess_bulk,
                "ok": not diag.has_errors, "messages": diag.messages, "level": level,
                "card": result.card.name, "method": result.method})
@@ -99,14 +106,14 @@ def summary(
         sys.stdout.write(table.to_csv())
     else:
         pct = f"{level:.0%}"
-        rows = [[p, f"{r['median']:.4g}", f"[{r['lo']:.4g}, {r['hi']:.4g}]", f"{r['r_hat']:.3f}",
-                 f"{r['ess_bulk']:.0f}"] for p, r in table.iterrows()]
+        rows = [[r["parameter"], f"{r['median']:.4g}", f"[{r['lo']:.4g}, {r['hi']:.4g}]", f"{r['r_hat']:.3f}",
+                 f"{r['ess_bulk']:.0f}"] for r in table.rows()]
         _print_table(f"{result.card.name} ({result.method}): {result.card.law.formula}",
                      ["parameter", "median", f"{pct} interval", "R-hat", "ESS bulk"], rows)
         status = "[green]ok[/green]" if not diag.has_errors else "[red]FAILED[/red]"
         err.print(f"diagnostics {status}: max R-hat {diag.max_rhat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}, "
                   f"{diag.divergences} divergences")
-    _report_diagnostics(result, strict)
+    _report_diagnostics(diag, strict)
 
 
 @app.command()

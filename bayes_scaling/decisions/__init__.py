@@ -13,36 +13,65 @@ DataFrame whose ``attrs`` state the assumptions (cost model, card, level, criter
 - :class:`Constraints`: limits on N and D and the inference cost of a plan's lifetime;
 - :func:`next_run_value`: which small run best pins down N_opt, per FLOP;
 - :func:`decide`: all questions its arguments ask, as the CLI and the report use them.
+
+All but the next-run value are numpy only: ``bayes-scaling decide`` answers from a saved
+fit without importing JAX or pandas, unless it is asked for a next run
+(:mod:`.next_run` simulates outcomes with NumPyro's distributions).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ..allocation import as_budgets
 from ..errors import InputError
 from ..risk import Criterion
-from .next_run import next_run_value
-from .plans import Plan, best_plan, cheapest_compute, compare_plans, parse_plans, target_probability
+from ..tables import Table
+from .plans import (
+    Plan,
+    best_plan,
+    best_plan_table,
+    cheapest_compute,
+    cheapest_compute_table,
+    compare_plans,
+    compare_plans_table,
+    parse_plans,
+    target_probability,
+    target_probability_table,
+)
 from .posterior import Constraints, Posterior, as_posterior
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = ["Constraints", "Posterior", "as_posterior", "best_plan", "cheapest_compute", "compare_plans", "decide",
-           "next_run_value", "parse_plans", "target_probability"]
+           "decide_tables", "next_run_value", "parse_plans", "target_probability"]
 
 
-def decide(source: Any, *, budgets: Sequence[float | str] | float | str | None = None,
-           risk: str | Criterion = "mean", target_loss: float | None = None, prob: float = 0.9,
-           plans: Sequence[Plan] = (), constraints: Constraints | None = None,
-           next_run_budget: float | str | None = None, level: float = 0.9, noise: bool = True, seed: int = 0,
-           card: Any = None, group: str | None = None) -> dict[str, pd.DataFrame]:
+def __getattr__(name: str) -> Any:  # PEP 562: the next-run value (JAX, NumPyro) loads on first use
+    if name in ("next_run_value", "next_run_table"):
+        from . import next_run
+
+        return getattr(next_run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def decide(source: Any, **questions: Any) -> dict[str, pd.DataFrame]:
+    """Answer every question the arguments ask; see :func:`decide_tables` (same arguments), as DataFrames."""
+    return {name: table.to_frame() for name, table in decide_tables(source, **questions).items()}
+
+
+def decide_tables(source: Any, *, budgets: Sequence[float | str] | float | str | None = None,
+                  risk: str | Criterion = "mean", target_loss: float | None = None, prob: float = 0.9,
+                  plans: Sequence[Plan] = (), constraints: Constraints | None = None,
+                  next_run_budget: float | str | None = None, level: float = 0.9, noise: bool = True, seed: int = 0,
+                  card: Any = None, group: str | None = None) -> dict[str, Table]:
     """Answer every question the arguments ask.
 
     Parameters
     ----------
-    source : Fit or mapping of draws
+    source : Fit, FitArrays or mapping of draws
         The posterior (a mapping needs ``card``).
     budgets : float, str or sequence, optional
         Compute budgets in FLOPs (lifetime FLOPs with inference tokens): asks for the best plan.
@@ -66,7 +95,7 @@ def decide(source: Any, *, budgets: Sequence[float | str] | float | str | None =
 
     Returns
     -------
-    dict of str to DataFrame
+    dict of str to Table (to DataFrame from :func:`decide`)
         Keys, in this order, among ``best_plan``, ``cheapest_compute``,
         ``target_probability``, ``compare_plans``, ``next_run``; each table's
         ``attrs`` holds its assumptions.
@@ -82,17 +111,19 @@ def decide(source: Any, *, budgets: Sequence[float | str] | float | str | None =
         raise InputError("a next-run budget needs a target budget (--budget) whose N_opt the run should pin down")
     post = as_posterior(source, card, group=group)
     common = {"constraints": constraints, "noise": noise, "seed": seed}
-    answers: dict[str, pd.DataFrame] = {}
+    answers: dict[str, Table] = {}
     if budgets is not None:
-        answers["best_plan"] = best_plan(post, budgets, risk=risk, level=level, **common)
+        answers["best_plan"] = best_plan_table(post, budgets, risk=risk, level=level, **common)
     if target_loss is not None:
-        answers["cheapest_compute"] = cheapest_compute(post, target_loss, prob, **common)
+        answers["cheapest_compute"] = cheapest_compute_table(post, target_loss, prob, **common)
         if budgets is not None or len(plans):
-            answers["target_probability"] = target_probability(post, target_loss, plans=plans, budgets=budgets,
-                                                               risk=risk, **common)
+            answers["target_probability"] = target_probability_table(post, target_loss, plans=plans,
+                                                                     budgets=budgets, risk=risk, **common)
     if len(plans):
-        answers["compare_plans"] = compare_plans(post, plans, level=level, **common)
+        answers["compare_plans"] = compare_plans_table(post, plans, level=level, **common)
     if next_run_budget is not None:
-        answers["next_run"] = next_run_value(post, as_budgets(budgets)[0], run_budget=next_run_budget, level=level,
+        from .next_run import next_run_table
+
+        answers["next_run"] = next_run_table(post, as_budgets(budgets)[0], run_budget=next_run_budget, level=level,
                                              seed=seed)
     return answers

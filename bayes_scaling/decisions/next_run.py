@@ -27,12 +27,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 from scipy.special import ndtri
 
+from .. import _jax  # noqa: F401  (float64 before the first JAX computation)
 from ..allocation import optimal_log_params
 from ..errors import InputError
-from ..fit import check_level
+from ..tables import Table, check_level, frame_returning
 from ..units import parse_quantity
 from .plans import Plan, assumptions, parse_plans, plan_label
 from .posterior import Constraints, Posterior, as_posterior
@@ -81,14 +81,14 @@ def candidate_runs(post: Posterior, run_budget: float) -> tuple[np.ndarray, np.n
     return n.ravel(), d.ravel()
 
 
-def next_run_value(source: Any, target_budget: float | str, *, run_budget: float | str | None = None,
+def next_run_table(source: Any, target_budget: float | str, *, run_budget: float | str | None = None,
                    candidates: Sequence[Plan] = (), level: float = 0.9, scenarios: int = 128, seed: int = 0,
-                   card: Any = None) -> pd.DataFrame:
+                   card: Any = None) -> Table:
     """Rank candidate runs by expected shrinkage of the N_opt interval at a target budget, per FLOP.
 
     Parameters
     ----------
-    source : Fit or mapping of draws
+    source : Fit, FitArrays or mapping of draws
         The current posterior (a mapping needs ``card``).
     target_budget : float or str
         Training compute (FLOPs) of the planned large run, whose N_opt should be pinned down.
@@ -108,7 +108,7 @@ def next_run_value(source: Any, target_budget: float | str, *, run_budget: float
 
     Returns
     -------
-    DataFrame
+    Table (a DataFrame from :func:`next_run_value`)
         One row per candidate, best first: ``rank``, ``plan``, ``params``, ``tokens``,
         ``flops`` (6 N D), ``width_now`` and ``width_after`` (ln(hi/lo) of the N_opt
         interval, now and expected after the run), ``shrinkage`` (their difference),
@@ -141,12 +141,14 @@ def next_run_value(source: Any, target_budget: float | str, *, run_budget: float
         width_after[k] = weighted_interval_width(log_opt, weights, level).mean()
         ess[k] = ((weights.sum(-1) ** 2) / (weights**2).sum(-1)).mean()
     flops = 6 * n * d
-    table = pd.DataFrame({"plan": [plan_label(a, b) for a, b in zip(n, d, strict=True)], "params": n, "tokens": d,
-                          "flops": flops, "width_now": width_now, "width_after": width_after,
-                          "shrinkage": width_now - width_after, "shrinkage_per_flop": (width_now - width_after) / flops,
-                          "ess": ess})
-    table = table.sort_values("shrinkage_per_flop", ascending=False, kind="stable").reset_index(drop=True)
-    table.insert(0, "rank", np.arange(1, len(table) + 1))
-    table.attrs = assumptions(post, Constraints(), noise=True, seed=seed, level=level, target_budget=target,
-                              method=f"pre-posterior importance reweighting, {scenarios} scenarios per candidate")
-    return table
+    per_flop = (width_now - width_after) / flops
+    order = np.argsort(-per_flop, kind="stable")  # best first; ties keep the candidates' order
+    columns = {"plan": np.array([plan_label(a, b) for a, b in zip(n, d, strict=True)]), "params": n, "tokens": d,
+               "flops": flops, "width_now": np.full(n.size, width_now), "width_after": width_after,
+               "shrinkage": width_now - width_after, "shrinkage_per_flop": per_flop, "ess": ess}
+    return Table({"rank": np.arange(1, n.size + 1), **{k: v[order] for k, v in columns.items()}},
+                 assumptions(post, Constraints(), noise=True, seed=seed, level=level, target_budget=target,
+                             method=f"pre-posterior importance reweighting, {scenarios} scenarios per candidate"))
+
+
+next_run_value = frame_returning(next_run_table)

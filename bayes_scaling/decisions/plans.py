@@ -6,6 +6,10 @@ the cheapest compute that reaches a target with a given probability, and how exp
 plans compare. A plan is (N parameters, D training tokens); the loss is one run's
 loss in nats per token (law x observation noise, see :mod:`.posterior`), or the law's
 alone with ``noise=False``.
+
+Each answer is computed as a :class:`~bayes_scaling.tables.Table` (``best_plan_table``,
+...), which the CLI prints; the public functions (``best_plan``, ...) return it as a
+DataFrame.
 """
 
 from __future__ import annotations
@@ -15,11 +19,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..allocation import as_budgets, optimal_log_params
 from ..errors import InputError
 from ..risk import Criterion, expected, parse_risk, quantile
+from ..tables import Table, check_level, credible_interval, frame_returning
 from ..units import format_quantity, parse_quantity
 from .posterior import Constraints, Posterior, as_posterior, minimise
 
@@ -60,7 +64,7 @@ def plan_label(params: float, tokens: float) -> str:
 
 
 def assumptions(post: Posterior, constraints: Constraints, *, noise: bool, seed: int, **more: Any) -> dict[str, Any]:
-    """What an answer assumed, for ``DataFrame.attrs`` and for printing."""
+    """What an answer assumed, for the table's ``attrs`` and for printing."""
     loss = (f"one run's loss: law x exp(noise), {post.card.likelihood} noise on log loss drawn once per "
             f"posterior draw (seed {seed}) and shared by all plans" if noise else "the law's loss L(N, D), no noise")
     return {"compute": constraints.cost_model(), "card": post.card.name, "law": post.card.law.formula,
@@ -119,15 +123,15 @@ def _budget_plans(post: Posterior, log_noise: np.ndarray, constraints: Constrain
 def _plan_columns(constraints: Constraints, log_n: np.ndarray, log_d: np.ndarray,
                   losses: np.ndarray, level: float) -> dict[str, np.ndarray]:
     n, d = np.exp(log_n), np.exp(log_d)
-    lo, med, hi = np.quantile(losses, [(1 - level) / 2, 0.5, (1 + level) / 2], axis=0)
+    lo, med, hi = credible_interval(losses, level)
     return {"params": n, "tokens": d, "tokens_per_param": d / n, "training_flops": 6 * n * d,
             "inference_flops": 2 * n * constraints.inference_tokens, "expected_loss": losses.mean(axis=0),
             "loss": med, "loss_lo": lo, "loss_hi": hi}
 
 
-def best_plan(source: Any, budgets: Sequence[float | str] | float | str, *, risk: str | Criterion = "mean",
-              constraints: Constraints | None = None, level: float = 0.9, noise: bool = True, seed: int = 0,
-              card: Any = None) -> pd.DataFrame:
+def best_plan_table(source: Any, budgets: Sequence[float | str] | float | str, *, risk: str | Criterion = "mean",
+                    constraints: Constraints | None = None, level: float = 0.9, noise: bool = True, seed: int = 0,
+                    card: Any = None) -> Table:
     """The plan minimising a risk criterion of the loss for each budget, beside two others.
 
     For budget C, N is chosen on the line of plans costing C (D = C / (6 N) without
@@ -135,7 +139,7 @@ def best_plan(source: Any, budgets: Sequence[float | str] | float | str, *, risk
 
     Parameters
     ----------
-    source : Fit or mapping of draws
+    source : Fit, FitArrays or mapping of draws
         The posterior (a mapping needs ``card``).
     budgets : float, str or sequence
         Compute budgets in FLOPs: training FLOPs, or lifetime FLOPs when
@@ -155,7 +159,7 @@ def best_plan(source: Any, budgets: Sequence[float | str] | float | str, *, risk
 
     Returns
     -------
-    DataFrame
+    Table (DataFrame from :func:`best_plan`)
         Three rows per budget, ``plan`` in ``risk-neutral`` (minimises the expected
         loss), ``chosen`` (minimises ``risk``) and ``plug-in`` (the law's optimum at
         the posterior-median parameters), with ``compute``, ``params``, ``tokens``,
@@ -169,8 +173,6 @@ def best_plan(source: Any, budgets: Sequence[float | str] | float | str, *, risk
     --------
     >>> best_plan(fit, 1e24, risk="cvar:0.9")  # doctest: +SKIP
     """
-    from ..fit import check_level
-
     post, crit, level = as_posterior(source, card), parse_risk(risk), check_level(level)
     cons = constraints or Constraints()
     log_noise = _noise(post, noise, seed)
@@ -180,24 +182,22 @@ def best_plan(source: Any, budgets: Sequence[float | str] | float | str, *, risk
         log_d = cons.log_tokens(compute, log_n)
         losses = _losses(post, log_noise, log_n, log_d)
         values, mean = crit(losses), losses.mean(axis=0)
-        tables.append(pd.DataFrame({"compute": compute, "plan": PLANS,
-                                    **_plan_columns(cons, log_n, log_d, losses, level),
-                                    "criterion": values, "delta_criterion": values - values[1],
-                                    "delta_expected": mean - mean[0], "params_ratio": np.exp(log_n - log_n[1])}))
-    table = pd.concat(tables, ignore_index=True)
-    table.attrs = assumptions(post, cons, noise=noise, seed=seed, criterion=crit.label, level=level)
-    return table
+        tables.append(Table({"compute": np.full(len(PLANS), compute), "plan": np.array(PLANS),
+                             **_plan_columns(cons, log_n, log_d, losses, level),
+                             "criterion": values, "delta_criterion": values - values[1],
+                             "delta_expected": mean - mean[0], "params_ratio": np.exp(log_n - log_n[1])}))
+    return Table.concat(tables, assumptions(post, cons, noise=noise, seed=seed, criterion=crit.label, level=level))
 
 
-def target_probability(source: Any, target_loss: float, *, plans: Sequence[Plan] = (),
-                       budgets: Sequence[float | str] | float | str | None = None, risk: str | Criterion = "mean",
-                       constraints: Constraints | None = None, noise: bool = True, seed: int = 0,
-                       card: Any = None) -> pd.DataFrame:
+def target_probability_table(source: Any, target_loss: float, *, plans: Sequence[Plan] = (),
+                             budgets: Sequence[float | str] | float | str | None = None,
+                             risk: str | Criterion = "mean", constraints: Constraints | None = None,
+                             noise: bool = True, seed: int = 0, card: Any = None) -> Table:
     """P(loss <= target) for explicit plans and for the chosen plan of each budget.
 
     Parameters
     ----------
-    source : Fit or mapping of draws
+    source : Fit, FitArrays or mapping of draws
     target_loss : float
         Target loss in nats per token.
     plans : sequence of plans
@@ -209,7 +209,7 @@ def target_probability(source: Any, target_loss: float, *, plans: Sequence[Plan]
 
     Returns
     -------
-    DataFrame
+    Table (a DataFrame from :func:`target_probability`)
         One row per plan: ``plan``, ``params``, ``tokens``, ``training_flops``,
         ``inference_flops``, ``target_loss``, ``prob`` and ``prob_se`` (its Monte-Carlo
         standard error, treating draws as independent).
@@ -233,15 +233,15 @@ def target_probability(source: Any, target_loss: float, *, plans: Sequence[Plan]
     losses = _losses(post, log_noise, np.array(log_n), np.array(log_d))
     prob = (losses <= target_loss).mean(axis=0)
     n, d = np.exp(log_n), np.exp(log_d)
-    table = pd.DataFrame({"plan": labels, "params": n, "tokens": d, "training_flops": 6 * n * d,
-                          "inference_flops": 2 * n * cons.inference_tokens, "target_loss": target_loss,
-                          "prob": prob, "prob_se": np.sqrt(prob * (1 - prob) / post.size)})
-    table.attrs = assumptions(post, cons, noise=noise, seed=seed, criterion=crit.label)
-    return table
+    return Table({"plan": np.array(labels), "params": n, "tokens": d, "training_flops": 6 * n * d,
+                  "inference_flops": 2 * n * cons.inference_tokens, "target_loss": np.full(n.size, target_loss),
+                  "prob": prob, "prob_se": np.sqrt(prob * (1 - prob) / post.size)},
+                 assumptions(post, cons, noise=noise, seed=seed, criterion=crit.label))
 
 
-def cheapest_compute(source: Any, target_loss: float, prob: float = 0.9, *, constraints: Constraints | None = None,
-                     noise: bool = True, seed: int = 0, card: Any = None, rtol: float = 1e-3) -> pd.DataFrame:
+def cheapest_compute_table(source: Any, target_loss: float, prob: float = 0.9, *,
+                           constraints: Constraints | None = None, noise: bool = True, seed: int = 0,
+                           card: Any = None, rtol: float = 1e-3) -> Table:
     """The least compute, and its plan, that reaches a target loss with probability >= ``prob``.
 
     P(loss <= target) >= p exactly when the p quantile of the loss is <= target, so this
@@ -252,7 +252,7 @@ def cheapest_compute(source: Any, target_loss: float, prob: float = 0.9, *, cons
 
     Parameters
     ----------
-    source : Fit or mapping of draws
+    source : Fit, FitArrays or mapping of draws
     target_loss : float
         Target loss in nats per token.
     prob : float, default 0.9
@@ -264,7 +264,7 @@ def cheapest_compute(source: Any, target_loss: float, prob: float = 0.9, *, cons
 
     Returns
     -------
-    DataFrame
+    Table (a DataFrame from :func:`cheapest_compute`)
         One row: ``target_loss``, ``prob``, ``compute`` (FLOPs), ``params``,
         ``tokens``, ``tokens_per_param``, ``training_flops``, ``inference_flops`` and
         ``prob_achieved`` (P(loss <= target) of that plan, same draws), ``prob_se``.
@@ -306,21 +306,20 @@ def cheapest_compute(source: Any, target_loss: float, prob: float = 0.9, *, cons
     losses = _losses(post, log_noise, log_n, log_d)
     achieved = float((losses <= target_loss).mean())
     n, d = float(np.exp(log_n[0])), float(np.exp(log_d[0]))
-    table = pd.DataFrame([{"target_loss": target_loss, "prob": prob, "compute": compute, "params": n, "tokens": d,
-                           "tokens_per_param": d / n, "training_flops": 6 * n * d,
-                           "inference_flops": 2 * n * cons.inference_tokens, "prob_achieved": achieved,
-                           "prob_se": math.sqrt(achieved * (1 - achieved) / post.size)}])
-    table.attrs = assumptions(post, cons, noise=noise, seed=seed, criterion=crit.label)
-    return table
+    row = {"target_loss": target_loss, "prob": prob, "compute": compute, "params": n, "tokens": d,
+           "tokens_per_param": d / n, "training_flops": 6 * n * d, "inference_flops": 2 * n * cons.inference_tokens,
+           "prob_achieved": achieved, "prob_se": math.sqrt(achieved * (1 - achieved) / post.size)}
+    return Table({k: np.array([v]) for k, v in row.items()},
+                 assumptions(post, cons, noise=noise, seed=seed, criterion=crit.label))
 
 
-def compare_plans(source: Any, plans: Sequence[Plan], *, constraints: Constraints | None = None, level: float = 0.9,
-                  noise: bool = True, seed: int = 0, card: Any = None) -> pd.DataFrame:
+def compare_plans_table(source: Any, plans: Sequence[Plan], *, constraints: Constraints | None = None,
+                        level: float = 0.9, noise: bool = True, seed: int = 0, card: Any = None) -> Table:
     """Compare explicit plans: chance each is best, loss differences, regret.
 
     Parameters
     ----------
-    source : Fit or mapping of draws
+    source : Fit, FitArrays or mapping of draws
     plans : sequence of plans
         ``"70B:1.4T"`` strings or (parameters, tokens) pairs; the first is the reference.
     constraints, level, noise, seed, card
@@ -328,7 +327,7 @@ def compare_plans(source: Any, plans: Sequence[Plan], *, constraints: Constraint
 
     Returns
     -------
-    DataFrame
+    Table (a DataFrame from :func:`compare_plans`)
         One row per plan: ``plan``, ``params``, ``tokens``, ``compute`` (its cost in
         FLOPs), ``expected_loss``, ``prob_best`` (share of draws in which it has the
         lowest loss; ties go to the earlier plan), ``diff``, ``diff_lo``, ``diff_hi``
@@ -336,8 +335,6 @@ def compare_plans(source: Any, plans: Sequence[Plan], *, constraints: Constraint
         minus that of the risk-neutral best plan of the same cost, >= 0),
         ``best_params`` and ``best_tokens`` (that best plan).
     """
-    from ..fit import check_level
-
     post, cons, level = as_posterior(source, card), constraints or Constraints(), check_level(level)
     n, d = parse_plans(plans)
     log_noise = _noise(post, noise, seed)
@@ -354,10 +351,16 @@ def compare_plans(source: Any, plans: Sequence[Plan], *, constraints: Constraint
         regret[k] = value - best_value
     best_n = np.exp(best_n)
     best_d = [float(np.exp(cons.log_tokens(c, np.log(b)))) for c, b in zip(costs, best_n, strict=True)]
-    table = pd.DataFrame({"plan": [plan_label(a, b) for a, b in zip(n, d, strict=True)], "params": n, "tokens": d,
-                          "compute": costs, "expected_loss": losses.mean(axis=0),
-                          "prob_best": np.bincount(losses.argmin(axis=1), minlength=n.size) / post.size,
-                          "diff": diff.mean(axis=0), "diff_lo": lo, "diff_hi": hi, "regret": regret,
-                          "best_params": best_n, "best_tokens": best_d})
-    table.attrs = assumptions(post, cons, noise=noise, seed=seed, level=level, reference=table["plan"].iloc[0])
-    return table
+    labels = [plan_label(a, b) for a, b in zip(n, d, strict=True)]
+    return Table({"plan": np.array(labels), "params": n, "tokens": d, "compute": costs,
+                  "expected_loss": losses.mean(axis=0),
+                  "prob_best": np.bincount(losses.argmin(axis=1), minlength=n.size) / post.size,
+                  "diff": diff.mean(axis=0), "diff_lo": lo, "diff_hi": hi, "regret": regret,
+                  "best_params": best_n, "best_tokens": np.array(best_d)},
+                 assumptions(post, cons, noise=noise, seed=seed, level=level, reference=labels[0]))
+
+
+best_plan = frame_returning(best_plan_table)
+target_probability = frame_returning(target_probability_table)
+cheapest_compute = frame_returning(cheapest_compute_table)
+compare_plans = frame_returning(compare_plans_table)

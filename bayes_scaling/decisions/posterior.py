@@ -1,9 +1,14 @@
 """What every decision is computed from: posterior draws, the noise of one run, and a plan's cost.
 
 A single run's realised loss is the law's loss times exp(noise), the card's observation
-model on log loss. The noise is drawn once per posterior draw (from a seed) and shared
-by every plan in a question (common random numbers): it widens loss intervals and moves
-probabilities of reaching a target, but never decides which of two plans wins a draw.
+model on log loss. The noise is drawn once per posterior draw (from a seed, with numpy:
+:mod:`bayes_scaling.noise`) and shared by every plan in a question (common random
+numbers): it widens loss intervals and moves probabilities of reaching a target, but
+never decides which of two plans wins a draw. The law's loss carries the fit's model
+discrepancy beyond the fitted region, if it has one (:mod:`bayes_scaling.extrapolation`).
+
+Everything here is numpy, so ``bayes-scaling decide`` answers from a saved fit without
+importing JAX.
 """
 
 from __future__ import annotations
@@ -14,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ..cards import ModelCard, Prior, load_card
 from ..errors import InputError
-from ..model import observation
+from ..extrapolation import with_discrepancy
+from ..fitfile import FitArrays, fit_arrays
+from ..noise import observation_noise
 from ..units import format_quantity, parse_quantity
 
 if TYPE_CHECKING:
@@ -44,12 +49,19 @@ class Posterior:
     nu : array of shape (S,), float or None
         Student-t degrees of freedom (draws or the card's fixed value).
     card : ModelCard
+    slope : array of shape (S,) or None, default None
+        Draws of the model-discrepancy slope (log loss per e-fold of compute beyond the
+        fitted region); ``None``: no discrepancy.
+    max_log_compute : float, default inf
+        ln C of the largest run the fit saw (FLOPs), where the discrepancy starts.
     """
 
     theta: dict[str, np.ndarray]
     sigma: np.ndarray
     nu: np.ndarray | float | None
     card: ModelCard
+    slope: np.ndarray | None = None
+    max_log_compute: float = math.inf
 
     @property
     def size(self) -> int:
@@ -57,14 +69,20 @@ class Posterior:
         return int(self.sigma.shape[0])
 
     def log_loss(self, log_params: np.ndarray, log_tokens: np.ndarray) -> np.ndarray:
-        """ln L(N, D) of the law for every draw: shape (S, *broadcast shape of the inputs)."""
-        ndim = len(np.broadcast_shapes(np.shape(log_params), np.shape(log_tokens)))
-        theta = {k: jnp.asarray(v).reshape(v.shape + (1,) * ndim) for k, v in self.theta.items()}
-        x = {"log_params": jnp.asarray(log_params, dtype=float), "log_tokens": jnp.asarray(log_tokens, dtype=float)}
-        return np.asarray(self.card.law.log_loss(theta, x))
+        """Expected ln L(N, D) for every draw (the law, plus any discrepancy): shape (S, *input shape)."""
+        log_params, log_tokens = np.asarray(log_params, dtype=float), np.asarray(log_tokens, dtype=float)
+        ndim = len(np.broadcast_shapes(log_params.shape, log_tokens.shape))
+        theta = {k: v.reshape(v.shape + (1,) * ndim) for k, v in self.theta.items()}
+        log_l = self.card.law.log_loss(theta, {"log_params": log_params, "log_tokens": log_tokens})
+        slope = None if self.slope is None else self.slope.reshape(self.slope.shape + (1,) * ndim)
+        return with_discrepancy(log_l, slope, self.max_log_compute, log_params, log_tokens)
 
     def observation(self, loc: np.ndarray) -> Any:
-        """The card's distribution of observed log loss around ``loc`` (draws on axis -1)."""
+        """The card's NumPyro distribution of observed log loss around ``loc`` (draws on axis -1)."""
+        import jax.numpy as jnp
+
+        from ..model import observation
+
         nu = jnp.asarray(self.nu) if isinstance(self.nu, np.ndarray) else self.nu
         return observation(self.card, jnp.asarray(loc), jnp.asarray(self.sigma), nu)
 
@@ -72,29 +90,34 @@ class Posterior:
         """One draw of a run's noise on ln L per posterior draw, shape (S,); zeros when ``seed`` is None."""
         if seed is None:
             return np.zeros(self.size)
-        return np.asarray(self.observation(np.zeros(self.size)).sample(jax.random.PRNGKey(seed)))
+        return observation_noise(self.card, self.sigma, self.nu, (self.size,), seed)
 
     def take(self, indices: np.ndarray) -> Posterior:
         """The posterior restricted to the draws at ``indices`` (repeats allowed)."""
         nu = self.nu[indices] if isinstance(self.nu, np.ndarray) else self.nu
-        return Posterior({k: v[indices] for k, v in self.theta.items()}, self.sigma[indices], nu, self.card)
+        slope = None if self.slope is None else self.slope[indices]
+        return Posterior({k: v[indices] for k, v in self.theta.items()}, self.sigma[indices], nu, self.card,
+                         slope, self.max_log_compute)
 
     def median(self) -> Posterior:
         """A one-draw posterior at the marginal medians (the naive plug-in estimate)."""
-        theta = {k: np.median(v, keepdims=True) for k, v in self.theta.items()}
-        return Posterior(theta, np.median(self.sigma, keepdims=True), self.nu if not isinstance(
-            self.nu, np.ndarray) else np.median(self.nu, keepdims=True), self.card)
+        def med(v: Any) -> Any:
+            return np.median(v, keepdims=True) if isinstance(v, np.ndarray) else v
+
+        return Posterior({k: med(v) for k, v in self.theta.items()}, med(self.sigma), med(self.nu), self.card,
+                         med(self.slope), self.max_log_compute)
 
 
-def as_posterior(source: Fit | Mapping[str, Any] | Posterior, card: ModelCard | str | Path | None = None,
-                 group: str | None = None) -> Posterior:
+def as_posterior(source: Fit | FitArrays | Mapping[str, Any] | Posterior,
+                 card: ModelCard | str | Path | None = None, group: str | None = None) -> Posterior:
     """The draws a decision integrates over, from a fit or from a mapping of draws.
 
     Parameters
     ----------
-    source : Fit, mapping or Posterior
-        A fit, or draws ``{name: array}`` of every law parameter and ``sigma`` (and
-        ``nu`` when the card gives it a prior); arrays are flattened.
+    source : Fit, FitArrays, mapping or Posterior
+        A fit (or the arrays of a saved fit, :func:`bayes_scaling.fitfile.read_fit`), or
+        draws ``{name: array}`` of every law parameter and ``sigma`` (and ``nu`` when the
+        card gives it a prior); arrays are flattened. A fit's discrepancy comes along.
     card : ModelCard, str or Path, optional
         The card of a mapping of draws (a bundled name or a path); ignored for a fit.
     group : str, optional
@@ -105,14 +128,15 @@ def as_posterior(source: Fit | Mapping[str, Any] | Posterior, card: ModelCard | 
     InputError
         If draws are missing, of unequal lengths, empty or not finite, or no card is given.
     """
-    from ..fit import Fit
-
     if isinstance(source, Posterior):
         return source
-    if isinstance(source, Fit):
-        card = source.card
+    slope, max_log_compute = None, math.inf
+    if not isinstance(source, Mapping):  # a Fit or the arrays of a saved fit
+        saved = fit_arrays(source)
+        card = saved.card
         wanted = (*card.law.parameters, "sigma", "nu")
-        draws: Mapping[str, Any] = source.draws([p for p in source.parameters if p in wanted], group=group)
+        draws: Mapping[str, Any] = saved.draws([p for p in saved.parameters if p in wanted], group=group)
+        slope, max_log_compute = saved.discrepancy()
     elif card is None:
         raise InputError("posterior draws need their model card: pass card='chinchilla' (or a ModelCard)")
     else:
@@ -132,7 +156,7 @@ def as_posterior(source: Fit | Mapping[str, Any] | Posterior, card: ModelCard | 
         raise InputError(f"posterior draws of {', '.join(bad)} hold non-finite values")
     nu = arrays.pop("nu") if "nu" in arrays else card.nu
     sigma = arrays.pop("sigma")
-    return Posterior(arrays, sigma, nu, card)
+    return Posterior(arrays, sigma, nu, card, slope, max_log_compute)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Scaling laws as pure JAX functions, registered by name.
+"""Scaling laws as pure array functions, registered by name.
 
 A law maps parameters ``theta`` (a mapping of name -> array) and covariates ``x``
 (a mapping with at least ``log_params`` and ``log_tokens``, natural logs of N and D)
@@ -6,21 +6,63 @@ to the natural log of the loss. Every function broadcasts, so the same code serv
 the NumPyro model (scalar parameters, one value per run) and posterior summaries
 (one value per draw × budget). Model cards refer to laws by :attr:`Law.name`.
 
+The same function computes with JAX or with numpy (:func:`array_namespace`): NUTS
+traces it with JAX arrays, while answers from a saved fit (``bayes-scaling allocate``,
+``predict``, ``decide``) evaluate it on numpy draws without importing JAX at all.
+
 To add a law: write a module here with ``log_loss`` (and ``compute_optimal`` where a
 closed form exists), register a :class:`Law` in it, import it below, and add a card.
 """
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
-from jax import Array
+import numpy as np
 
 from ..errors import CardError
 
+#: A numpy array, a JAX array (or tracer), or a Python number.
+Array = Any
 LogLossFn = Callable[[Mapping[str, Array], Mapping[str, Array]], Array]
 OptimumFn = Callable[[Mapping[str, Array], Array], tuple[Array, Array]]
+
+
+def array_namespace(*values: Any) -> ModuleType:
+    """``jax.numpy`` if any of ``values`` (or of the values of a mapping among them) is a JAX array, else numpy.
+
+    JAX tracers count as JAX arrays, so a law traced by NUTS computes with JAX; numpy
+    draws of a saved fit compute with numpy, and JAX is never imported for them.
+    """
+    jax = sys.modules.get("jax")
+    if jax is None:  # nothing can be a JAX array before JAX is imported
+        return np
+    for value in values:
+        items = value.values() if isinstance(value, Mapping) else (value,)
+        if any(isinstance(v, jax.Array) for v in items):
+            import jax.numpy as jnp
+
+            return jnp
+    return np
+
+
+def logsumexp(*terms: Array) -> Array:
+    """ln(exp(t_1) + exp(t_2) + ...) of broadcasting arrays, accurate for terms orders of magnitude apart.
+
+    JAX computes nested ``logaddexp`` (as NUTS always has, so sampled chains do not
+    change); numpy the max-shift form, about 3x faster than numpy's ``logaddexp`` (whose
+    loop is not vectorised) on 4,000 draws × 1,000 budgets. Both agree to ~1e-15.
+    """
+    xp = array_namespace(*terms)
+    if xp is not np:
+        return functools.reduce(xp.logaddexp, terms)
+    top = functools.reduce(np.maximum, terms)
+    return top + np.log(sum(np.exp(t - top) for t in terms))
 
 
 @dataclass(frozen=True)

@@ -5,19 +5,18 @@ parameters E, A, B, alpha), so that LOO can weigh it against the free law.
 
 Computed in log space, log L = logsumexp(log E, log A - alpha log N, log B - beta log D),
 because the three terms differ by orders of magnitude and float32 (or a naive sum of
-powers of 1e10-scale numbers) loses the small power-law terms.
+powers of 1e10-scale numbers) loses the small power-law terms. Every function computes
+with numpy or JAX, whichever its inputs are (:func:`~bayes_scaling.laws.array_namespace`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
-import jax.numpy as jnp
-from jax import Array
+from . import Array, Law, array_namespace, logsumexp, register
 
-from . import Law, register
-
-LOG_6 = float(jnp.log(6.0))
+LOG_6 = math.log(6.0)
 
 
 def log_loss(theta: Mapping[str, Array], x: Mapping[str, Array]) -> Array:
@@ -36,9 +35,10 @@ def log_loss(theta: Mapping[str, Array], x: Mapping[str, Array]) -> Array:
     Array
         ln L(N, D), L in nats per token.
     """
-    model_term = jnp.log(theta["A"]) - theta["alpha"] * x["log_params"]
-    data_term = jnp.log(theta["B"]) - theta["beta"] * x["log_tokens"]
-    return jnp.logaddexp(jnp.logaddexp(jnp.log(theta["E"]), model_term), data_term)
+    xp = array_namespace(theta, x)
+    model_term = xp.log(theta["A"]) - theta["alpha"] * x["log_params"]
+    data_term = xp.log(theta["B"]) - theta["beta"] * x["log_tokens"]
+    return logsumexp(xp.log(theta["E"]), model_term, data_term)
 
 
 def compute_optimal(theta: Mapping[str, Array], log_compute: Array) -> tuple[Array, Array]:
@@ -59,9 +59,10 @@ def compute_optimal(theta: Mapping[str, Array], log_compute: Array) -> tuple[Arr
     (Array, Array)
         ln N_opt (parameters) and ln D_opt (tokens).
     """
+    xp = array_namespace(theta, log_compute)
     alpha, beta = theta["alpha"], theta["beta"]
     total = alpha + beta
-    log_g = (jnp.log(alpha) + jnp.log(theta["A"]) - jnp.log(beta) - jnp.log(theta["B"])) / total
+    log_g = (xp.log(alpha) + xp.log(theta["A"]) - xp.log(beta) - xp.log(theta["B"])) / total
     log_c6 = log_compute - LOG_6
     log_n = log_g + beta / total * log_c6
     return log_n, log_c6 - log_n

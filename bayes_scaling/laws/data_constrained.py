@@ -13,7 +13,8 @@ which derives U_N from the single-epoch law). R*_D and R*_N are the "half-lives"
 repetition: repeating data R*_D times (or making the model R*_N times larger than
 useful) loses 1 − 1/e of the value of fresh data (or useful parameters).
 
-Everything is in log space (``expm1``/``log1p`` keep the few-epoch regime exact).
+Everything is in log space (``expm1``/``log1p`` keep the few-epoch regime exact), with
+numpy or JAX, whichever the inputs are.
 
 Assumption for allocation: without ``log_unique_tokens`` in ``x`` the unique data are
 unlimited (U_D = D, so D' = D). Then every IsoFLOP optimum sits at N = N_opt(D), where
@@ -24,18 +25,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import jax.numpy as jnp
-from jax import Array
-
-from . import Law, register
+from . import Array, Law, array_namespace, register
 from .chinchilla import compute_optimal as chinchilla_optimal
 from .chinchilla import log_loss as chinchilla_log_loss
 
 
 def _log_effective(log_unique: Array, log_total: Array, r_star: Array) -> Array:
     """ln(U + U R* (1 − exp(−R/R*))) with R = total/U − 1 ≥ 0, from logs of U and total."""
-    repetitions = jnp.expm1(log_total - log_unique)
-    return log_unique + jnp.log1p(-r_star * jnp.expm1(-repetitions / r_star))
+    xp = array_namespace(log_unique, log_total, r_star)
+    repetitions = xp.expm1(log_total - log_unique)
+    return log_unique + xp.log1p(-r_star * xp.expm1(-repetitions / r_star))
 
 
 def effective_log_counts(theta: Mapping[str, Array], x: Mapping[str, Array]) -> tuple[Array, Array]:
@@ -54,12 +53,13 @@ def effective_log_counts(theta: Mapping[str, Array], x: Mapping[str, Array]) -> 
     (Array, Array)
         ln N' in parameters and ln D' in tokens.
     """
+    xp = array_namespace(theta, x)
     log_d = x["log_tokens"]
-    log_ud = jnp.minimum(log_d, x["log_unique_tokens"]) if "log_unique_tokens" in x else log_d
+    log_ud = xp.minimum(log_d, x["log_unique_tokens"]) if "log_unique_tokens" in x else log_d
     log_d_eff = _log_effective(log_ud, log_d, theta["R_star_D"])
     alpha, beta = theta["alpha"], theta["beta"]
-    log_n_useful = (jnp.log(alpha * theta["A"]) - jnp.log(beta * theta["B"]) + beta * log_ud) / alpha
-    log_un = jnp.minimum(x["log_params"], log_n_useful)
+    log_n_useful = (xp.log(alpha * theta["A"]) - xp.log(beta * theta["B"]) + beta * log_ud) / alpha
+    log_un = xp.minimum(x["log_params"], log_n_useful)
     log_n_eff = _log_effective(log_un, x["log_params"], theta["R_star_N"])
     return log_n_eff, log_d_eff
 

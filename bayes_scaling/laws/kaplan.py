@@ -3,19 +3,17 @@
 Computed in log space, ln L = alpha_D · logsumexp((alpha_N/alpha_D)(ln N_c − ln N), ln D_c − ln D):
 N_c and D_c are ~1e13–1e14, so the ratios span many decades and a sum of powers in
 float32 (or even float64 without logs) loses precision. The law has no irreducible
-term: L → 0 as N, D → ∞.
+term: L → 0 as N, D → ∞. Computes with numpy or JAX, whichever its inputs are.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
-import jax.numpy as jnp
-from jax import Array
+from . import Array, Law, array_namespace, logsumexp, register
 
-from . import Law, register
-
-LOG_6 = float(jnp.log(6.0))
+LOG_6 = math.log(6.0)
 
 
 def log_loss(theta: Mapping[str, Array], x: Mapping[str, Array]) -> Array:
@@ -33,10 +31,11 @@ def log_loss(theta: Mapping[str, Array], x: Mapping[str, Array]) -> Array:
     Array
         ln L(N, D), L in nats per token.
     """
+    xp = array_namespace(theta, x)
     ratio = theta["alpha_N"] / theta["alpha_D"]
-    model_term = ratio * (jnp.log(theta["N_c"]) - x["log_params"])
-    data_term = jnp.log(theta["D_c"]) - x["log_tokens"]
-    return theta["alpha_D"] * jnp.logaddexp(model_term, data_term)
+    model_term = ratio * (xp.log(theta["N_c"]) - x["log_params"])
+    data_term = xp.log(theta["D_c"]) - x["log_tokens"]
+    return theta["alpha_D"] * logsumexp(model_term, data_term)
 
 
 def compute_optimal(theta: Mapping[str, Array], log_compute: Array) -> tuple[Array, Array]:
@@ -57,9 +56,10 @@ def compute_optimal(theta: Mapping[str, Array], log_compute: Array) -> tuple[Arr
     (Array, Array)
         ln N_opt (parameters) and ln D_opt (tokens).
     """
+    xp = array_namespace(theta, log_compute)
     p = theta["alpha_N"] / theta["alpha_D"]
     log_c6 = log_compute - LOG_6
-    log_n = (jnp.log(p) + p * jnp.log(theta["N_c"]) + log_c6 - jnp.log(theta["D_c"])) / (p + 1)
+    log_n = (xp.log(p) + p * xp.log(theta["N_c"]) + log_c6 - xp.log(theta["D_c"])) / (p + 1)
     return log_n, log_c6 - log_n
 
 

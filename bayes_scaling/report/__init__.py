@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from ..fit import package_versions
+from .backtest import BacktestSource, backtest_records, backtest_section
 from .content import ReportContext, default_budgets
 from .decision import DecisionRequest, decision_section
 from .html import Section, page, to_json, write_files
@@ -54,9 +55,12 @@ class Report:
 def render_report(fit: Fit, budgets: Sequence[float | str] | float | str | None = None, level: float = 0.9, *,
                   sections: Sequence[SectionFn] = DEFAULT_SECTIONS, extra_sections: Sequence[SectionFn] = (),
                   title: str | None = None, group: str | None = None,
-                  decision: DecisionRequest | None = None) -> Report:
+                  decision: DecisionRequest | None = None, backtest: BacktestSource | None = None) -> Report:
     """Render a report of a fit in memory (no files); see :func:`write_report`."""
     start = time.perf_counter()
+    if backtest is not None:
+        # checked first: a bad backtest file fails before any figure is drawn
+        extra_sections = [partial(backtest_section, records=backtest_records(backtest)), *extra_sections]
     ctx = ReportContext.build(fit, budgets, level, group)
     if decision is not None:
         extra_sections = [partial(decision_section, request=decision), *extra_sections]
@@ -91,7 +95,7 @@ def render_report(fit: Fit, budgets: Sequence[float | str] | float | str | None 
 def write_report(fit: Fit, out_html: str | Path, budgets: Sequence[float | str] | float | str | None = None,
                  level: float = 0.9, *, sections: Sequence[SectionFn] = DEFAULT_SECTIONS,
                  extra_sections: Sequence[SectionFn] = (), title: str | None = None, group: str | None = None,
-                 decision: DecisionRequest | None = None) -> Path:
+                 decision: DecisionRequest | None = None, backtest: BacktestSource | None = None) -> Path:
     """Write the HTML report of a fit, with ``<stem>.json`` and ``<stem>.md`` beside it.
 
     Sections, in order: recommended allocation, data, posterior predictive check,
@@ -122,6 +126,10 @@ def write_report(fit: Fit, out_html: str | Path, budgets: Sequence[float | str] 
         Decision questions (risk criterion, target loss, plans, limits): adds a
         "Decision" section, before provenance, with the best plan for each of
         ``budgets`` and the answers of :func:`bayes_scaling.decisions.decide`.
+    backtest : BacktestResult, list of dict, str or Path, optional
+        A backtest (:func:`bayes_scaling.backtest`, its ``records()``, or the JSON file of
+        ``bayes-scaling backtest --format json``): adds a "Backtest" section with its
+        calibration curves and scores.
 
     Returns
     -------
@@ -133,12 +141,12 @@ def write_report(fit: Fit, out_html: str | Path, budgets: Sequence[float | str] 
     if out_html.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"{out_html}: the report must be an .html file (the .json and .md go beside it)")
     report = render_report(fit, budgets, level, sections=sections, extra_sections=extra_sections, title=title,
-                           group=group, decision=decision)
+                           group=group, decision=decision, backtest=backtest)
     out_html.parent.mkdir(parents=True, exist_ok=True)
     write_files({out_html.with_suffix(".json"): to_json(report.data),
                  out_html.with_suffix(".md"): report.markdown, out_html: report.html})
     return out_html
 
 
-__all__ = ["DEFAULT_SECTIONS", "DecisionRequest", "Report", "ReportContext", "Section", "SectionFn",
-           "decision_section", "default_budgets", "render_report", "write_report"]
+__all__ = ["DEFAULT_SECTIONS", "BacktestSource", "DecisionRequest", "Report", "ReportContext", "Section", "SectionFn",
+           "backtest_records", "backtest_section", "decision_section", "default_budgets", "render_report", "write_report"]

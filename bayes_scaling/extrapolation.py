@@ -1,0 +1,78 @@
+"""How far a prediction extrapolates beyond the fitted region, and the discrepancy it carries there.
+
+The distance is counted in e-folds of compute (C = 6 N D FLOPs) past the largest-compute
+run the fit saw: d = max(0, ln(6 N D) − ln C_max), 0 inside the data. A fit whose
+posterior holds ``discrepancy_slope`` (one slope s per draw, dims chain × draw; see
+:mod:`bayes_scaling.discrepancy`) predicts the expected log loss at (N, D) as
+
+    ln L(N, D) + s · d,
+
+so the law's form may bend away beyond the data, in proportion to how far a prediction
+reaches, and never inside it. Without that variable there is no discrepancy.
+
+Pure array functions: numpy or JAX, whichever the inputs are.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .laws import array_namespace
+
+LOG_6 = math.log(6.0)
+#: Name of the posterior variable holding the discrepancy slope (log loss per e-fold of compute).
+DISCREPANCY_SLOPE = "discrepancy_slope"
+
+
+def extrapolation_distance(max_log_compute: float, log_params: Any, log_tokens: Any) -> Any:
+    """Distance beyond the fitted region: e-folds of compute past the largest fitted run.
+
+    Parameters
+    ----------
+    max_log_compute : float
+        ln C of the largest-compute run in the fit (C in FLOPs).
+    log_params, log_tokens : array
+        ln N (parameters) and ln D (tokens) of the predictions; they broadcast.
+
+    Returns
+    -------
+    array
+        max(0, ln(6 N D) − ln C_max), 0 inside the data.
+
+    Examples
+    --------
+    >>> float(extrapolation_distance(math.log(6e20), math.log(1e10), math.log(1e12)))  # 100x the largest run
+    4.605170185988094
+    """
+    xp = array_namespace(log_params, log_tokens)
+    return xp.maximum(0.0, LOG_6 + log_params + log_tokens - max_log_compute)
+
+
+def fitted_max_log_compute(constant_data: Mapping[str, Any]) -> float:
+    """ln C of the largest-compute run of a fit's run table (its ``flops`` column, FLOPs)."""
+    return float(np.log(np.max(np.asarray(constant_data["flops"], dtype=float))))
+
+
+def with_discrepancy(log_loss: Any, slope: Any | None, max_log_compute: float, log_params: Any,
+                     log_tokens: Any) -> Any:
+    """The expected log loss: the law's ``log_loss`` plus ``slope`` times the extrapolation distance.
+
+    Parameters
+    ----------
+    log_loss : array
+        ln L of the law at (N, D), per draw and point.
+    slope : array or None
+        Discrepancy slope per draw, shaped to broadcast against ``log_loss`` (e.g. (S, 1));
+        ``None`` (a fit without discrepancy) returns ``log_loss`` unchanged.
+    max_log_compute : float
+        See :func:`extrapolation_distance`.
+    log_params, log_tokens : array
+        ln N and ln D of the points.
+    """
+    if slope is None:
+        return log_loss
+    return log_loss + slope * extrapolation_distance(max_log_compute, log_params, log_tokens)

@@ -1,0 +1,111 @@
+"""The report's "Backtest" section: would the intervals have held beyond the data?
+
+Added when a backtest is passed to the report (``write_report(fit, out, backtest=result)``;
+CLI: ``report --backtest backtest.json``, the output of ``bayes-scaling backtest --format
+json``). It shows the calibration curve of each (card, method, cutoff) -- nominal level
+against the share of held-out runs its central interval covered -- and the scores of
+each: 90% coverage, interval width, log predictive density and CRPS.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from ..backtesting import RECORD_KEYS, BacktestResult
+from ..errors import InputError
+from .content import ReportContext
+from .html import Section, escape, figure, markdown_table, table
+
+#: What a report accepts as a backtest: a result, its records, or the path of its JSON.
+BacktestSource = BacktestResult | Sequence[Mapping[str, Any]] | str | Path
+
+
+def backtest_records(source: BacktestSource) -> list[dict[str, Any]]:
+    """Backtest records (``BacktestResult.records()`` form), checked.
+
+    Parameters
+    ----------
+    source : BacktestResult, list of dict, str or Path
+        A result, its records, or a JSON file written by ``bayes-scaling backtest --format json``.
+
+    Raises
+    ------
+    InputError
+        If the file is missing or not JSON, or a record lacks a key or its calibration curve,
+        naming the record and the key.
+    """
+    label = "backtest"
+    if isinstance(source, BacktestResult):
+        return source.records()
+    if isinstance(source, (str, Path)):
+        label = str(source)
+        try:
+            source = json.loads(Path(source).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"{label}: no such backtest file (write one with "
+                             "`bayes-scaling backtest RUNS --format json > backtest.json`)") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{label}: not a backtest JSON file ({exc})") from None
+    if isinstance(source, Mapping) or not isinstance(source, Sequence) or not source:
+        raise InputError(f"{label}: a backtest is a non-empty list of records, one per (card, method, cutoff)")
+    records = []
+    for i, record in enumerate(source):
+        if not isinstance(record, Mapping):
+            raise InputError(f"{label}: record {i + 1} is not an object")
+        missing = [k for k in (*RECORD_KEYS, "calibration") if k not in record]
+        if missing:
+            raise InputError(f"{label}: record {i + 1} lacks {', '.join(missing)} (write it with "
+                             "`bayes-scaling backtest --format json`)")
+        records.append(dict(record))
+    return records
+
+
+def calibration_figure(records: Sequence[Mapping[str, Any]]) -> Figure:
+    """Calibration curves, one panel per cutoff, one line per (card, method)."""
+    from .figures import _figure
+
+    cutoffs = sorted({float(r["cutoff"]) for r in records})
+    fig, axes = _figure(3.4 * len(cutoffs), 3.5, ncols=len(cutoffs))
+    for ax, cutoff in zip(axes.ravel(), cutoffs, strict=True):
+        ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--")
+        ax.axhspan(0.85, 0.95, xmin=0.85, xmax=0.95, color="0.9", zorder=0)
+        at = [r for r in records if float(r["cutoff"]) == cutoff]
+        for r in at:
+            curve = r["calibration"]
+            ax.plot([c["level"] for c in curve], [c["coverage"] for c in curve], marker="o", ms=3,
+                    label=f"{r['card']} ({r['method']})")
+        ax.set(title=f"fit on C ≤ {cutoff:.3g} FLOPs\n{at[0]['n_test']} runs held out", xlabel="nominal level",
+               xlim=(0, 1), ylim=(0, 1.02), aspect="equal")
+    axes.ravel()[0].set_ylabel("held-out runs covered")
+    axes.ravel()[0].legend(fontsize="small", loc="upper left")
+    return fig
+
+
+def backtest_section(ctx: ReportContext, *, records: Sequence[Mapping[str, Any]]) -> Section:
+    """The "Backtest" section from backtest records (see :func:`backtest_records`)."""
+    del ctx  # the section depends on the backtest only
+    headers = ["card", "method", "cutoff (FLOPs)", "fitted / held out", "90% covered", "50% covered",
+               "median 90% width", "log pred. density", "CRPS"]
+    rows = [[r["card"], r["method"], f"{float(r['cutoff']):.3g}", f"{r['n_train']} / {r['n_test']}",
+             f"{r['coverage_90']:.0%} ({round(r['coverage_90'] * r['n_test'])}/{r['n_test']})",
+             f"{r['coverage_50']:.0%}", f"{r['median_width_90']:.2%} of the loss",
+             f"{r['mean_log_pred_density']:.2f}", f"{r['crps']:.4f}"] for r in records]
+    body = figure(calibration_figure(records), "Calibration curves of the backtest",
+                  "Each line: a card and method fitted on the runs below a compute cutoff; the share of the runs "
+                  "above it (held out) inside each central predictive interval, against the interval's level. "
+                  "On the dashed diagonal the intervals are honest; below it they are overconfident. Grey box: "
+                  "85-95% coverage of the 90% interval.")
+    body += table(headers, rows)
+    body += ('<p class="note">Log predictive density: mean log density of the held-out log losses '
+             "(higher is better); CRPS in nats/token (lower is better). A backtest is run with "
+             f"<code>{escape('bayes-scaling backtest RUNS --format json')}</code>.</p>")
+    summary = markdown_table(headers, rows)
+    return Section("backtest", "Backtest: calibration beyond the data", body, {"records": list(records)}, summary)
+
+
+__all__ = ["BacktestSource", "backtest_records", "backtest_section", "calibration_figure"]
