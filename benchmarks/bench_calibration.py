@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit, machine, real_runs  # noqa: E402
 
 CUTOFFS = (1e20, 5e20, 1.5e21)
-DISCREPANCY_CARD, PLAIN_CARD = "chinchilla-discrepancy", "chinchilla"
+DISCREPANCY_CARD, PLAIN_CARD = "chinchilla", "chinchilla-plain"
 GENERATED_BUDGETS = (3e18, 1e19, 3e19, 1e20, 3e20, 1e21, 3e21, 1e22)
 GENERATED_CUTOFF = 5e20
 

@@ -196,7 +196,7 @@ def test_summary_from_the_saved_fit_equals_the_api_on_the_loaded_fit(fit_file, c
     assert _cli(capsys, "summary", fit_file, "--format", "csv") == loaded.summary().to_csv()
 
 
-ALL_QUESTIONS = ["--budget", "1e22", "--budget", "1e24", "--risk", "quantile:0.8", "--target-loss", "2.0", "--plan",
+ALL_QUESTIONS = ["--budget", "1e22", "--budget", "1e24", "--risk", "quantile:0.8", "--target-loss", "2.1", "--plan",
                  "70B:1.4T", "--plan", "30B:3T", "--max-params", "100B", "--inference-tokens", "1e12", "--seed", "4"]
 
 
@@ -204,7 +204,7 @@ ALL_QUESTIONS = ["--budget", "1e22", "--budget", "1e24", "--risk", "quantile:0.8
     ("fit_file", ["--budget", "5.76e23", "--risk", "cvar:0.9"]),
     ("slope_file", ["--budget", "5.76e23", "--risk", "cvar:0.9"]),
     ("fit_file", ALL_QUESTIONS),
-    ("slope_file", [a for a in ALL_QUESTIONS if a not in ("--target-loss", "2.0")]),
+    ("slope_file", [a for a in ALL_QUESTIONS if a not in ("--target-loss", "2.1")]),
     ("slope_file", ["--plan", "70B:1.4T", "--plan", "10B:2T", "--no-noise", "--level", "0.8"]),
 ])
 def test_decide_from_the_saved_fit_equals_the_api_on_the_loaded_fit(which, args, request, capsys):

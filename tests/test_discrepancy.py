@@ -25,16 +25,22 @@ def test_distance_is_zero_inside_and_counts_efolds_of_compute_beyond():
 
 
 @pytest.fixture(scope="module")
-def wide_fit(small_fit):
-    return attach(small_fit, Prior("HalfNormal", {"scale": 0.01}), seed=2)
+def plain_fit(example_runs):
+    """The law alone (card chinchilla-plain), to which the tests attach a known discrepancy."""
+    return bs.fit(example_runs, "chinchilla-plain", chains=4, warmup=500, draws=500, seed=1)
 
 
-def test_discrepancy_variance_is_zero_inside_the_data_and_grows_outside(small_fit, wide_fit):
-    c_max = float(small_fit.runs["flops"].max())
+@pytest.fixture(scope="module")
+def wide_fit(plain_fit):
+    return attach(plain_fit, Prior("HalfNormal", {"scale": 0.01}), seed=2)
+
+
+def test_discrepancy_variance_is_zero_inside_the_data_and_grows_outside(plain_fit, wide_fit):
+    c_max = float(plain_fit.runs["flops"].max())
     budgets = c_max * np.array([1e-2, 1.0, 10.0, 1000.0])
     n = 1e9 * np.ones(4)
     log_n, log_d = np.log(n), np.log(budgets / (6 * n))
-    extra = log_loss_draws(wide_fit, log_n, log_d) - log_loss_draws(small_fit, log_n, log_d)
+    extra = log_loss_draws(wide_fit, log_n, log_d) - log_loss_draws(plain_fit, log_n, log_d)
     assert np.all(extra[:, :2] == 0.0)
     sd = extra.std(axis=0)
     assert 0 < sd[2] < sd[3]
@@ -60,12 +66,12 @@ def test_attached_discrepancy_survives_save_and_load(wide_fit, tmp_path):
     assert pd_a.equals(pd_b)
 
 
-def test_predict_widens_only_beyond_the_data(small_fit, wide_fit):
-    c_max = float(small_fit.runs["flops"].max())
+def test_predict_widens_only_beyond_the_data(plain_fit, wide_fit):
+    c_max = float(plain_fit.runs["flops"].max())
     inside = (2e9, c_max / 2 / (6 * 2e9))
     outside = (3e10, 1e3 * c_max / (6 * 3e10))
     for (n, d), same in ((inside, True), (outside, False)):
-        a, b = small_fit.predict(n, d), wide_fit.predict(n, d)
+        a, b = plain_fit.predict(n, d), wide_fit.predict(n, d)
         width_a = a.loc[0, "loss_hi"] - a.loc[0, "loss_lo"]
         width_b = b.loc[0, "loss_hi"] - b.loc[0, "loss_lo"]
         if same:
@@ -74,26 +80,32 @@ def test_predict_widens_only_beyond_the_data(small_fit, wide_fit):
             assert width_b > 1.5 * width_a
 
 
-def test_discrepancy_card_is_bundled_and_validated():
-    card = load_card("chinchilla-discrepancy")
+def test_default_card_learns_a_discrepancy_and_the_plain_card_has_none():
+    card = load_card("chinchilla")
     assert card.discrepancy is not None and card.discrepancy.dist == "HalfNormal"
     assert card.discrepancy_splits == (1.0, 2.0)
+    assert load_card("chinchilla-plain").discrepancy is None
+
+
+def test_attach_refuses_a_fit_that_has_a_discrepancy(wide_fit):
+    with pytest.raises(bs.InputError, match="already has a model discrepancy"):
+        attach(wide_fit, Prior("HalfNormal", {"scale": 0.01}))
 
 
 def test_calibrate_key_is_checked():
     from bayes_scaling.cards import parse_card
     from bayes_scaling.errors import CardError
 
-    text = load_card("chinchilla").text.split("[discrepancy]")[0]
+    text = load_card("chinchilla-plain").text
     with pytest.raises(CardError, match=r"\[discrepancy\] calibrate: give a list of positive distances"):
         parse_card(text + '\n[discrepancy]\ndist = "HalfNormal"\nkwargs = { scale = 0.01 }\ncalibrate = [-1]\n')
     with pytest.raises(CardError, match=r"\[discrepancy\] splits: unknown key"):
         parse_card(text + '\n[discrepancy]\ndist = "HalfNormal"\nkwargs = { scale = 0.01 }\nsplits = [1]\n')
 
 
-def test_allocated_loss_carries_the_discrepancy_beyond_the_data_only(small_fit, wide_fit):
-    c_max = float(small_fit.runs["flops"].max())
-    plain, wide = small_fit.allocate([c_max / 10, c_max * 1e4]), wide_fit.allocate([c_max / 10, c_max * 1e4])
+def test_allocated_loss_carries_the_discrepancy_beyond_the_data_only(plain_fit, wide_fit):
+    c_max = float(plain_fit.runs["flops"].max())
+    plain, wide = plain_fit.allocate([c_max / 10, c_max * 1e4]), wide_fit.allocate([c_max / 10, c_max * 1e4])
     width = lambda t: (t["loss_opt_hi"] - t["loss_opt_lo"]).to_numpy()  # noqa: E731
     assert width(wide)[0] == pytest.approx(width(plain)[0], rel=1e-12)
     assert width(wide)[1] > 1.5 * width(plain)[1]
@@ -124,7 +136,7 @@ def test_tau_grid_spans_the_prior():
 
 @pytest.mark.slow
 def test_learnt_tau_shrinks_when_the_law_is_exact_and_grows_when_it_bends(example_runs):
-    card = load_card("chinchilla-discrepancy")
+    card = load_card("chinchilla")
     prior_mean = 0.02 * np.sqrt(2 / np.pi)
     card = card.__class__(**{**card.__dict__, "discrepancy": Prior("HalfNormal", {"scale": 0.02})})
     exact = calibrate_tau(card, example_runs, seed=0)
@@ -141,7 +153,7 @@ def test_learnt_tau_shrinks_when_the_law_is_exact_and_grows_when_it_bends(exampl
 
 
 def test_fit_stores_tau_and_slope_draws_of_a_discrepancy_card(example_runs):
-    fit = bs.fit(example_runs, "chinchilla-discrepancy", chains=2, warmup=200, draws=200, seed=3)
+    fit = bs.fit(example_runs, chains=2, warmup=200, draws=200, seed=3)
     assert fit.posterior[SLOPE].shape == (2, 200) and fit.posterior[TAU].shape == (2, 200)
     assert fit.extra["discrepancy"]["tau_source"] == "leave-future-out"
     assert np.all(np.asarray(fit.posterior[TAU]) >= 0)

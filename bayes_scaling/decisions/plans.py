@@ -31,6 +31,8 @@ from .posterior import Constraints, Posterior, as_posterior, minimise
 PLANS = ("risk-neutral", "chosen", "plug-in")
 #: Bracket of the search for the cheapest compute (FLOPs).
 COMPUTE_RANGE = (1e12, 1e32)
+#: Budgets scanned (evenly in ln C over COMPUTE_RANGE) for the first that reaches a target.
+_SCAN_POINTS = 41
 
 Plan = tuple[float | str, float | str] | str
 
@@ -245,8 +247,10 @@ def cheapest_compute_table(source: Any, target_loss: float, prob: float = 0.9, *
     """The least compute, and its plan, that reaches a target loss with probability >= ``prob``.
 
     P(loss <= target) >= p exactly when the p quantile of the loss is <= target, so this
-    finds, by bisection on ln C, the smallest C whose best plan under :func:`quantile`
-    ``(prob)`` has that quantile at the target. With inference tokens in ``constraints``
+    finds the smallest C whose best plan under :func:`quantile` ``(prob)`` has that
+    quantile at the target: a scan of ln C for the first budget below it (the quantile
+    may rise again far beyond the data, where a model discrepancy widens the loss), then
+    bisection. With inference tokens in ``constraints``
     C is the lifetime cost, so this minimises training plus inference cost for the
     target (Sardana et al. 2024).
 
@@ -272,8 +276,8 @@ def cheapest_compute_table(source: Any, target_loss: float, prob: float = 0.9, *
     Raises
     ------
     InputError
-        If the target is out of reach (even at 1e32 FLOPs or the limits' costliest plan)
-        or already reached at 1e12 FLOPs (or the cheapest plan the limits allow).
+        If the target is out of reach (at every budget up to 1e32 FLOPs or the limits'
+        costliest plan) or already reached at 1e12 FLOPs (or the cheapest plan the limits allow).
     """
     post, cons, target_loss = as_posterior(source, card), constraints or Constraints(), _check_target(target_loss)
     if not (isinstance(prob, (int, float)) and 0 < prob < 1):
@@ -286,13 +290,27 @@ def cheapest_compute_table(source: Any, target_loss: float, prob: float = 0.9, *
 
     least, most = cons.cost_range()
     lo, hi = math.log(max(COMPUTE_RANGE[0], least * (1 + 1e-6))), math.log(min(COMPUTE_RANGE[1], most * (1 - 1e-9)))
-    top = best(hi)
-    if top[1] > target_loss:
-        raise InputError(f"target loss {target_loss} is out of reach with probability {prob}: at {math.exp(hi):.3g} "
-                         f"FLOPs the best plan's {prob:g} quantile of the loss is {top[1]:.4f} nats/token")
     if best(lo)[1] <= target_loss:
         raise InputError(f"target loss {target_loss} is reached with probability {prob} already at "
                          f"{math.exp(lo):.3g} FLOPs; choose a lower target")
+    # The quantile need not fall forever with compute: a model discrepancy widens the loss
+    # beyond the data faster than the law lowers it. So scan ln C on a grid for the first
+    # budget that reaches the target, then bisect between it and the grid point before.
+    grid = np.linspace(lo, hi, _SCAN_POINTS)
+    top, below = None, lo
+    for log_c in grid[1:]:
+        found = best(float(log_c))
+        if found[1] <= target_loss:
+            top, hi = found, float(log_c)
+            break
+        below = float(log_c)
+    if top is None:
+        scanned = [best(float(c))[1] for c in grid]
+        i = int(np.argmin(scanned))
+        raise InputError(f"target loss {target_loss} is out of reach with probability {prob}: the best plan's "
+                         f"{prob:g} quantile of the loss is at least {scanned[i]:.4f} nats/token (at "
+                         f"{math.exp(grid[i]):.3g} FLOPs, between {math.exp(lo):.3g} and {math.exp(hi):.3g})")
+    lo = below
     while hi - lo > math.log1p(rtol):
         mid = (lo + hi) / 2
         found = best(mid)
