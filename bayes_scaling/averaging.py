@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .allocation import allocation_draws, allocation_table, as_budgets, loss_draws, loss_table, plan_arrays
-from .discrepancy import shift_draws
 from .errors import InputError
 from .fit import Fit, check_level
+from .fitfile import fit_arrays
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class ModelAverage:
     comparison: pd.DataFrame = field(repr=False)
     seed: int = 0
 
-    def _shares(self) -> dict[str, np.ndarray]:
+    def shares(self) -> dict[str, np.ndarray]:
         """Indices of the draws each fit contributes: round(weight × S) of its S draws."""
         sizes = {name: f.posterior.sizes["chain"] * f.posterior.sizes["draw"] for name, f in self.fits.items()}
         total = min(sizes.values())
@@ -58,13 +60,13 @@ class ModelAverage:
         level = check_level(level)
         c = as_budgets(budgets)
         parts: dict[str, list[np.ndarray]] = {}
-        for name, index in self._shares().items():
+        for name, index in self.shares().items():
             fit = self.fits[name]
             theta = {k: v[index] for k, v in fit.draws(list(fit.card.law.parameters)).items()}
-            draws = allocation_draws(fit.card.law, theta, c)
-            # each card's loss at the optimum carries its own discrepancy beyond its data
-            shift = shift_draws(fit, np.zeros_like(c), np.log(c / 6.0))
-            draws["loss_opt"] = draws["loss_opt"] * np.exp(shift[index] if np.ndim(shift) else shift)
+            # each card's loss at the optimum carries its own discrepancy beyond its own data
+            slope, max_log_compute = fit_arrays(fit).discrepancy()
+            draws = allocation_draws(fit.card.law, theta, c, slope=None if slope is None else slope[index],
+                                     max_log_compute=max_log_compute)
             for q, values in draws.items():
                 parts.setdefault(q, []).append(values)
         table = allocation_table(c, {q: np.concatenate(v) for q, v in parts.items()}, level).to_frame()
@@ -77,13 +79,26 @@ class ModelAverage:
         level = check_level(level)
         n, d = plan_arrays(params, tokens)
         expected, single = [], []
-        for name, index in self._shares().items():
+        for name, index in self.shares().items():
             log_l, pred = loss_draws(self.fits[name], n, d, seed=seed)
             expected.append(log_l[index])
             single.append(pred[index])
         table = loss_table(n, d, np.concatenate(expected), np.concatenate(single), level).to_frame()
         table.attrs["weights"] = dict(self.weights)
         return table
+
+    def decide(self, **questions: Any) -> dict[str, pd.DataFrame]:
+        """Risk-aware decisions integrated over the cards too; see :func:`bayes_scaling.decide`."""
+        from .decisions import decide
+
+        return decide(self, **questions)
+
+    def report(self, out_html: str | Path, budgets: Sequence[float | str] | float | str | None = None,
+               level: float = 0.9, **options: Any) -> Path:
+        """Write the HTML report of the average; see :func:`bayes_scaling.report.write_report`."""
+        from .report import write_report
+
+        return write_report(self, out_html, budgets, level, **options)
 
 
 def average(fits: Mapping[str, Fit] | Sequence[Fit], *, seed: int = 0) -> ModelAverage:

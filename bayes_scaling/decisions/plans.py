@@ -69,7 +69,7 @@ def assumptions(post: Posterior, constraints: Constraints, *, noise: bool, seed:
     """What an answer assumed, for the table's ``attrs`` and for printing."""
     loss = (f"one run's loss: law x exp(noise), {post.card.likelihood} noise on log loss drawn once per "
             f"posterior draw (seed {seed}) and shared by all plans" if noise else "the law's loss L(N, D), no noise")
-    return {"compute": constraints.cost_model(), "card": post.card.name, "law": post.card.law.formula,
+    return {"compute": constraints.cost_model(), "card": post.label, "law": post.formula,
             "draws": post.size, "loss": loss, "limits": constraints.describe(), **more}
 
 

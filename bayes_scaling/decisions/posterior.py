@@ -68,6 +68,16 @@ class Posterior:
         """Number of draws S."""
         return int(self.sigma.shape[0])
 
+    @property
+    def label(self) -> str:
+        """What the draws come from, for an answer's assumptions: the card's name."""
+        return self.card.name
+
+    @property
+    def formula(self) -> str:
+        """The law, for an answer's assumptions."""
+        return self.card.law.formula
+
     def log_loss(self, log_params: np.ndarray, log_tokens: np.ndarray) -> np.ndarray:
         """Expected ln L(N, D) for every draw (the law, plus any discrepancy): shape (S, *input shape)."""
         log_params, log_tokens = np.asarray(log_params, dtype=float), np.asarray(log_tokens, dtype=float)
@@ -108,14 +118,96 @@ class Posterior:
                          med(self.slope), self.max_log_compute)
 
 
+@dataclass(frozen=True)
+class MixturePosterior:
+    """Draws of a model average: each card's share of draws, its own law, noise and discrepancy.
+
+    Decisions integrate over it as over one posterior (the draws are concatenated), so
+    they integrate over which law is right too. The naive plug-in plan is that of the
+    highest-weight card's posterior medians.
+
+    Attributes
+    ----------
+    components : list of Posterior
+        One per card with a positive weight, holding that card's share of draws.
+    weights : dict of str to float
+        Stacking weights by card name.
+    """
+
+    components: list[Posterior]
+    weights: dict[str, float]
+
+    @property
+    def size(self) -> int:
+        """Number of draws S (all cards)."""
+        return sum(c.size for c in self.components)
+
+    @property
+    def top(self) -> Posterior:
+        """The component of the highest-weight card."""
+        return max(self.components, key=lambda c: self.weights[c.card.name])
+
+    @property
+    def card(self) -> ModelCard:
+        """The highest-weight card (its law gives the plug-in plan)."""
+        return self.top.card
+
+    @property
+    def label(self) -> str:
+        """E.g. ``"stacking of chinchilla (0.8), kaplan (0.2)"``."""
+        return "stacking of " + ", ".join(f"{c.card.name} ({self.weights[c.card.name]:.2f})" for c in self.components)
+
+    @property
+    def formula(self) -> str:
+        """The laws of the mixture, ``; ``-separated."""
+        return "; ".join(dict.fromkeys(c.card.law.formula for c in self.components))
+
+    def log_loss(self, log_params: np.ndarray, log_tokens: np.ndarray) -> np.ndarray:
+        """Expected ln L(N, D) per draw, each card's draws by its own law: shape (S, *input shape)."""
+        return np.concatenate([c.log_loss(log_params, log_tokens) for c in self.components])
+
+    def log_noise(self, seed: int | None) -> np.ndarray:
+        """One run's noise on ln L per draw, each card's by its own observation model (seeds seed, seed+1, ...)."""
+        return np.concatenate([c.log_noise(None if seed is None else seed + i) for i, c in enumerate(self.components)])
+
+    def median(self) -> Posterior:
+        """The plug-in estimate: the highest-weight card's posterior medians."""
+        return self.top.median()
+
+    def take(self, indices: np.ndarray) -> Posterior:
+        """Not defined across laws; raises :class:`InputError`."""
+        raise InputError("this question needs the draws of one card (a single law): ask it of one of the "
+                         f"averaged fits ({', '.join(self.weights)}), not of their average")
+
+    def observation(self, loc: np.ndarray) -> Any:
+        """Not defined across laws; raises :class:`InputError`."""
+        return self.take(np.arange(0))
+
+    @property
+    def theta(self) -> dict[str, np.ndarray]:
+        """Not defined across laws (their parameters differ); raises :class:`InputError`."""
+        self.take(np.arange(0))
+        return {}
+
+
+def mixture_posterior(average: Any, group: str | None = None) -> MixturePosterior:
+    """The draws of a :class:`bayes_scaling.ModelAverage`: each fit's share, by its stacking weight."""
+    if group is not None:
+        raise InputError("group= is for a pooled fit, not for a model average")
+    components = [as_posterior(average.fits[name]).take(index) for name, index in average.shares().items()
+                  if len(index)]
+    return MixturePosterior(components, dict(average.weights))
+
+
 def as_posterior(source: Fit | FitArrays | Mapping[str, Any] | Posterior,
                  card: ModelCard | str | Path | None = None, group: str | None = None) -> Posterior:
     """The draws a decision integrates over, from a fit or from a mapping of draws.
 
     Parameters
     ----------
-    source : Fit, FitArrays, mapping or Posterior
-        A fit (or the arrays of a saved fit, :func:`bayes_scaling.fitfile.read_fit`), or
+    source : Fit, FitArrays, ModelAverage, mapping or Posterior
+        A fit (or the arrays of a saved fit, :func:`bayes_scaling.fitfile.read_fit`), a
+        model average (:func:`bayes_scaling.average`: a :class:`MixturePosterior`), or
         draws ``{name: array}`` of every law parameter and ``sigma`` (and ``nu`` when the
         card gives it a prior); arrays are flattened. A fit's discrepancy comes along.
     card : ModelCard, str or Path, optional
@@ -128,8 +220,10 @@ def as_posterior(source: Fit | FitArrays | Mapping[str, Any] | Posterior,
     InputError
         If draws are missing, of unequal lengths, empty or not finite, or no card is given.
     """
-    if isinstance(source, Posterior):
+    if isinstance(source, (Posterior, MixturePosterior)):
         return source
+    if hasattr(source, "fits") and hasattr(source, "weights"):  # a ModelAverage
+        return mixture_posterior(source, group)
     slope, max_log_compute = None, math.inf
     if not isinstance(source, Mapping):  # a Fit or the arrays of a saved fit
         saved = fit_arrays(source)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from ..fit import package_versions
+from .averaging import averaging_section
 from .backtest import BacktestSource, backtest_records, backtest_section
 from .content import ReportContext, default_budgets
 from .decision import DecisionRequest, decision_section
@@ -27,6 +28,7 @@ from .html import Section, page, to_json, write_files
 from .sections import DEFAULT_SECTIONS, SectionFn, provenance
 
 if TYPE_CHECKING:
+    from ..averaging import ModelAverage
     from ..fit import Fit
 
 
@@ -52,16 +54,21 @@ class Report:
     seconds: float
 
 
-def render_report(fit: Fit, budgets: Sequence[float | str] | float | str | None = None, level: float = 0.9, *,
+def render_report(fit: Fit | ModelAverage, budgets: Sequence[float | str] | float | str | None = None, level: float = 0.9, *,
                   sections: Sequence[SectionFn] = DEFAULT_SECTIONS, extra_sections: Sequence[SectionFn] = (),
                   title: str | None = None, group: str | None = None,
                   decision: DecisionRequest | None = None, backtest: BacktestSource | None = None) -> Report:
     """Render a report of a fit in memory (no files); see :func:`write_report`."""
     start = time.perf_counter()
+    average = None
+    if hasattr(fit, "fits") and hasattr(fit, "weights"):  # a ModelAverage: its top card's fit describes the data
+        average, fit = fit, max(fit.fits.values(), key=lambda f: fit.weights[f.card.name])
+        extra_sections = [partial(averaging_section, average=average), *extra_sections]
     if backtest is not None:
         # checked first: a bad backtest file fails before any figure is drawn
         extra_sections = [partial(backtest_section, records=backtest_records(backtest)), *extra_sections]
     ctx = ReportContext.build(fit, budgets, level, group)
+    ctx.average = average
     if decision is not None:
         extra_sections = [partial(decision_section, request=decision), *extra_sections]
     chosen = list(sections)
@@ -72,8 +79,8 @@ def render_report(fit: Fit, budgets: Sequence[float | str] | float | str | None 
         raise InputError(f"report sections need distinct keys but got {keys}")
     diag = ctx.diagnostics
     runs = len(ctx.runs)
-    title = title or (f"Scaling-law report: {fit.card.name} fit to {runs} runs"
-                      + (f", group {ctx.group}" if ctx.group is not None else ""))
+    title = title or (f"Scaling-law report: {fit.card.name if average is None else 'model average'} fit to "
+                      f"{runs} runs" + (f", group {ctx.group}" if ctx.group is not None else ""))
     created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     version = package_versions()["bayes-scaling"]
     subtitle = (f"{fit.card.law.formula} · method {fit.method} · "
@@ -92,7 +99,7 @@ def render_report(fit: Fit, budgets: Sequence[float | str] | float | str | None 
     return Report(html_text, data, "\n\n".join(parts) + "\n", seconds)
 
 
-def write_report(fit: Fit, out_html: str | Path, budgets: Sequence[float | str] | float | str | None = None,
+def write_report(fit: Fit | ModelAverage, out_html: str | Path, budgets: Sequence[float | str] | float | str | None = None,
                  level: float = 0.9, *, sections: Sequence[SectionFn] = DEFAULT_SECTIONS,
                  extra_sections: Sequence[SectionFn] = (), title: str | None = None, group: str | None = None,
                  decision: DecisionRequest | None = None, backtest: BacktestSource | None = None) -> Path:
@@ -105,7 +112,11 @@ def write_report(fit: Fit, out_html: str | Path, budgets: Sequence[float | str] 
 
     Parameters
     ----------
-    fit : Fit
+    fit : Fit or ModelAverage
+        A fit, or a model average (:func:`bayes_scaling.average`): then the headline
+        allocation and the decisions are the stacking mixture's, a "Model averaging"
+        section shows the weights, and the other sections describe the highest-weight
+        card's fit.
     out_html : str or Path
         The page to write, e.g. ``report.html``; its folder is created if needed.
     budgets : float, str or sequence, optional

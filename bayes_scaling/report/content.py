@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import arviz as az
 import jax
@@ -93,12 +93,17 @@ class ReportContext:
     group : str or None
         For a pooled fit, the group the law's curves and allocations are for; ``None``
         for an unpooled fit.
+    average : ModelAverage, optional
+        When the report is of a model average: the headline allocation and the decisions
+        are the mixture's; ``fit`` is then its highest-weight card's fit, which the
+        other sections describe.
     """
 
     fit: Fit
     budgets: np.ndarray
     level: float
     group: str | None = None
+    average: Any = None
 
     @classmethod
     def build(cls, fit: Fit, budgets: Sequence[float | str] | float | str | None = None,
@@ -156,9 +161,16 @@ class ReportContext:
         """The fit's diagnostics gate."""
         return self.fit.diagnostics()
 
+    @property
+    def source(self) -> Any:
+        """What the answers integrate over: the model average if any, else the fit."""
+        return self.fit if self.average is None else self.average
+
     @cached_property
     def allocation(self) -> pd.DataFrame:
-        """``fit.allocate(budgets, level)`` over all draws."""
+        """``allocate(budgets, level)`` over all draws (of the average's mixture, if any)."""
+        if self.average is not None:
+            return self.average.allocate(self.budgets, level=self.level)
         return self.fit.allocate(self.budgets, level=self.level, group=self.group)
 
     @cached_property

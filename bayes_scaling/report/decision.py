@@ -87,7 +87,7 @@ class DecisionRequest:
 
     def answers(self, ctx: ReportContext) -> dict[str, pd.DataFrame]:
         """:func:`~bayes_scaling.decisions.decide` for the report's budgets, level and group."""
-        return decide(ctx.fit, budgets=ctx.budgets, risk=self.risk, target_loss=self.target_loss, prob=self.prob,
+        return decide(ctx.source, budgets=ctx.budgets, risk=self.risk, target_loss=self.target_loss, prob=self.prob,
                       plans=self.plans, constraints=self.constraints, level=ctx.level, noise=self.noise,
                       seed=self.seed, group=ctx.group)
 
@@ -181,7 +181,7 @@ def probability_curve(ctx: ReportContext, request: DecisionRequest, cheapest: fl
     lo = max(min([cheapest / CURVE_SPAN, *[m / 1.5 for m in marks]]), least * (1 + 1e-6))
     hi = min(max([cheapest * CURVE_SPAN, *[m * 1.5 for m in marks]]), most * (1 - 1e-9))
     grid = np.geomspace(lo, hi, CURVE_POINTS)
-    t = target_probability(as_posterior(ctx.fit, group=ctx.group), request.target_loss, budgets=grid,
+    t = target_probability(as_posterior(ctx.source, group=ctx.group), request.target_loss, budgets=grid,
                            risk=request.risk, constraints=request.constraints, noise=request.noise, seed=request.seed)
     return {"compute": grid.tolist(), "prob": t["prob"].tolist(), "prob_se": t["prob_se"].tolist()}
 

@@ -58,6 +58,11 @@ def headline(ctx: ReportContext) -> Section:
     note = (f"Median [{ctx.level:.0%} credible interval] over {n_draws:,} posterior draws, for C = 6·N·D. "
             f"Law {escape(ctx.fit.card.law.formula)}; model card <code>{escape(ctx.fit.card.name)}</code>, "
             f"method {escape(ctx.fit.method)}. Loss is the law's expected loss at the optimum.")
+    if ctx.average is not None:
+        weights = ", ".join(f"<code>{escape(k)}</code> {w:.2f}" for k, w in ctx.average.weights.items())
+        note = (f"Median [{ctx.level:.0%} credible interval] of the stacking mixture of cards {weights} "
+                "(each card's share of its posterior draws, its own law and discrepancy), for C = 6·N·D. "
+                "Loss is the expected loss at the optimum.")
     body = table(headers, rows, cls="headline") + f'<p class="note">{note}</p>'
     md = markdown_table(headers, rows) + f"\n\nMedian [{ctx.level:.0%} credible interval], C = 6·N·D."
     return Section("headline", "Recommended allocation", body,
