@@ -43,7 +43,8 @@ import numpy as np
 import pandas as pd
 
 from .cards import ModelCard, Prior
-from .extrapolation import DISCREPANCY_SLOPE, extrapolation_distance, fitted_max_log_compute, with_discrepancy
+from .extrapolation import DISCREPANCY_SLOPE, extrapolation_distance, with_discrepancy
+from .fitfile import fit_arrays
 
 if TYPE_CHECKING:
     from .fit import Fit
@@ -320,54 +321,20 @@ def attach(fit: Fit, scale: Prior, *, splits: Sequence[float] = (), seed: int = 
                attrs={**fit.attrs, "card_text": text, "extra": json.dumps(extra)})
 
 
-def slope_draws(fit: Fit) -> np.ndarray | None:
-    """The stored slope s per posterior draw (flattened over chains), or None without discrepancy.
-
-    None also for a fit whose card has a discrepancy but whose posterior holds no slope
-    draws: approach-3 (``method="huber"``) fits, which stay the classic baseline.
-    """
-    if fit.card.discrepancy is None:
-        return None
-    if SLOPE not in fit.posterior:  # approach 3 (bootstrap) fits carry none: they are the classic baseline
-        return None
-    return np.asarray(fit.posterior[SLOPE]).reshape(-1)
-
-
 def shift_draws(fit: Fit, log_params: np.ndarray, log_tokens: np.ndarray) -> np.ndarray | float:
-    """Discrepancy delta = s · d(N, D) per posterior draw and point, shape (S, *points); 0 without one."""
-    slope = slope_draws(fit)
+    """Discrepancy delta = s · d(N, D) per posterior draw and point, shape (S, *points); 0 without one.
+
+    A fit whose card has a discrepancy but whose posterior holds no slope draws (an
+    approach-3 fit, the classic baseline) has none.
+    """
+    slope, start = fit_arrays(fit).discrepancy()
     if slope is None:
         return 0.0
     zero = np.zeros((len(slope),) + np.shape(log_params))
-    return with_discrepancy(zero, slope.reshape((-1,) + (1,) * np.ndim(log_params)), max_log_compute(fit),
+    return with_discrepancy(zero, slope.reshape((-1,) + (1,) * np.ndim(log_params)), start,
                             np.asarray(log_params)[None, ...], np.asarray(log_tokens)[None, ...])
 
 
 def max_log_compute(fit: Fit) -> float:
     """ln C_max of a fit: its largest-compute run (FLOPs)."""
-    return fitted_max_log_compute({"flops": fit.tree["constant_data"]["flops"].to_numpy()})
-
-
-def log_loss_draws(fit: Fit, log_params: np.ndarray, log_tokens: np.ndarray, *, group: str | None = None,
-                   ) -> np.ndarray:
-    """Draws of the expected log loss at (N, D): the law, plus the fit's discrepancy if any.
-
-    Parameters
-    ----------
-    fit : Fit
-    log_params, log_tokens : array of shape (R,)
-        ln N (parameters) and ln D (tokens).
-    group : str, optional
-        For a pooled fit, the group whose parameters to use.
-
-    Returns
-    -------
-    array of shape (S, R)
-        ln L per posterior draw and point, nats per token.
-    """
-    law = fit.card.law
-    draws = fit.draws(list(law.parameters), group=group)
-    theta = {k: np.asarray(v)[:, None] for k, v in draws.items()}
-    log_params, log_tokens = np.broadcast_arrays(np.asarray(log_params, float), np.asarray(log_tokens, float))
-    log_l = np.asarray(law.log_loss(theta, {"log_params": log_params[None, :], "log_tokens": log_tokens[None, :]}))
-    return log_l + shift_draws(fit, log_params, log_tokens)
+    return fit_arrays(fit).max_log_compute

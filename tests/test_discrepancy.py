@@ -3,13 +3,13 @@ import pytest
 from scipy import stats
 
 import bayes_scaling as bs
+from bayes_scaling.allocation import loss_draws
 from bayes_scaling.cards import Prior, load_card
 from bayes_scaling.discrepancy import (
     SLOPE,
     TAU,
     attach,
     calibrate_tau,
-    log_loss_draws,
     marginal_log_likelihood,
     shift_draws,
     tau_grid,
@@ -40,7 +40,8 @@ def test_discrepancy_variance_is_zero_inside_the_data_and_grows_outside(plain_fi
     budgets = c_max * np.array([1e-2, 1.0, 10.0, 1000.0])
     n = 1e9 * np.ones(4)
     log_n, log_d = np.log(n), np.log(budgets / (6 * n))
-    extra = log_loss_draws(wide_fit, log_n, log_d) - log_loss_draws(plain_fit, log_n, log_d)
+    n, d = np.exp(log_n), np.exp(log_d)
+    extra = loss_draws(wide_fit, n, d)[0] - loss_draws(plain_fit, n, d)[0]
     assert np.all(extra[:, :2] == 0.0)
     sd = extra.std(axis=0)
     assert 0 < sd[2] < sd[3]
