@@ -53,6 +53,10 @@ if TYPE_CHECKING:
 TAU, SLOPE = "discrepancy_tau", DISCREPANCY_SLOPE
 #: Each internal split needs at least this many runs on each side.
 MIN_SPLIT_TRAIN, MIN_SPLIT_TEST = 20, 3
+#: Most rows an inner fit uses, and most held-out rows scored, per split (a random subset of
+#: a larger table, e.g. loss curves): the inner fits stay small and the held-out covariance
+#: (rows × rows) stays cheap.
+MAX_SPLIT_TRAIN, MAX_SPLIT_TEST = 2000, 400
 #: Inner fits: chains and warm-up / kept draws per chain (a cheap posterior suffices).
 INNER_CHAINS, INNER_DRAWS = 2, 300
 _TAU_POINTS, _MAX_DRAWS = 401, 1000
@@ -205,7 +209,8 @@ def calibrate_tau(card: ModelCard, runs: pd.DataFrame, *, seed: int = 0, param_c
     splits : sequence of float, optional
         E-folds of compute below the largest run at which to cut; default the card's
         ``calibrate`` list. A split with fewer than :data:`MIN_SPLIT_TRAIN` runs below or
-        :data:`MIN_SPLIT_TEST` above is skipped (and listed as such).
+        :data:`MIN_SPLIT_TEST` above is skipped (and listed as such). Larger tables are
+        subsampled to :data:`MAX_SPLIT_TRAIN` rows to fit and :data:`MAX_SPLIT_TEST` to score.
     draws : int, default :data:`INNER_DRAWS`
         Warm-up and kept draws per chain of each inner fit (:data:`INNER_CHAINS` chains).
 
@@ -230,16 +235,24 @@ def calibrate_tau(card: ModelCard, runs: pd.DataFrame, *, seed: int = 0, param_c
                                  "the split")
             info.append(record)
             continue
-        train = runs[below].reset_index(drop=True)
+        rng = np.random.default_rng(seed + k)
+        train = _at_most(runs[below], MAX_SPLIT_TRAIN, rng)
         train.attrs = dict(runs.attrs)
         inner = fit(train, plain, chains=INNER_CHAINS, warmup=draws, draws=draws, seed=seed + 101 * (k + 1),
                     param_count=param_count)
-        ll = split_log_likelihood(plain, inner, runs[~below].reset_index(drop=True), grid)
+        ll = split_log_likelihood(plain, inner, _at_most(runs[~below], MAX_SPLIT_TEST, rng), grid)
         record["tau_mle"] = float(grid[np.argmax(ll)])
         log_post = log_post + ll
         info.append(record)
     weights = np.exp(log_post - log_post.max())
     return TauPosterior(grid, weights / weights.sum(), info)
+
+
+def _at_most(table: pd.DataFrame, rows: int, rng: np.random.Generator) -> pd.DataFrame:
+    """The table, or a random subset of ``rows`` of its rows (order kept), index reset."""
+    if len(table) > rows:
+        table = table.iloc[np.sort(rng.choice(len(table), rows, replace=False))]
+    return table.reset_index(drop=True)
 
 
 def discrepancy_posterior(card: ModelCard, runs: pd.DataFrame, shape: tuple[int, int], *, seed: int = 0,

@@ -36,6 +36,26 @@ def nuts_figures(fit, wall: float) -> dict:
             "max_rhat": float(table["r_hat"].max()), "ess_per_s": float(table["ess_bulk"].min()) / wall}
 
 
+def progress_overhead(runs, warmup: int, draws: int, repeats: int = 3) -> float:
+    """Median over ``repeats`` back-to-back pairs of (time with the progress bar / without) - 1.
+
+    The law alone (card ``chinchilla-plain``): the bar is shown while sampling, not during
+    the default card's small leave-future-out fits. Pairs alternate so that a change in
+    machine load hits both sides of a pair alike.
+    """
+    import statistics
+
+    import bayes_scaling as bs
+
+    ratios = []
+    for i in range(repeats):
+        _, plain = timed(lambda: bs.fit(runs, "chinchilla-plain", seed=1 + i, warmup=warmup, draws=draws))
+        _, shown = timed(lambda: bs.fit(runs, "chinchilla-plain", seed=1 + i, warmup=warmup, draws=draws,
+                                        progress=True))
+        ratios.append(shown / plain)
+    return statistics.median(ratios) - 1
+
+
 def pymc_model(card, runs):
     """The card's Chinchilla model in PyMC: same priors, law (log space) and likelihood."""
     import numpy as np
@@ -138,10 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         checks.append({"figure": "ESS/s NUTS / PyMC", "value": nuts["ess_per_s"] / pymc["ess_per_s"],
                        "target": ">= 1", "met": nuts["ess_per_s"] >= pymc["ess_per_s"]})
 
-    _, plain = timed(lambda: bs.fit(runs, seed=1, warmup=warmup, draws=draws))
-    _, shown = timed(lambda: bs.fit(runs, seed=1, warmup=warmup, draws=draws, progress=True))
-    checks.append({"figure": "progress bar overhead", "value": shown / plain - 1, "target": "<= 0.05",
-                   "met": shown / plain - 1 <= 0.05})
+    overhead = progress_overhead(runs, warmup, draws, repeats=1 if args.quick else 3)
+    checks.append({"figure": "progress bar overhead (median of paired runs)", "value": overhead, "target": "<= 0.05",
+                   "met": overhead <= 0.05})
     emit("targets (issue 9)" + (" -- QUICK sizes, not the real targets" if args.quick else ""), checks, args.out)
 
     if gpu_backend_available():
