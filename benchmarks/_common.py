@@ -50,7 +50,9 @@ def peak_rss_mib() -> float:
 
 def machine() -> dict[str, Any]:
     """CPU count, load average and JAX backend, printed with every benchmark."""
-    import bayes_scaling  # noqa: F401  (first: its host-device flag must precede JAX's import)
+    import importlib
+
+    importlib.import_module("bayes_scaling")  # first: its host-device flag must precede JAX's import
     import jax
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3

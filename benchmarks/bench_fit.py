@@ -49,9 +49,9 @@ def progress_overhead(runs, warmup: int, draws: int, repeats: int = 3) -> float:
 
     ratios = []
     for i in range(repeats):
-        _, plain = timed(lambda: bs.fit(runs, "chinchilla-plain", seed=1 + i, warmup=warmup, draws=draws))
-        _, shown = timed(lambda: bs.fit(runs, "chinchilla-plain", seed=1 + i, warmup=warmup, draws=draws,
-                                        progress=True))
+        options = {"seed": 1 + i, "warmup": warmup, "draws": draws}
+        _, plain = timed(lambda o=options: bs.fit(runs, "chinchilla-plain", **o))
+        _, shown = timed(lambda o=options: bs.fit(runs, "chinchilla-plain", progress=True, **o))
         ratios.append(shown / plain)
     return statistics.median(ratios) - 1
 

@@ -54,7 +54,8 @@ class Report:
     seconds: float
 
 
-def render_report(fit: Fit | ModelAverage, budgets: Sequence[float | str] | float | str | None = None, level: float = 0.9, *,
+def render_report(fit: Fit | ModelAverage, budgets: Sequence[float | str] | float | str | None = None,
+                  level: float = 0.9, *,
                   sections: Sequence[SectionFn] = DEFAULT_SECTIONS, extra_sections: Sequence[SectionFn] = (),
                   title: str | None = None, group: str | None = None,
                   decision: DecisionRequest | None = None, backtest: BacktestSource | None = None) -> Report:
@@ -99,10 +100,11 @@ def render_report(fit: Fit | ModelAverage, budgets: Sequence[float | str] | floa
     return Report(html_text, data, "\n\n".join(parts) + "\n", seconds)
 
 
-def write_report(fit: Fit | ModelAverage, out_html: str | Path, budgets: Sequence[float | str] | float | str | None = None,
-                 level: float = 0.9, *, sections: Sequence[SectionFn] = DEFAULT_SECTIONS,
-                 extra_sections: Sequence[SectionFn] = (), title: str | None = None, group: str | None = None,
-                 decision: DecisionRequest | None = None, backtest: BacktestSource | None = None) -> Path:
+def write_report(fit: Fit | ModelAverage, out_html: str | Path,
+                 budgets: Sequence[float | str] | float | str | None = None, level: float = 0.9, *,
+                 sections: Sequence[SectionFn] = DEFAULT_SECTIONS, extra_sections: Sequence[SectionFn] = (),
+                 title: str | None = None, group: str | None = None, decision: DecisionRequest | None = None,
+                 backtest: BacktestSource | None = None) -> Path:
     """Write the HTML report of a fit, with ``<stem>.json`` and ``<stem>.md`` beside it.
 
     Sections, in order: recommended allocation, data, posterior predictive check,
@@ -160,4 +162,5 @@ def write_report(fit: Fit | ModelAverage, out_html: str | Path, budgets: Sequenc
 
 
 __all__ = ["DEFAULT_SECTIONS", "BacktestSource", "DecisionRequest", "Report", "ReportContext", "Section", "SectionFn",
-           "backtest_records", "backtest_section", "decision_section", "default_budgets", "render_report", "write_report"]
+           "backtest_records", "backtest_section", "decision_section", "default_budgets", "render_report",
+           "write_report"]
