@@ -58,6 +58,13 @@ def headline(ctx: ReportContext) -> Section:
     note = (f"Median [{ctx.level:.0%} credible interval] over {n_draws:,} posterior draws, for C = 6·N·D. "
             f"Law {escape(ctx.fit.card.law.formula)}; model card <code>{escape(ctx.fit.card.name)}</code>, "
             f"method {escape(ctx.fit.method)}. Loss is the law's expected loss at the optimum.")
+    info = ctx.fit.extra.get("discrepancy")
+    if info:
+        how = ("learnt from the runs by leave-future-out splits" if info.get("tau_source") == "leave-future-out"
+               else "from the card's prior")
+        note += (f" Beyond the largest run the loss carries the card's model discrepancy: a slope of "
+                 f"Normal(0, tau²) in log loss per e-fold of compute, tau {how} (posterior mean "
+                 f"{info['tau_mean']:.4f}, 90% quantile {info['tau_q90']:.4f}).")
     if ctx.average is not None:
         weights = ", ".join(f"<code>{escape(k)}</code> {w:.2f}" for k, w in ctx.average.weights.items())
         note = (f"Median [{ctx.level:.0%} credible interval] of the stacking mixture of cards {weights} "
