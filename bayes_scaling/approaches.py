@@ -335,7 +335,7 @@ def _law_optima(law, theta: dict[str, float], budgets: np.ndarray) -> pd.DataFra
 
 
 def approach3(runs: pd.DataFrame, *, resolution: float = 0.25, bootstrap: int = 200, level: float = 0.9,
-              seed: int = 0, delta: float = 1e-3) -> ApproachResult:
+              seed: int = 0, delta: float = 1e-3, n_best: int = 16) -> ApproachResult:
     """Chinchilla approach 3: the Huber fit of L(N, D), a = beta / (alpha + beta).
 
     Parameters
@@ -350,6 +350,8 @@ def approach3(runs: pd.DataFrame, *, resolution: float = 0.25, bootstrap: int = 
     seed : int, default 0
     delta : float, default 1e-3
         Huber threshold on log-loss residuals.
+    n_best : int, default 16
+        L-BFGS starts: the lowest points of the initialisation grid.
 
     Returns
     -------
@@ -358,7 +360,7 @@ def approach3(runs: pd.DataFrame, *, resolution: float = 0.25, bootstrap: int = 
     from .laws import get_law
 
     bootstrap = _check_bootstrap(bootstrap)
-    huber = fit_huber(runs, delta=delta, bootstrap=bootstrap, seed=seed)
+    huber = fit_huber(runs, delta=delta, bootstrap=bootstrap, seed=seed, n_best=n_best)
     law = get_law("chinchilla")
     budgets = np.unique(budget_groups(runs["flops"], resolution))
     point = _law_draws(law, {k: np.array([v]) for k, v in huber.point.items()}, runs["flops"]).iloc[0].to_dict()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 import arviz as az
@@ -295,7 +295,8 @@ class ReportContext:
         runs = self.runs
         estimators = [approach1, approach2]
         if self.fit.card.law.name == "chinchilla" and not self.fit.card.pooling:
-            estimators.append(approach3)
+            # 4 L-BFGS starts from the best grid points: a point estimate for a figure, in a quarter of the time
+            estimators.append(partial(approach3, n_best=4))
         out: dict[str, pd.DataFrame] = {}
         for estimator in estimators:
             try:
