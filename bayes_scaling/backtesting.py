@@ -278,24 +278,33 @@ def backtest(
                           pd.concat([r[2] for r in results], ignore_index=True))
 
 
-def plot_calibration(result: BacktestResult) -> Figure:
+def plot_calibration(result: BacktestResult | Sequence[Mapping[str, Any]]) -> Figure:
     """Calibration curves (nominal vs empirical coverage), one panel per cutoff.
 
     Points below the diagonal are intervals that held out runs escape more often than
-    their level promises.
+    their level promises; the grey box marks 85-95% coverage of the 90% interval.
+
+    Parameters
+    ----------
+    result : BacktestResult or list of dict
+        A backtest, or its :meth:`BacktestResult.records` (e.g. read back from
+        ``bayes-scaling backtest --format json``).
     """
     from matplotlib.figure import Figure
 
-    cutoffs = sorted(result.calibration["cutoff"].unique())
+    records = result.records() if isinstance(result, BacktestResult) else list(result)
+    cutoffs = sorted({float(r["cutoff"]) for r in records})
     fig = Figure(figsize=(3.6 * len(cutoffs), 3.6), layout="constrained")
     axes = fig.subplots(1, len(cutoffs), squeeze=False)[0]
     for ax, cutoff in zip(axes, cutoffs, strict=True):
         ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--")
-        part = result.calibration[result.calibration["cutoff"] == cutoff]
-        for (card, method), curve in part.groupby(["card", "method"], sort=False):
-            ax.plot(curve["level"], curve["coverage"], marker="o", ms=3, label=f"{card} ({method})")
-        n_test = int(result.table.loc[result.table["cutoff"] == cutoff, "n_test"].iloc[0])
-        ax.set(title=f"fit on C ≤ {cutoff:.3g} ({n_test} held out)", xlabel="nominal level",
+        ax.axhspan(0.85, 0.95, xmin=0.85, xmax=0.95, color="0.9", zorder=0)
+        at = [r for r in records if float(r["cutoff"]) == cutoff]
+        for r in at:
+            curve = r["calibration"]
+            ax.plot([c["level"] for c in curve], [c["coverage"] for c in curve], marker="o", ms=3,
+                    label=f"{r['card']} ({r['method']})")
+        ax.set(title=f"fit on C ≤ {cutoff:.3g} FLOPs ({at[0]['n_test']} held out)", xlabel="nominal level",
                xlim=(0, 1), ylim=(0, 1.02), aspect="equal")
     axes[0].set_ylabel("held-out runs covered")
     axes[0].legend(fontsize="small", loc="upper left")

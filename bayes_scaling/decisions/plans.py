@@ -290,7 +290,8 @@ def cheapest_compute_table(source: Any, target_loss: float, prob: float = 0.9, *
 
     least, most = cons.cost_range()
     lo, hi = math.log(max(COMPUTE_RANGE[0], least * (1 + 1e-6))), math.log(min(COMPUTE_RANGE[1], most * (1 - 1e-9)))
-    if best(lo)[1] <= target_loss:
+    scanned = [best(lo)[1]]  # the p quantile at each scanned budget
+    if scanned[0] <= target_loss:
         raise InputError(f"target loss {target_loss} is reached with probability {prob} already at "
                          f"{math.exp(lo):.3g} FLOPs; choose a lower target")
     # The quantile need not fall forever with compute: a model discrepancy widens the loss
@@ -303,9 +304,9 @@ def cheapest_compute_table(source: Any, target_loss: float, prob: float = 0.9, *
         if found[1] <= target_loss:
             top, hi = found, float(log_c)
             break
+        scanned.append(found[1])
         below = float(log_c)
     if top is None:
-        scanned = [best(float(c))[1] for c in grid]
         i = int(np.argmin(scanned))
         raise InputError(f"target loss {target_loss} is out of reach with probability {prob}: the best plan's "
                          f"{prob:g} quantile of the loss is at least {scanned[i]:.4f} nats/token (at "

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..units import format_quantity
 from .content import ReportContext
 from .html import Section, escape, markdown_table, table
-from .sections import flops
+from .sections import _row_interval, flops
 
 if TYPE_CHECKING:
     from ..averaging import ModelAverage
@@ -31,12 +30,7 @@ def averaging_section(ctx: ReportContext, *, average: ModelAverage) -> Section:
     mixture = ctx.allocation
     alloc_headers = ["compute C (FLOPs)", *[f"N_opt: {n}" for n in per_card], "N_opt: mixture"]
 
-    def cell(t, i: int) -> str:
-        r = t.iloc[i]
-        return (f"{format_quantity(r['params_opt'], 3)} [{format_quantity(r['params_opt_lo'], 3)}, "
-                f"{format_quantity(r['params_opt_hi'], 3)}]")
-
-    alloc_rows = [[flops(c), *[cell(t, i) for t in per_card.values()], cell(mixture, i)]
+    alloc_rows = [[flops(c), *[_row_interval(t.iloc[i], "params_opt") for t in [*per_card.values(), mixture]]]
                   for i, c in enumerate(ctx.budgets)]
     top = max(average.weights, key=average.weights.get)
     body = table(headers, rows)

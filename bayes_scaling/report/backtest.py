@@ -14,9 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
-
-from ..backtesting import RECORD_KEYS, BacktestResult
+from ..backtesting import RECORD_KEYS, BacktestResult, plot_calibration
 from ..errors import InputError
 from .content import ReportContext
 from .html import Section, escape, figure, markdown_table, table
@@ -65,27 +63,6 @@ def backtest_records(source: BacktestSource) -> list[dict[str, Any]]:
     return records
 
 
-def calibration_figure(records: Sequence[Mapping[str, Any]]) -> Figure:
-    """Calibration curves, one panel per cutoff, one line per (card, method)."""
-    from .figures import _figure
-
-    cutoffs = sorted({float(r["cutoff"]) for r in records})
-    fig, axes = _figure(3.4 * len(cutoffs), 3.5, ncols=len(cutoffs))
-    for ax, cutoff in zip(axes.ravel(), cutoffs, strict=True):
-        ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--")
-        ax.axhspan(0.85, 0.95, xmin=0.85, xmax=0.95, color="0.9", zorder=0)
-        at = [r for r in records if float(r["cutoff"]) == cutoff]
-        for r in at:
-            curve = r["calibration"]
-            ax.plot([c["level"] for c in curve], [c["coverage"] for c in curve], marker="o", ms=3,
-                    label=f"{r['card']} ({r['method']})")
-        ax.set(title=f"fit on C ≤ {cutoff:.3g} FLOPs\n{at[0]['n_test']} runs held out", xlabel="nominal level",
-               xlim=(0, 1), ylim=(0, 1.02), aspect="equal")
-    axes.ravel()[0].set_ylabel("held-out runs covered")
-    axes.ravel()[0].legend(fontsize="small", loc="upper left")
-    return fig
-
-
 def backtest_section(ctx: ReportContext, *, records: Sequence[Mapping[str, Any]]) -> Section:
     """The "Backtest" section from backtest records (see :func:`backtest_records`)."""
     del ctx  # the section depends on the backtest only
@@ -95,7 +72,7 @@ def backtest_section(ctx: ReportContext, *, records: Sequence[Mapping[str, Any]]
              f"{r['coverage_90']:.0%} ({round(r['coverage_90'] * r['n_test'])}/{r['n_test']})",
              f"{r['coverage_50']:.0%}", f"{r['median_width_90']:.2%} of the loss",
              f"{r['mean_log_pred_density']:.2f}", f"{r['crps']:.4f}"] for r in records]
-    body = figure(calibration_figure(records), "Calibration curves of the backtest",
+    body = figure(plot_calibration(records), "Calibration curves of the backtest",
                   "Each line: a card and method fitted on the runs below a compute cutoff; the share of the runs "
                   "above it (held out) inside each central predictive interval, against the interval's level. "
                   "On the dashed diagonal the intervals are honest; below it they are overconfident. Grey box: "
@@ -108,4 +85,4 @@ def backtest_section(ctx: ReportContext, *, records: Sequence[Mapping[str, Any]]
     return Section("backtest", "Backtest: calibration beyond the data", body, {"records": list(records)}, summary)
 
 
-__all__ = ["BacktestSource", "backtest_records", "backtest_section", "calibration_figure"]
+__all__ = ["BacktestSource", "backtest_records", "backtest_section"]
