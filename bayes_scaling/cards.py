@@ -123,12 +123,17 @@ class ModelCard:
     pooling : Pooling or None
         Per-group parameters partially pooled over the ``group`` column, or ``None``.
     discrepancy : Prior or None
-        Prior of tau, the scale of the model-discrepancy slope (log loss per e-fold of
+        Prior of tau, the scale of the model-discrepancy slope (log loss per √e-fold of
         compute beyond the fitted region; see :mod:`bayes_scaling.discrepancy`), or ``None``.
     discrepancy_splits : tuple of float
         Internal leave-future-out splits that learn tau from the runs themselves, each the
         distance (e-folds of compute) below the largest run at which the run table is cut;
         empty: tau keeps its prior (key ``calibrate`` of the ``[discrepancy]`` table).
+    discrepancy_misfit_ratio : float or None
+        Key ``misfit_ratio``: tau (drift one e-fold beyond the data) over the amplitude of
+        the law's smooth misfit inside the data, so that the runs' own residuals inform
+        tau (a law that misses the runs it was fitted to drifts beyond them); ``None``:
+        the residuals are not used.
     references : dict
         Literature point values, ``{"hoffmann2022": {"label": ..., "E": 1.69, ...}}``.
     description : str
@@ -148,6 +153,7 @@ class ModelCard:
     pooling: Pooling | None = None
     discrepancy: Prior | None = None
     discrepancy_splits: tuple[float, ...] = ()
+    discrepancy_misfit_ratio: float | None = None
     references: dict[str, dict[str, Any]] = field(default_factory=dict)
     description: str = ""
     text: str = ""
@@ -251,7 +257,8 @@ def parse_card(text: str, *, source: str = "<card>", check_distributions: bool =
         else:
             nu = _prior(spec, "[likelihood.nu]", problems, check)
     pooling = _pooling(data["pooling"], law, priors, problems, check) if "pooling" in data else None
-    discrepancy, splits = _discrepancy(data["discrepancy"], problems, check) if "discrepancy" in data else (None, ())
+    discrepancy, splits, ratio = (_discrepancy(data["discrepancy"], problems, check) if "discrepancy" in data
+                                  else (None, (), None))
     references = data.get("references", {})
     for ref, values in references.items():
         if not isinstance(values, dict):
@@ -269,6 +276,7 @@ def parse_card(text: str, *, source: str = "<card>", check_distributions: bool =
         pooling=pooling,
         discrepancy=discrepancy,
         discrepancy_splits=splits,
+        discrepancy_misfit_ratio=ratio,
         references=references,
         description=str(meta.get("description", "")),
         text=text,
@@ -311,21 +319,30 @@ def _pooling(spec: Any, law: Law | None, priors: dict[str, Prior], problems: lis
     return Pooling(tuple(names), scales, centred=form == "centred")
 
 
-def _discrepancy(spec: Any, problems: list[str], check: bool) -> tuple[Prior | None, tuple[float, ...]]:
+def _discrepancy(spec: Any, problems: list[str], check: bool
+                 ) -> tuple[Prior | None, tuple[float, ...], float | None]:
     if not isinstance(spec, dict):
-        problems.append("[discrepancy]: must be a table with dist, kwargs and optionally calibrate = [1.0, 2.0]")
-        return None, ()
+        problems.append("[discrepancy]: must be a table with dist, kwargs and optionally calibrate = [1.0, 2.0] "
+                        "and misfit_ratio = 1.0")
+        return None, (), None
     spec = dict(spec)
     splits = spec.pop("calibrate", [])
+    ratio = spec.pop("misfit_ratio", None)
     for key in sorted(set(spec) - {"dist", "kwargs", "rationale"}):
-        problems.append(f"[discrepancy] {key}: unknown key (known: dist, kwargs, rationale, calibrate)")
+        problems.append(f"[discrepancy] {key}: unknown key (known: dist, kwargs, rationale, calibrate, "
+                        "misfit_ratio)")
+    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 0):
+        problems.append(f"[discrepancy] misfit_ratio: give a positive number (tau per unit of the law's misfit "
+                        f"amplitude inside the data, e.g. 1.0) but got {ratio!r}")
+        ratio = None
     if not isinstance(splits, list) or not all(
         isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in splits
     ):
         problems.append("[discrepancy] calibrate: give a list of positive distances in e-folds of compute "
                         "below the largest run, e.g. [1.0, 2.0] (or leave it out to keep the prior of tau)")
         splits = []
-    return _prior(spec, "[discrepancy]", problems, check), tuple(float(v) for v in splits)
+    return (_prior(spec, "[discrepancy]", problems, check), tuple(float(v) for v in splits),
+            None if ratio is None else float(ratio))
 
 
 def _prior(spec: Any, where: str, problems: list[str], check: bool = True) -> Prior | None:

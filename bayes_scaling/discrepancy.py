@@ -5,13 +5,14 @@ A fitted law is uncertain in two ways: its parameters (the posterior) and its fo
 invisible inside the data and is exactly what matters where the money is spent. A card
 with a ``[discrepancy]`` table adds to the expected log loss
 
-    delta(x) = s · d(x),      s ~ Normal(0, tau²),
+    delta(x) = s · √d(x),      s ~ Normal(0, tau²),
 
 where d(x) = max(0, ln C(x) − ln C_max) is the distance (in e-folds of compute,
 C = 6 N D FLOPs) beyond the largest-compute run the fit saw. Inside the data d = 0, so
-the discrepancy is exactly zero there and never changes the fit of the law; it widens
-predictions in proportion to how far they extrapolate. One slope s per posterior draw is
-shared by every prediction of that draw, so predictions at two large budgets err
+the discrepancy is exactly zero there and never changes the fit of the law; its variance
+tau² · d grows linearly with how far a prediction extrapolates, as a random walk in ln C
+(:func:`bayes_scaling.extrapolation.discrepancy_growth`). One slope s per posterior draw
+is shared by every prediction of that draw, so predictions at two large budgets err
 together, as a misspecified law does.
 
 Learning tau (internal leave-future-out)
@@ -23,13 +24,34 @@ plain law to each lower part, and asks how well it predicted the upper part. Eac
 contributes the marginal likelihood of its held-out residuals r (observed minus law),
 the slope integrated out and the inner fit's predictive distribution matched by a normal,
 
-    p(r̄_k | tau) = Normal(r̄_k; 0, Cov_posterior(r_k) + noise² I + tau² d_k d_kᵀ),
+    p(r̄_k | tau) = Normal(r̄_k; 0, Cov_posterior(r_k) + noise² I + tau² g_k g_kᵀ),   g_k = √d_k,
 
 so the inner fit's parameter uncertainty (correlated between runs) is not counted as
 discrepancy. The posterior of tau on a grid is the card's prior times these
 likelihoods; each posterior draw of the main fit then gets a draw of tau and a slope s,
 stored with the fit as ``discrepancy_tau`` and ``discrepancy_slope``. Without
 ``calibrate`` tau is drawn from its prior.
+
+Learning tau from the law's misfit inside the data
+--------------------------------------------------
+A law that misses the runs it was fitted to (residuals with structure, beyond noise) is
+the law that drifts beyond them; one that fits them to noise level has no such evidence
+against it. With ``misfit_ratio = kappa`` in the card, the fit's own residuals r (observed
+minus posterior-mean law log loss) are modelled as a smooth misfit plus noise,
+
+    r ~ Normal(0, eta² K_ell + sigma² I),   K_ell = exp(−|x − x'|² / (2 ell²)),  x = (ln N, ln D),
+
+a Gaussian process of amplitude eta over the runs' log parameters and log tokens, and tau
+is tied to it by tau = kappa · eta: one e-fold of compute beyond the data the law has
+drifted by about kappa times what it misses inside (sd of delta = kappa · eta · √d). The
+length scale ell (from twice the median distance between neighbouring runs, below which a
+smooth misfit cannot be told from noise, to half the design's span) and the noise sigma
+(0.1 to 2 times the residuals' sd) are integrated out on log grids, so p(r | eta) is a
+likelihood of tau on its grid, multiplied with the prior and the leave-future-out
+splits'. On data where the law is exact, this likelihood falls off within a fraction of
+the noise and tau shrinks towards zero; on the Chinchilla reconstruction (smooth residual
+structure of 0.6-0.7% amplitude) it does not. kappa = 1.3 in the default card was chosen
+on that table's backtest (numbers in ``benchmarks/bench_calibration.py`` and the README).
 """
 
 from __future__ import annotations
@@ -43,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 from .cards import ModelCard, Prior
-from .extrapolation import DISCREPANCY_SLOPE, extrapolation_distance, with_discrepancy
+from .extrapolation import DISCREPANCY_SLOPE, discrepancy_growth, extrapolation_distance, with_discrepancy
 from .fitfile import fit_arrays
 
 if TYPE_CHECKING:
@@ -60,11 +82,15 @@ MAX_SPLIT_TRAIN, MAX_SPLIT_TEST = 2000, 400
 #: Inner fits: chains and warm-up / kept draws per chain (a cheap posterior suffices).
 INNER_CHAINS, INNER_DRAWS = 2, 300
 _TAU_POINTS, _MAX_DRAWS = 401, 1000
+#: Misfit model: fewest and most runs used (a random subset of a larger table), and grid
+#: points of the length scale and of the noise integrated out.
+MIN_MISFIT_ROWS, MAX_MISFIT_ROWS = 10, 800
+MISFIT_LENGTHS, MISFIT_NOISES = 8, 24
 
 
 @dataclass(frozen=True)
 class TauPosterior:
-    """Posterior of tau (log loss per e-fold of compute) on a grid.
+    """Posterior of tau (log loss per √e-fold of compute) on a grid.
 
     Attributes
     ----------
@@ -75,11 +101,16 @@ class TauPosterior:
     splits : list of dict
         Per internal split: ``offset`` (e-folds below the largest run), ``n_train``,
         ``n_test``, ``tau_mle`` (the grid value of highest likelihood) or ``skipped`` (why).
+    misfit : dict or None
+        When the fit's residuals informed tau (card key ``misfit_ratio``): ``n_runs``,
+        ``ratio``, ``length_scales`` (e-folds, the grid's ends), ``amplitude_mle`` (eta of
+        highest likelihood, log loss) or ``skipped`` (why).
     """
 
     grid: np.ndarray
     weights: np.ndarray
     splits: list[dict[str, Any]]
+    misfit: dict[str, Any] | None = None
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` draws of tau: a grid cell by its weight, then uniform within the cell."""
@@ -114,15 +145,15 @@ def _prior_log_density(prior: Prior, grid: np.ndarray) -> np.ndarray:
     return np.asarray(prior.to_numpyro().log_prob(jnp.asarray(np.maximum(grid, 1e-12))), dtype=float)
 
 
-def marginal_log_likelihood(resid: np.ndarray, noise_variance: float, distance: np.ndarray,
+def marginal_log_likelihood(resid: np.ndarray, noise_variance: float, growth: np.ndarray,
                             grid: np.ndarray) -> np.ndarray:
     """log p(residuals | tau) of held-out runs, the slope integrated out, for each tau of ``grid``.
 
     The inner fit's predictive distribution of the held-out log losses is matched by a
     normal with the draws' mean and covariance (parameter uncertainty, correlated between
-    runs) plus independent noise; the shared slope adds tau² d dᵀ. So
+    runs) plus independent noise; the shared slope adds tau² g gᵀ. So
 
-        r̄ ~ Normal(0, Σ + tau² d dᵀ),    Σ = Cov_draws(r) + noise_variance · I,
+        r̄ ~ Normal(0, Σ + tau² g gᵀ),    Σ = Cov_draws(r) + noise_variance · I,
 
     evaluated for every tau at once by the matrix determinant lemma and Sherman–Morrison.
 
@@ -132,10 +163,11 @@ def marginal_log_likelihood(resid: np.ndarray, noise_variance: float, distance: 
         Observed minus law log loss per posterior draw and held-out run.
     noise_variance : float
         Variance of one run's noise on log loss (``E[sigma²]·nu/(nu−2)`` for Student-t).
-    distance : array of shape (T,)
-        Extrapolation distance of each run (e-folds of compute).
+    growth : array of shape (T,)
+        How much of the slope each run carries: √(extrapolation distance in e-folds of
+        compute), see :func:`bayes_scaling.extrapolation.discrepancy_growth`.
     grid : array
-        Values of tau (log loss per e-fold), >= 0.
+        Values of tau (log loss per √e-fold), >= 0.
 
     Returns
     -------
@@ -146,11 +178,109 @@ def marginal_log_likelihood(resid: np.ndarray, noise_variance: float, distance: 
     cov = np.atleast_2d(np.cov(resid, rowvar=False)) if resid.shape[0] > 1 else np.zeros((len(mean),) * 2)
     chol = np.linalg.cholesky(cov + noise_variance * np.eye(len(mean)))
     white_r = np.linalg.solve(chol, mean)
-    white_d = np.linalg.solve(chol, np.asarray(distance, float))
+    white_d = np.linalg.solve(chol, np.asarray(growth, float))
     q, m, quad = white_d @ white_d, white_d @ white_r, white_r @ white_r
     t2 = np.asarray(grid, float) ** 2
     logdet = 2 * np.sum(np.log(np.diag(chol))) + np.log1p(t2 * q)
     return -0.5 * (len(mean) * np.log(2 * np.pi) + logdet + quad - t2 * m * m / (1 + t2 * q))
+
+
+def misfit_log_likelihood(resid: np.ndarray, coords: np.ndarray, amplitudes: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """log p(residuals | eta) of a smooth misfit of amplitude eta plus noise, for each eta.
+
+    The residuals are modelled as ``Normal(0, eta² K_ell + sigma² I)`` with a squared-
+    exponential kernel ``K_ell`` over ``coords``; the length scale ell and the noise sigma
+    are integrated out under log-uniform priors on grids (see the module docstring). For
+    each ell the kernel matrix is diagonalised once, so every (eta, sigma) costs O(n).
+
+    Parameters
+    ----------
+    resid : array of shape (n,)
+        Observed minus fitted log loss of the runs.
+    coords : array of shape (n, k)
+        The runs' inputs in log space (ln parameters, ln tokens).
+    amplitudes : array
+        Values of eta (log loss), >= 0.
+
+    Returns
+    -------
+    (array of shape amplitudes.shape, array of shape (2,))
+        The log likelihood, and the length-scale grid's ends (e-folds).
+    """
+    from scipy.special import logsumexp
+
+    resid, coords = np.asarray(resid, float), np.asarray(coords, float)
+    sq = np.sum((coords[:, None, :] - coords[None, :, :]) ** 2, axis=-1)
+    dist = np.sqrt(sq)
+    np.fill_diagonal(dist, np.inf)
+    nearest = dist.min(axis=1)
+    nearest = nearest[np.isfinite(nearest) & (nearest > 0)]
+    lo = 2 * max(float(np.median(nearest)) if len(nearest) else 0.0, 0.025)
+    hi = max(0.5 * float(np.ptp(coords, axis=0).max()), 2 * lo)
+    lengths = np.geomspace(lo, hi, MISFIT_LENGTHS)
+    sd = max(float(np.std(resid)), 1e-12)
+    noises = np.geomspace(0.1 * sd, 2 * sd, MISFIT_NOISES)
+    amp2 = np.asarray(amplitudes, float).reshape(-1, 1, 1) ** 2
+    per_length = []
+    for ell in lengths:
+        lam, vec = np.linalg.eigh(np.exp(-0.5 * sq / ell**2))
+        z2 = (vec.T @ resid) ** 2
+        var = amp2 * np.maximum(lam, 0.0) + noises.reshape(1, -1, 1) ** 2        # (A, S, n)
+        ll = -0.5 * np.sum(np.log(2 * np.pi * var) + z2 / var, axis=-1)          # (A, S)
+        per_length.append(logsumexp(ll, axis=1) - np.log(len(noises)))
+    out = logsumexp(np.array(per_length), axis=0) - np.log(len(lengths))
+    return out.reshape(np.shape(amplitudes)), np.array([lo, hi])
+
+
+def _law_log_loss(card: ModelCard, posterior: Any, x: dict[str, np.ndarray], max_draws: int) -> np.ndarray:
+    """The law's log loss at ``x`` for at most ``max_draws`` posterior draws, shape (S, runs)."""
+    from .model import law_parameters
+
+    flat = {k: np.asarray(posterior[k]).reshape(-1, *np.shape(posterior[k])[2:]) for k in card.law.parameters}
+    total = len(next(iter(flat.values())))
+    keep = np.linspace(0, total - 1, min(max_draws, total)).astype(int)
+    pooled = card.pooling.parameters if card.pooling else ()
+    theta = {k: v[keep] if k in pooled else v[keep][:, None] for k, v in flat.items()}
+    return np.asarray(card.law.log_loss(law_parameters(card, theta, x), x))
+
+
+def law_residuals(card: ModelCard, posterior: Any, x: dict[str, np.ndarray], log_loss: np.ndarray) -> np.ndarray:
+    """Observed minus posterior-mean law log loss of the fitted runs (200 draws at most).
+
+    Parameters
+    ----------
+    card : ModelCard
+    posterior : mapping
+        Posterior draws of the law's parameters, each of shape (chain, draw[, group]).
+    x : dict
+        The runs' covariates (:func:`bayes_scaling.model.covariates`).
+    log_loss : array
+        The runs' observed log loss.
+    """
+    return np.asarray(log_loss, float) - _law_log_loss(card, posterior, x, 200).mean(axis=0)
+
+
+def misfit_record(card: ModelCard, resid: np.ndarray, coords: np.ndarray, grid: np.ndarray, seed: int = 0
+                  ) -> tuple[np.ndarray, dict[str, Any]]:
+    """log p(residuals | tau = ratio · eta) on ``grid``, and a record of it.
+
+    Zero (no information) with a ``skipped`` record when fewer than
+    :data:`MIN_MISFIT_ROWS` runs; tables larger than :data:`MAX_MISFIT_ROWS` are subsampled.
+    """
+    assert card.discrepancy_misfit_ratio is not None
+    ratio = card.discrepancy_misfit_ratio
+    record: dict[str, Any] = {"n_runs": int(len(resid)), "ratio": ratio}
+    if len(resid) < MIN_MISFIT_ROWS:
+        record["skipped"] = f"needs at least {MIN_MISFIT_ROWS} runs"
+        return np.zeros_like(grid), record
+    if len(resid) > MAX_MISFIT_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(len(resid), MAX_MISFIT_ROWS, replace=False))
+        resid, coords = resid[rows], coords[rows]
+        record["n_runs"] = MAX_MISFIT_ROWS
+    ll, lengths = misfit_log_likelihood(resid, coords, grid / ratio)
+    record.update(length_scales=[float(v) for v in lengths], amplitude_mle=float(grid[np.argmax(ll)] / ratio))
+    return ll, record
 
 
 def split_log_likelihood(card: ModelCard, inner: Fit, held_out: pd.DataFrame, grid: np.ndarray) -> np.ndarray:
@@ -165,7 +295,7 @@ def split_log_likelihood(card: ModelCard, inner: Fit, held_out: pd.DataFrame, gr
     held_out : DataFrame
         Runs above the split (validated, with ``loss``).
     grid : array
-        Values of tau (log loss per e-fold of compute).
+        Values of tau (log loss per √e-fold of compute).
 
     Returns
     -------
@@ -173,29 +303,26 @@ def split_log_likelihood(card: ModelCard, inner: Fit, held_out: pd.DataFrame, gr
         See :func:`marginal_log_likelihood`; at most 300 posterior draws are used.
     """
     from .backtesting import heldout_covariates
-    from .model import law_parameters
 
     x = heldout_covariates(inner, held_out)
     post = inner.posterior
-    names = [*card.law.parameters, "sigma", *(["nu"] if "nu" in post else [])]
-    flat = {k: np.asarray(post[k]).reshape(-1, *np.shape(post[k])[2:]) for k in names}
+    flat = {k: np.asarray(post[k]).reshape(-1) for k in ("sigma", *(["nu"] if "nu" in post else []))}
     keep = np.linspace(0, len(flat["sigma"]) - 1, min(_MAX_DRAWS, len(flat["sigma"]))).astype(int)
-    pooled = card.pooling.parameters if card.pooling else ()
-    theta = {k: flat[k][keep] if k in pooled else flat[k][keep][:, None] for k in card.law.parameters}
-    loc = np.asarray(card.law.log_loss(law_parameters(card, theta, x), x))          # (S, T)
+    loc = _law_log_loss(card, post, x, _MAX_DRAWS)                                   # (S, T)
     y = np.log(held_out["loss"].to_numpy(float))
-    distance = extrapolation_distance(max_log_compute(inner), x["log_params"], x["log_tokens"])
+    growth = discrepancy_growth(extrapolation_distance(max_log_compute(inner), x["log_params"], x["log_tokens"]))
     nu = np.asarray(flat["nu"][keep]) if "nu" in flat else card.nu
     noise = float(np.mean(flat["sigma"][keep] ** 2))
     if card.likelihood == "student_t":
         # the variance of a Student-t is sigma² nu / (nu - 2); for nu <= 2 (infinite) it is capped at 3 sigma²
         noise *= float(np.mean(np.where(nu > 2, nu / np.maximum(nu - 2, 1e-9), 3.0)))
-    return marginal_log_likelihood(y - loc, noise, distance, grid)
+    return marginal_log_likelihood(y - loc, noise, growth, grid)
 
 
 def calibrate_tau(card: ModelCard, runs: pd.DataFrame, *, seed: int = 0, param_count: str = "total",
-                  splits: Sequence[float] | None = None, draws: int = INNER_DRAWS) -> TauPosterior:
-    """Posterior of tau from internal leave-future-out splits of the run table.
+                  splits: Sequence[float] | None = None, draws: int = INNER_DRAWS,
+                  residuals: np.ndarray | None = None) -> TauPosterior:
+    """Posterior of tau from internal leave-future-out splits and the law's misfit inside the data.
 
     Parameters
     ----------
@@ -213,16 +340,20 @@ def calibrate_tau(card: ModelCard, runs: pd.DataFrame, *, seed: int = 0, param_c
         subsampled to :data:`MAX_SPLIT_TRAIN` rows to fit and :data:`MAX_SPLIT_TEST` to score.
     draws : int, default :data:`INNER_DRAWS`
         Warm-up and kept draws per chain of each inner fit (:data:`INNER_CHAINS` chains).
+    residuals : array, optional
+        The main fit's residuals on ``runs`` (:func:`law_residuals`); with the card's
+        ``misfit_ratio`` they add the misfit likelihood (:func:`misfit_record`).
 
     Returns
     -------
     TauPosterior
-        The prior alone when no split could be used.
+        The prior alone when no split and no residuals could be used.
     """
     from .inference import fit
+    from .model import covariates
 
     assert card.discrepancy is not None
-    plain = dataclasses.replace(card, discrepancy=None, discrepancy_splits=())
+    plain = dataclasses.replace(card, discrepancy=None, discrepancy_splits=(), discrepancy_misfit_ratio=None)
     grid = tau_grid(card.discrepancy, seed)
     log_post = _prior_log_density(card.discrepancy, grid)
     log_flops = np.log(runs["flops"].to_numpy(float))
@@ -244,8 +375,14 @@ def calibrate_tau(card: ModelCard, runs: pd.DataFrame, *, seed: int = 0, param_c
         record["tau_mle"] = float(grid[np.argmax(ll)])
         log_post = log_post + ll
         info.append(record)
+    misfit = None
+    if card.discrepancy_misfit_ratio is not None and residuals is not None:
+        x = covariates(runs, card, param_count)
+        ll, misfit = misfit_record(card, np.asarray(residuals, float),
+                                   np.column_stack([x["log_params"], x["log_tokens"]]), grid, seed)
+        log_post = log_post + ll
     weights = np.exp(log_post - log_post.max())
-    return TauPosterior(grid, weights / weights.sum(), info)
+    return TauPosterior(grid, weights / weights.sum(), info, misfit)
 
 
 def _at_most(table: pd.DataFrame, rows: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -257,7 +394,7 @@ def _at_most(table: pd.DataFrame, rows: int, rng: np.random.Generator) -> pd.Dat
 
 def discrepancy_posterior(card: ModelCard, runs: pd.DataFrame, shape: tuple[int, int], *, seed: int = 0,
                           param_count: str = "total", inner_draws: int = INNER_DRAWS,
-                          ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                          residuals: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Draws of tau and of the slope s to store with a fit, and a record of how tau was set.
 
     Parameters
@@ -272,32 +409,40 @@ def discrepancy_posterior(card: ModelCard, runs: pd.DataFrame, shape: tuple[int,
     param_count : {"total", "non_embedding"}
     inner_draws : int, default :data:`INNER_DRAWS`
         Warm-up and kept draws per chain of the inner fits (see :func:`calibrate_tau`).
+    residuals : array, optional
+        The fit's residuals on ``runs`` (:func:`law_residuals`), used with the card's
+        ``misfit_ratio``.
 
     Returns
     -------
     (dict, dict)
         ``{TAU: array, SLOPE: array}`` of shape ``shape``, and ``{"tau_source": "prior" |
-        "leave-future-out", "tau_mean", "tau_q90", "splits"}``.
+        "leave-future-out" | "misfit" | "misfit + leave-future-out", "tau_mean", "tau_q90",
+        "splits", "misfit"}``.
     """
     assert card.discrepancy is not None
     n = shape[0] * shape[1]
     rng = np.random.default_rng(seed + 7919)
-    if card.discrepancy_splits:
-        posterior = calibrate_tau(card, runs, seed=seed, param_count=param_count, draws=inner_draws)
+    use_misfit = card.discrepancy_misfit_ratio is not None and residuals is not None
+    if card.discrepancy_splits or use_misfit:
+        posterior = calibrate_tau(card, runs, seed=seed, param_count=param_count, draws=inner_draws,
+                                  residuals=residuals)
         tau = posterior.sample(n, rng)
-        info = {"tau_source": "leave-future-out", "splits": posterior.splits}
+        info = {"splits": posterior.splits, "misfit": posterior.misfit}
     else:
         tau = _prior_draws(card.discrepancy, n, seed + 7919)
-        info = {"tau_source": "prior", "splits": []}
-    if not any("tau_mle" in s for s in info["splits"]):
-        info["tau_source"] = "prior"
+        info = {"splits": [], "misfit": None}
+    sources = [*(["misfit"] if info["misfit"] and "amplitude_mle" in info["misfit"] else []),
+               *(["leave-future-out"] if any("tau_mle" in s for s in info["splits"]) else [])]
+    info["tau_source"] = " + ".join(sources) or "prior"
     slope = tau * rng.standard_normal(n)
     info.update(tau_mean=float(np.mean(tau)), tau_q90=float(np.quantile(tau, 0.9)))
     return {TAU: tau.reshape(shape), SLOPE: slope.reshape(shape)}, info
 
 
-def attach(fit: Fit, scale: Prior, *, splits: Sequence[float] = (), seed: int = 0) -> Fit:
-    """The same fit with a model discrepancy: a prior of tau, learnt from ``splits`` if given.
+def attach(fit: Fit, scale: Prior, *, splits: Sequence[float] = (), misfit_ratio: float | None = None,
+           seed: int = 0) -> Fit:
+    """The same fit with a model discrepancy: a prior of tau, learnt from ``splits`` and the misfit if given.
 
     The law's posterior is untouched (the discrepancy is zero inside the data); draws of
     tau and of the slope are added, and the card gains the ``[discrepancy]`` entry.
@@ -306,27 +451,39 @@ def attach(fit: Fit, scale: Prior, *, splits: Sequence[float] = (), seed: int = 
     ----------
     fit : Fit
     scale : Prior
-        Prior of tau (log loss per e-fold of compute beyond the largest run).
+        Prior of tau (log loss per √e-fold of compute beyond the largest run).
     splits : sequence of float, default ()
         Internal leave-future-out splits (e-folds below the largest run), see
         :func:`calibrate_tau`; empty keeps the prior.
+    misfit_ratio : float, optional
+        Tie tau to the law's misfit inside the data (card key ``misfit_ratio``, see the
+        module docstring); ``None`` does not use the residuals.
     seed : int, default 0
     """
     import json
 
     from .errors import InputError
     from .fit import Fit
+    from .model import covariates
 
     if fit.card.discrepancy is not None:
         raise InputError(f"fit of card {fit.card.name!r} already has a model discrepancy")
     kwargs = ", ".join(f"{k} = {v!r}" for k, v in scale.kwargs.items())
     text = (f"{fit.card.text.rstrip()}\n\n[discrepancy]\ndist = \"{scale.dist}\"\nkwargs = {{ {kwargs} }}\n"
-            + (f"calibrate = {[float(s) for s in splits]}\n" if splits else ""))
+            + (f"calibrate = {[float(s) for s in splits]}\n" if splits else "")
+            + (f"misfit_ratio = {float(misfit_ratio)!r}\n" if misfit_ratio is not None else ""))
     card = dataclasses.replace(fit.card, discrepancy=scale, discrepancy_splits=tuple(float(s) for s in splits),
+                               discrepancy_misfit_ratio=None if misfit_ratio is None else float(misfit_ratio),
                                text=text)
     shape = tuple(fit.posterior.sizes[d] for d in ("chain", "draw"))
-    draws, info = discrepancy_posterior(card, fit.runs, shape, seed=seed,
-                                        param_count=str(fit.attrs.get("param_count", "total")))
+    param_count = str(fit.attrs.get("param_count", "total"))
+    residuals = None
+    if misfit_ratio is not None:
+        runs = fit.runs
+        residuals = law_residuals(card, fit.posterior, covariates(runs, card, param_count),
+                                  np.log(runs["loss"].to_numpy(float)))
+    draws, info = discrepancy_posterior(card, fit.runs, shape, seed=seed, param_count=param_count,
+                                        residuals=residuals)
     tree = fit.tree.copy()
     tree["posterior"] = tree["posterior"].to_dataset().assign({k: (("chain", "draw"), v) for k, v in draws.items()})
     extra = {**fit.extra, "discrepancy": info}

@@ -83,7 +83,8 @@ def fit(
     Fit
         With a card that has a ``[discrepancy]`` table, a NUTS fit also stores draws of
         the discrepancy scale tau and slope (:mod:`bayes_scaling.discrepancy`); learning
-        tau by leave-future-out adds two small inner fits (2 chains × up to 300 + 300 draws).
+        tau by leave-future-out adds two small inner fits (2 chains × up to 300 + 300 draws);
+        with ``misfit_ratio`` the fit's residuals inform tau too.
     """
     card = card if isinstance(card, ModelCard) else load_card(card)
     if method not in METHODS:
@@ -118,11 +119,13 @@ def fit(
     if card.discrepancy is not None and method == "nuts":
         # tau from the card's prior, or learnt by internal leave-future-out splits (bayes_scaling.discrepancy);
         # approach 3 stays the classic baseline, without one.
-        from .discrepancy import INNER_DRAWS, discrepancy_posterior
+        from .discrepancy import INNER_DRAWS, discrepancy_posterior, law_residuals
 
         shape = np.shape(posterior["sigma"])[:2]
+        residuals = law_residuals(card, posterior, x, log_loss) if card.discrepancy_misfit_ratio else None
         more, extra["discrepancy"] = discrepancy_posterior(card, runs, shape, seed=seed, param_count=param_count,
-                                                           inner_draws=min(INNER_DRAWS, warmup, draws))
+                                                           inner_draws=min(INNER_DRAWS, warmup, draws),
+                                                           residuals=residuals)
         posterior.update(more)
     elapsed = time.perf_counter() - start
     tree = build_datatree(card, runs, x, log_loss, posterior, sample_stats, seed=seed)

@@ -6,11 +6,14 @@ import bayes_scaling as bs
 from bayes_scaling.allocation import loss_draws
 from bayes_scaling.cards import Prior, load_card
 from bayes_scaling.discrepancy import (
+    MISFIT_LENGTHS,
+    MISFIT_NOISES,
     SLOPE,
     TAU,
     attach,
     calibrate_tau,
     marginal_log_likelihood,
+    misfit_log_likelihood,
     shift_draws,
     tau_grid,
 )
@@ -45,8 +48,8 @@ def test_discrepancy_variance_is_zero_inside_the_data_and_grows_outside(plain_fi
     assert np.all(extra[:, :2] == 0.0)
     sd = extra.std(axis=0)
     assert 0 < sd[2] < sd[3]
-    # s ~ Normal(0, tau), tau ~ HalfNormal(0.01): sd(s) = 0.01, so sd(delta) = 0.01 * distance.
-    np.testing.assert_allclose(sd[2:] / np.log([10.0, 1000.0]), 0.01, rtol=0.15)
+    # s ~ Normal(0, tau), tau ~ HalfNormal(0.01): sd(s) = 0.01, so sd(delta) = 0.01 * √distance.
+    np.testing.assert_allclose(sd[2:] / np.sqrt(np.log([10.0, 1000.0])), 0.01, rtol=0.15)
 
 
 def test_one_slope_per_draw_is_shared_by_all_predictions(wide_fit):
@@ -54,8 +57,8 @@ def test_one_slope_per_draw_is_shared_by_all_predictions(wide_fit):
     n = np.full(3, 1e10)
     d = c_max * np.exp([1.0, 2.0, 4.0]) / (6 * n)
     draws = shift_draws(wide_fit, np.log(n), np.log(d))
-    np.testing.assert_allclose(draws[:, 1], 2 * draws[:, 0])
-    np.testing.assert_allclose(draws[:, 2], 4 * draws[:, 0])
+    np.testing.assert_allclose(draws[:, 1], np.sqrt(2) * draws[:, 0])
+    np.testing.assert_allclose(draws[:, 2], 2 * draws[:, 0])
     np.testing.assert_allclose(draws[:, 0], np.asarray(wide_fit.posterior[SLOPE]).reshape(-1))
 
 
@@ -85,6 +88,7 @@ def test_default_card_learns_a_discrepancy_and_the_plain_card_has_none():
     card = load_card("chinchilla")
     assert card.discrepancy is not None and card.discrepancy.dist == "HalfNormal"
     assert card.discrepancy_splits == (1.0, 2.0)
+    assert card.discrepancy_misfit_ratio is not None and card.discrepancy_misfit_ratio > 0
     assert load_card("chinchilla-plain").discrepancy is None
 
 
@@ -100,6 +104,8 @@ def test_calibrate_key_is_checked():
     text = load_card("chinchilla-plain").text
     with pytest.raises(CardError, match=r"\[discrepancy\] calibrate: give a list of positive distances"):
         parse_card(text + '\n[discrepancy]\ndist = "HalfNormal"\nkwargs = { scale = 0.01 }\ncalibrate = [-1]\n')
+    with pytest.raises(CardError, match=r"\[discrepancy\] misfit_ratio: give a positive number"):
+        parse_card(text + '\n[discrepancy]\ndist = "HalfNormal"\nkwargs = { scale = 0.01 }\nmisfit_ratio = 0\n')
     with pytest.raises(CardError, match=r"\[discrepancy\] splits: unknown key"):
         parse_card(text + '\n[discrepancy]\ndist = "HalfNormal"\nkwargs = { scale = 0.01 }\nsplits = [1]\n')
 
@@ -156,6 +162,83 @@ def test_learnt_tau_shrinks_when_the_law_is_exact_and_grows_when_it_bends(exampl
 def test_fit_stores_tau_and_slope_draws_of_a_discrepancy_card(example_runs):
     fit = bs.fit(example_runs, chains=2, warmup=200, draws=200, seed=3)
     assert fit.posterior[SLOPE].shape == (2, 200) and fit.posterior[TAU].shape == (2, 200)
-    assert fit.extra["discrepancy"]["tau_source"] == "leave-future-out"
+    assert fit.extra["discrepancy"]["tau_source"] == "misfit + leave-future-out"
     assert np.all(np.asarray(fit.posterior[TAU]) >= 0)
     assert SLOPE not in fit.summary().index
+
+
+def _design(spacing: float = 0.3, side: int = 12) -> np.ndarray:
+    """A square grid of runs in (ln N, ln D), ``spacing`` e-folds apart."""
+    axis = np.arange(side) * spacing
+    return np.array([(20.0 + a, 23.0 + b) for a in axis for b in axis])
+
+
+def test_misfit_likelihood_is_the_gaussian_process_marginal_averaged_over_its_grids():
+    rng = np.random.default_rng(1)
+    coords = _design(0.5, 4)
+    resid = 0.003 * rng.standard_normal(len(coords)) + 0.004 * np.sin(coords[:, 0])
+    amplitudes = np.array([0.0, 0.002, 0.01])
+    got, (lo, hi) = misfit_log_likelihood(resid, coords, amplitudes)
+    # twice the neighbours' distance (0.5 e-folds); half the span (0.75) is below that, so twice the lower end
+    assert (lo, hi) == (pytest.approx(1.0), pytest.approx(2.0))
+    sq = ((coords[:, None, :] - coords[None, :, :]) ** 2).sum(-1)
+    sd = resid.std()
+    want = []
+    for eta in amplitudes:
+        terms = [stats.multivariate_normal(np.zeros(len(resid)),
+                                           eta**2 * np.exp(-0.5 * sq / ell**2) + s**2 * np.eye(len(resid)),
+                                           allow_singular=True).logpdf(resid)
+                 for ell in np.geomspace(lo, hi, MISFIT_LENGTHS)
+                 for s in np.geomspace(0.1 * sd, 2 * sd, MISFIT_NOISES)]
+        want.append(np.log(np.mean(np.exp(np.array(terms) - max(terms)))) + max(terms))
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
+def test_misfit_likelihood_finds_no_misfit_in_noise_and_the_amplitude_of_a_smooth_one():
+    rng = np.random.default_rng(0)
+    coords = _design()
+    noise = 0.004 * rng.standard_normal(len(coords))
+    grid = np.linspace(0.0, 0.05, 201)
+    flat, _ = misfit_log_likelihood(noise, coords, grid)
+    assert grid[np.argmax(flat)] < 0.001
+    # a smooth misfit of amplitude ~0.01 over about one e-fold
+    bump = 0.01 * np.sin(coords[:, 0] - 20.0) * np.cos(0.8 * (coords[:, 1] - 23.0))
+    bumpy, _ = misfit_log_likelihood(noise + bump, coords, grid)
+    assert 0.004 < grid[np.argmax(bumpy)] < 0.03
+    assert bumpy.max() - bumpy[0] > 10  # decisive evidence against "no misfit"
+
+
+@pytest.mark.slow
+def test_tau_shrinks_when_the_law_fits_its_runs_and_not_when_it_misses_them(example_runs):
+    # example_runs follow the Chinchilla law exactly (plus noise): the fit's residuals carry no misfit.
+    exact = bs.fit(example_runs, chains=2, warmup=200, draws=200, seed=0)
+    info = exact.extra["discrepancy"]
+    prior_mean = 0.015 * np.sqrt(2 / np.pi)
+    assert info["misfit"]["amplitude_mle"] < 0.002
+    assert info["tau_mean"] < 0.3 * prior_mean
+    # The same runs with a smooth 1.5% misfit in ln N (a law of the wrong shape):
+    log_n = np.log(example_runs["params"].to_numpy(float))
+    wavy = example_runs.assign(loss=example_runs["loss"] * np.exp(0.015 * np.sin(2.0 * (log_n - log_n.min()))))
+    wavy.attrs = dict(example_runs.attrs)
+    missed = bs.fit(wavy, chains=2, warmup=200, draws=200, seed=0).extra["discrepancy"]
+    assert missed["misfit"]["amplitude_mle"] > 0.005
+    assert missed["tau_mean"] > 3 * info["tau_mean"]
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_real_table_misses_its_law_where_the_same_design_from_the_exact_law_does_not(chinchilla_runs):
+    from bayes_scaling.simulate import EXAMPLE_TRUTH, chinchilla_loss
+
+    real = bs.fit(chinchilla_runs, chains=2, warmup=200, draws=200, seed=0).extra["discrepancy"]
+    # the Chinchilla reconstruction has smooth residual structure of ~0.7% the law cannot absorb
+    assert real["misfit"]["amplitude_mle"] > 0.004
+    assert real["tau_mean"] > 0.005
+    # the same 240 (N, D), losses from the Besiroglu et al. law with 0.4% noise: no misfit
+    law = chinchilla_loss(chinchilla_runs["params"].to_numpy(float), chinchilla_runs["tokens"].to_numpy(float),
+                          EXAMPLE_TRUTH)
+    noise = np.exp(0.004 * np.random.default_rng(0).standard_normal(len(law)))
+    exact_runs = bs.load_runs(chinchilla_runs[["params", "tokens", "flops"]].assign(loss=law * noise))
+    exact = bs.fit(exact_runs, chains=2, warmup=200, draws=200, seed=0).extra["discrepancy"]
+    assert exact["misfit"]["amplitude_mle"] < 0.002
+    assert exact["tau_mean"] < 0.4 * real["tau_mean"]

@@ -26,12 +26,14 @@ def test_distance_is_zero_inside_the_data_and_e_folds_of_compute_beyond():
     np.testing.assert_allclose(np.asarray(on_jax), extrapolation_distance(LOG_C_MAX, log_n, log_d), rtol=1e-15)
 
 
-def test_discrepancy_adds_slope_times_distance_and_nothing_without_a_slope():
+def test_discrepancy_adds_slope_times_root_distance_and_nothing_without_a_slope():
     log_loss = np.zeros((2, 3))
     log_n, log_d = np.log([1e9, 1e10, 1e11]), np.log([1e11, 1e11, 1e12])
     assert with_discrepancy(log_loss, None, LOG_C_MAX, log_n, log_d) is log_loss
     shifted = with_discrepancy(log_loss, np.array([[0.1], [-0.2]]), LOG_C_MAX, log_n, log_d)
-    np.testing.assert_allclose(shifted[:, 2], [0.1 * math.log(100), -0.2 * math.log(100)], rtol=1e-12)
+    # variance tau² d: the shift is slope × √d, d = ln 100 e-folds beyond the largest run
+    np.testing.assert_allclose(shifted[:, 2], [0.1 * math.sqrt(math.log(100)), -0.2 * math.sqrt(math.log(100))],
+                               rtol=1e-12)
     np.testing.assert_array_equal(shifted[:, :2], 0.0)
 
 
@@ -52,5 +54,6 @@ def test_decisions_judge_the_law_with_the_fits_discrepancy():
                             {"log_params": log_n, "log_tokens": log_d})
     distance = np.maximum(0.0, np.log(6 * np.exp(log_n + log_d)) - LOG_C_MAX)
     assert distance[0] == 0 and distance[1] > 4
-    np.testing.assert_allclose(post.log_loss(log_n, log_d), law + slope.reshape(-1, 1) * distance, rtol=1e-12)
+    np.testing.assert_allclose(post.log_loss(log_n, log_d), law + slope.reshape(-1, 1) * np.sqrt(distance),
+                               rtol=1e-12)
     assert post.take(np.arange(10)).slope.shape == (10,) and post.median().slope.shape == (1,)

@@ -50,8 +50,8 @@ class Posterior:
         Student-t degrees of freedom (draws or the card's fixed value).
     card : ModelCard
     slope : array of shape (S,) or None, default None
-        Draws of the model-discrepancy slope (log loss per e-fold of compute beyond the
-        fitted region); ``None``: no discrepancy.
+        Draws of the model-discrepancy slope (log loss per √e-fold of compute beyond the
+        fitted region, see :func:`bayes_scaling.extrapolation.with_discrepancy`); ``None``: no discrepancy.
     max_log_compute : float, default inf
         ln C of the largest run the fit saw (FLOPs), where the discrepancy starts.
     """

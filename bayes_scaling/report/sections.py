@@ -60,10 +60,12 @@ def headline(ctx: ReportContext) -> Section:
             f"method {escape(ctx.fit.method)}. Loss is the law's expected loss at the optimum.")
     info = ctx.fit.extra.get("discrepancy")
     if info:
-        how = ("learnt from the runs by leave-future-out splits" if info.get("tau_source") == "leave-future-out"
-               else "from the card's prior")
-        note += (f" Beyond the largest run the loss carries the card's model discrepancy: a slope of "
-                 f"Normal(0, tau²) in log loss per e-fold of compute, tau {how} (posterior mean "
+        how = {"leave-future-out": "learnt from the runs by leave-future-out splits",
+               "misfit": "learnt from the law's misfit to the runs",
+               "misfit + leave-future-out": "learnt from the law's misfit to the runs and leave-future-out splits",
+               }.get(str(info.get("tau_source")), "from the card's prior")
+        note += (f" Beyond the largest run the loss carries the card's model discrepancy: s·√d in log loss, "
+                 f"d the e-folds of compute beyond the largest run, s ~ Normal(0, tau²), tau {how} (posterior mean "
                  f"{info['tau_mean']:.4f}, 90% quantile {info['tau_q90']:.4f}).")
     if ctx.average is not None:
         weights = ", ".join(f"<code>{escape(k)}</code> {w:.2f}" for k, w in ctx.average.weights.items())
