@@ -68,7 +68,8 @@ def test_json_headline_equals_allocate_for_default_budgets(written: Path, small_
     _assert_rows_equal_allocate(data["sections"]["headline"]["rows"], small_fit, budgets, 0.9)
     # the default card's learnt discrepancy is stated where the loss beyond the data is shown
     tau = small_fit.extra["discrepancy"]["tau_mean"]
-    assert f"tau learnt from the law\'s misfit to the runs and leave-future-out splits (posterior mean {tau:.4f}" in written.read_text()
+    how = "tau learnt from the law's misfit to the runs and leave-future-out splits"
+    assert f"{how} (posterior mean {tau:.4f}" in written.read_text()
 
 
 def test_every_section_present_in_order(written: Path) -> None:
