@@ -166,7 +166,7 @@ def test_allocated_loss_carries_the_stored_discrepancy_beyond_the_data(fit_file,
     log_n, log_d = law.compute_optimal(theta, np.log(1e26))
     distance = np.log(1e26) - np.log(arrays.constant_data["flops"].max())
     loss = np.exp(law.log_loss(theta, {"log_params": log_n, "log_tokens": log_d})[:, 0]
-                  + arrays.discrepancy_slope() * distance)
+                  + arrays.discrepancy_slope() * np.sqrt(distance))
     assert wide["median"] == pytest.approx(np.median(loss), rel=1e-12)
     assert wide["hi"] - wide["lo"] > 1.5 * (plain["hi"] - plain["lo"])
 
