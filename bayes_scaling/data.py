@@ -136,7 +136,8 @@ def _canonical(raw: pd.DataFrame, columns: Mapping[str, str], label: str) -> pd.
     out = pd.DataFrame(index=range(len(raw)))
     for canon, source_col in picked.items():
         values = raw[source_col].reset_index(drop=True)
-        out[canon] = _to_float(values, canon, str(source_col), label) if canon in NUMERIC_COLUMNS else values.astype(str)
+        out[canon] = (_to_float(values, canon, str(source_col), label) if canon in NUMERIC_COLUMNS
+                      else values.astype(str))
     return out
 
 

@@ -21,7 +21,8 @@ def _theta(n=50, seed=0):
 def test_law_matches_direct_formula_in_float64():
     theta = bs.EXAMPLE_TRUTH
     n, d = np.array([7e7, 1.6e10, 7e10]), np.array([5e9, 3e11, 1.4e12])
-    log_l = LAW.log_loss({k: jnp.asarray(v) for k, v in theta.items()}, {"log_params": jnp.log(n), "log_tokens": jnp.log(d)})
+    log_l = LAW.log_loss({k: jnp.asarray(v) for k, v in theta.items()},
+                         {"log_params": jnp.log(n), "log_tokens": jnp.log(d)})
     np.testing.assert_allclose(np.exp(log_l), chinchilla_loss(n, d, theta), rtol=1e-13)
     assert log_l.dtype == jnp.float64
 
@@ -33,11 +34,12 @@ def test_closed_form_matches_numerical_minimisation_of_the_isoflop_line():
     for s in range(8):
         one = {k: v[s] for k, v in theta.items()}
         for k, c in enumerate(budgets):
-            res = minimize_scalar(lambda u: chinchilla_loss(np.exp(u), c / (6 * np.exp(u)), one),
+            res = minimize_scalar(lambda u, c=c, one=one: chinchilla_loss(np.exp(u), c / (6 * np.exp(u)), one),
                                   bounds=(np.log(1e5), np.log(c / 6 / 1e5)), method="bounded",
                                   options={"xatol": 1e-10})
             assert np.log(draws["params_opt"][s, k]) == pytest.approx(res.x, abs=1e-4)
-    np.testing.assert_allclose(6 * draws["params_opt"] * draws["tokens_opt"], np.broadcast_to(budgets, (8, 3)), rtol=1e-12)
+    np.testing.assert_allclose(6 * draws["params_opt"] * draws["tokens_opt"], np.broadcast_to(budgets, (8, 3)),
+                               rtol=1e-12)
 
 
 def test_golden_section_equals_closed_form():
@@ -89,7 +91,6 @@ def test_bad_budgets_and_levels_are_rejected(small_fit):
 
 def test_allocation_in_blocks_of_budgets_equals_all_budgets_at_once(small_fit, monkeypatch):
     from bayes_scaling import allocation as allocation_module
-
     from bayes_scaling.fitfile import fit_arrays
 
     budgets = np.logspace(19, 25, 11)

@@ -4,7 +4,6 @@ import pytest
 import bayes_scaling as bs
 from bayes_scaling.averaging import average
 from bayes_scaling.errors import InputError
-
 from tests.lawdata import KAPLAN_TRUTH, isoflop_grid, law_runs
 
 

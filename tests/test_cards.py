@@ -41,7 +41,8 @@ def test_unknown_law_is_named():
 def test_missing_prior_and_malformed_distribution_are_all_reported_at_once():
     text = load_card("chinchilla").text
     text = text.replace("[priors.beta]", "[priors.gamma]")
-    text = text.replace('dist = "LogNormal"\nkwargs = { loc = 0.5, scale = 0.5 }', 'dist = "Lognormal"\nkwargs = { loc = 0.5 }')
+    text = text.replace('dist = "LogNormal"\nkwargs = { loc = 0.5, scale = 0.5 }',
+                        'dist = "Lognormal"\nkwargs = { loc = 0.5 }')
     text = text.replace("kwargs = { loc = 6.0, scale = 2.0 }", "kwargs = { loc = 6.0, scale = -2.0 }")
     with pytest.raises(CardError) as info:
         parse_card(text, source="bad.toml")
@@ -53,7 +54,8 @@ def test_missing_prior_and_malformed_distribution_are_all_reported_at_once():
 
 
 def test_card_values_must_be_numbers_not_expressions():
-    text = load_card("chinchilla").text.replace("kwargs = { loc = 6.0, scale = 2.0 }", 'kwargs = { loc = "__import__(\'os\')", scale = 2.0 }')
+    text = load_card("chinchilla").text.replace("kwargs = { loc = 6.0, scale = 2.0 }",
+                                                'kwargs = { loc = "__import__(\'os\')", scale = 2.0 }')
     with pytest.raises(CardError, match=r"\[priors.A\] kwargs: must be a table of numbers"):
         parse_card(text)
 

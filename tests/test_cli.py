@@ -51,7 +51,8 @@ def test_allocate_json_matches_the_python_api(fit_file, small_fit, capsys):
     assert [i["compute"] for i in items] == [1e21, 5.76e23]
     for item, (_, row) in zip(items, table.iterrows(), strict=True):
         assert set(item) == {"compute", "params_opt", "tokens_opt", "tokens_per_param", "loss_opt", "level"}
-        assert item["params_opt"] == {"median": row["params_opt"], "lo": row["params_opt_lo"], "hi": row["params_opt_hi"]}
+        assert item["params_opt"] == {"median": row["params_opt"], "lo": row["params_opt_lo"],
+                                      "hi": row["params_opt_hi"]}
 
 
 def test_allocate_table_and_csv(fit_file, capsys):
@@ -93,7 +94,9 @@ def test_user_errors_print_one_line_and_exit_2(argv, message, fit_file, tmp_path
 
 def test_bad_run_table_error_names_row_and_column(tmp_path, capsys):
     path = tmp_path / "runs.csv"
-    path.write_text("params,tokens,loss\n" + "".join(f"{n},{d},3.0\n" for n in (1e8, 1e9, 1e10) for d in (1e10, 1e11, 1e12)).replace("1000000000000.0,3.0", "1000000000000.0,-3.0", 1))
+    path.write_text("params,tokens,loss\n"
+                    + "".join(f"{n},{d},3.0\n" for n in (1e8, 1e9, 1e10) for d in (1e10, 1e11, 1e12))
+                    .replace("1000000000000.0,3.0", "1000000000000.0,-3.0", 1))
     assert main(["fit", str(path), "--out", str(tmp_path / "f.nc")]) == 2
     err = capsys.readouterr().err.replace("\n", " ")
     assert "row 3, column 'loss' is -3" in err and not (tmp_path / "f.nc").exists()

@@ -47,7 +47,8 @@ def test_csv_with_suffixes_and_column_mapping(tmp_path):
 def test_parquet_round_trip(tmp_path):
     path = tmp_path / "runs.parquet"
     _grid().to_parquet(path)
-    pd.testing.assert_frame_equal(load_runs(path)[["params", "tokens", "loss"]], load_runs(_grid())[["params", "tokens", "loss"]])
+    pd.testing.assert_frame_equal(load_runs(path)[["params", "tokens", "loss"]],
+                                  load_runs(_grid())[["params", "tokens", "loss"]])
 
 
 def test_missing_column_is_named(tmp_path):

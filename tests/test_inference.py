@@ -17,7 +17,8 @@ def test_nuts_recovers_the_known_truth(small_fit):
 
 def test_fit_holds_arviz_groups_with_named_dims(small_fit):
     tree = small_fit.tree
-    for group in ("posterior", "sample_stats", "log_likelihood", "posterior_predictive", "observed_data", "constant_data"):
+    for group in ("posterior", "sample_stats", "log_likelihood", "posterior_predictive", "observed_data",
+                  "constant_data"):
         assert group in tree.children, group
     assert tree["log_likelihood"]["log_loss"].dims == ("chain", "draw", "run")
     assert tree["posterior"]["alpha"].shape == (4, 500)

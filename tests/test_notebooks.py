@@ -36,9 +36,11 @@ def test_notebook_runs_top_to_bottom(name):
     if name in OVERRIDES and "RUNS" in OVERRIDES[name]:
         real_data_path()
     nb = _execute(NOTEBOOKS / name, OVERRIDES.get(name, FAST))
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
     assert not errors
-    images = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    images = sum("image/png" in o.get("data", {})
+                 for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert images >= 1, f"{name} shows no figure"
 
 

@@ -40,7 +40,9 @@ err = Console(stderr=True)
 console = Console(width=None if sys.stdout.isatty() else 160)
 FORMATS = ("table", "json", "csv")
 
-FormatOpt = Annotated[str, typer.Option("--format", "-f", help="Output: table (for people), json or csv (for machines).")]
+FormatOpt = Annotated[
+    str, typer.Option("--format", "-f", help="Output: table (for people), json or csv (for machines).")
+]
 LevelOpt = Annotated[float, typer.Option(help="Credible level of the intervals, in (0, 1).")]
 # Options every fitting verb shares (fit, compare, backtest, sensitivity): one wording, one place.
 RunsArg = Annotated[Path, typer.Argument(help="Run table: CSV or Parquet with params, tokens (or flops), loss.")]
@@ -49,7 +51,9 @@ WarmupOpt = Annotated[int, typer.Option(help="NUTS warm-up iterations per chain.
 DrawsOpt = Annotated[int, typer.Option(help="NUTS draws kept per chain.")]
 TargetAcceptOpt = Annotated[float, typer.Option(help="NUTS target acceptance probability.")]
 ParamCountOpt = Annotated[str, typer.Option(help="Count N as total or non_embedding (params - embedding_params).")]
-ColumnOpt = Annotated[list[str] | None, typer.Option(help="Column mapping CANONICAL=SOURCE, repeatable, e.g. params='Model Size'.")]
+ColumnOpt = Annotated[
+    list[str] | None, typer.Option(help="Column mapping CANONICAL=SOURCE, repeatable, e.g. params='Model Size'.")
+]
 
 
 def _check_format(fmt: str) -> str:

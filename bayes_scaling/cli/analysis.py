@@ -33,7 +33,9 @@ from ._shared import (
 @app.command()
 def compare(
     runs: RunsArg,
-    card: Annotated[list[str], typer.Option(help="Model card to fit and compare (name or .toml path), repeatable; at least two.")],
+    card: Annotated[
+        list[str], typer.Option(help="Model card to fit and compare (name or .toml path), repeatable; at least two.")
+    ],
     seed: Annotated[int, typer.Option(help="Random seed of every fit.")] = 0,
     chains: ChainsOpt = 4,
     warmup: WarmupOpt = 1000,

@@ -41,7 +41,9 @@ def allocate(
     fit_file: Annotated[Path, typer.Argument(metavar="FIT", help="A fit saved by `bayes-scaling fit`.")],
     budget: Annotated[list[str], typer.Option(help="Compute budget in FLOPs (e.g. 5.76e23), repeatable.")],
     level: LevelOpt = 0.9,
-    group: Annotated[str | None, typer.Option(help="For a pooled (hierarchical) fit: the group whose parameters to use.")] = None,
+    group: Annotated[
+        str | None, typer.Option(help="For a pooled (hierarchical) fit: the group whose parameters to use.")
+    ] = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Compute-optimal parameters, tokens, tokens/param and loss for each budget (C = 6 N D)."""
@@ -70,7 +72,9 @@ def predict(
     tokens: Annotated[list[str], typer.Option(help="Training tokens (e.g. 1.4T), repeatable.")],
     level: LevelOpt = 0.9,
     seed: Annotated[int, typer.Option(help="Seed of the simulated observation noise.")] = 0,
-    group: Annotated[str | None, typer.Option(help="For a pooled (hierarchical) fit: the group whose parameters to use.")] = None,
+    group: Annotated[
+        str | None, typer.Option(help="For a pooled (hierarchical) fit: the group whose parameters to use.")
+    ] = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Predicted loss at (N, D): the law's credible interval and a single run's predictive interval."""
@@ -131,16 +135,24 @@ def _decision_cell(table: Table, row: dict[str, Any], col: str) -> str:
 @app.command()
 def decide(
     fit_file: Annotated[Path, typer.Argument(metavar="FIT", help="A fit saved by `bayes-scaling fit`.")],
-    budget: Annotated[list[str] | None, typer.Option(help="Compute budget in FLOPs (lifetime FLOPs with --inference-tokens), repeatable: best plan.")] = None,
+    budget: Annotated[list[str] | None, typer.Option(
+        help="Compute budget in FLOPs (lifetime FLOPs with --inference-tokens), repeatable: best plan.")] = None,
     risk: Annotated[str, typer.Option(help="Criterion of the chosen plan: mean, quantile:0.9 or cvar:0.9.")] = "mean",
-    target_loss: Annotated[float | None, typer.Option(help="Target loss (nats/token): cheapest compute reaching it, and each plan's chance.")] = None,
+    target_loss: Annotated[float | None, typer.Option(
+        help="Target loss (nats/token): cheapest compute reaching it, and each plan's chance.")] = None,
     prob: Annotated[float, typer.Option(help="Probability of reaching --target-loss.")] = 0.9,
-    plan: Annotated[list[str] | None, typer.Option(help="Plan PARAMS:TOKENS (e.g. 70B:1.4T), repeatable: compare plans.")] = None,
+    plan: Annotated[
+        list[str] | None, typer.Option(help="Plan PARAMS:TOKENS (e.g. 70B:1.4T), repeatable: compare plans.")
+    ] = None,
     max_params: Annotated[str | None, typer.Option(help="Most parameters a plan may have (e.g. 70B).")] = None,
     max_tokens: Annotated[str | None, typer.Option(help="Most training tokens available (e.g. 2T).")] = None,
-    inference_tokens: Annotated[str, typer.Option(help="Tokens the model will generate in service; adds 2·N FLOPs per token to the cost.")] = "0",
-    next_run_budget: Annotated[str | None, typer.Option(help="FLOPs of a candidate small run: rank runs by how much they pin down N_opt at the first --budget.")] = None,
-    noise: Annotated[bool, typer.Option("--noise/--no-noise", help="Judge one run's loss (law x observation noise) or the law's.")] = True,
+    inference_tokens: Annotated[str, typer.Option(
+        help="Tokens the model will generate in service; adds 2·N FLOPs per token to the cost.")] = "0",
+    next_run_budget: Annotated[str | None, typer.Option(
+        help="FLOPs of a candidate small run: rank runs by how much they pin down N_opt "
+             "at the first --budget.")] = None,
+    noise: Annotated[bool, typer.Option(
+        "--noise/--no-noise", help="Judge one run's loss (law x observation noise) or the law's.")] = True,
     group: Annotated[str | None, typer.Option(help="For a pooled fit: the group whose parameters to use.")] = None,
     level: LevelOpt = 0.9,
     seed: Annotated[int, typer.Option(help="Seed of the simulated observation noise.")] = 0,
@@ -179,16 +191,28 @@ def report(
         help="Budget in FLOPs for the headline table, repeatable (default: largest run × 0.1, 1, 10, 100); "
              "given explicitly, the report also shows the best plan for each.")] = None,
     level: LevelOpt = 0.9,
-    strict: Annotated[bool, typer.Option(help="Exit with status 1 when diagnostics fail (report written anyway).")] = False,
+    strict: Annotated[
+        bool, typer.Option(help="Exit with status 1 when diagnostics fail (report written anyway).")
+    ] = False,
     group: Annotated[str | None, typer.Option(help="For a pooled fit: the group to report on.")] = None,
-    risk: Annotated[str | None, typer.Option(help="Decision section: criterion of the chosen plan, mean, quantile:0.9 or cvar:0.9.")] = None,
-    target_loss: Annotated[float | None, typer.Option(help="Decision section: target loss (nats/token), its cheapest compute and each plan's chance.")] = None,
+    risk: Annotated[str | None, typer.Option(
+        help="Decision section: criterion of the chosen plan, mean, quantile:0.9 or cvar:0.9.")] = None,
+    target_loss: Annotated[float | None, typer.Option(
+        help="Decision section: target loss (nats/token), its cheapest compute and each plan's chance.")] = None,
     prob: Annotated[float | None, typer.Option(help="Probability of reaching --target-loss (default 0.9).")] = None,
-    plan: Annotated[list[str] | None, typer.Option(help="Decision section: plan PARAMS:TOKENS (e.g. 70B:1.4T) to compare, repeatable.")] = None,
-    max_params: Annotated[str | None, typer.Option(help="Decision section: most parameters a plan may have (e.g. 70B).")] = None,
-    max_tokens: Annotated[str | None, typer.Option(help="Decision section: most training tokens available (e.g. 2T).")] = None,
-    inference_tokens: Annotated[str | None, typer.Option(help="Decision section: tokens generated in service; budgets become lifetime FLOPs.")] = None,
-    backtest: Annotated[Path | None, typer.Option(help="Backtest JSON (`bayes-scaling backtest RUNS --format json > FILE`): adds its calibration curves and scores.")] = None,
+    plan: Annotated[list[str] | None, typer.Option(
+        help="Decision section: plan PARAMS:TOKENS (e.g. 70B:1.4T) to compare, repeatable.")] = None,
+    max_params: Annotated[
+        str | None, typer.Option(help="Decision section: most parameters a plan may have (e.g. 70B).")
+    ] = None,
+    max_tokens: Annotated[
+        str | None, typer.Option(help="Decision section: most training tokens available (e.g. 2T).")
+    ] = None,
+    inference_tokens: Annotated[str | None, typer.Option(
+        help="Decision section: tokens generated in service; budgets become lifetime FLOPs.")] = None,
+    backtest: Annotated[Path | None, typer.Option(
+        help="Backtest JSON (`bayes-scaling backtest RUNS --format json > FILE`): "
+             "adds its calibration curves and scores.")] = None,
 ) -> None:
     """Write a self-contained HTML report of a fit (no network needed to view it), plus JSON and markdown.
 

@@ -58,8 +58,11 @@ def fit_cmd(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for --method huber.")] = 1000,
     param_count: ParamCountOpt = "total",
     column: ColumnOpt = None,
-    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar while sampling (default: when stderr is a terminal).")] = None,
-    strict: Annotated[bool, typer.Option(help="Exit with status 1 when diagnostics fail (R-hat, ESS, divergences).")] = False,
+    progress: Annotated[bool | None, typer.Option(
+        "--progress/--no-progress", help="Progress bar while sampling (default: when stderr is a terminal).")] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Exit with status 1 when diagnostics fail (R-hat, ESS, divergences).")
+    ] = False,
 ) -> None:
     """Fit a law to a run table and save the posterior (NetCDF)."""
     from ..data import load_runs
