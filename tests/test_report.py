@@ -70,6 +70,8 @@ def test_json_headline_equals_allocate_for_default_budgets(written: Path, small_
     tau = small_fit.extra["discrepancy"]["tau_mean"]
     how = "tau learnt from the law's misfit to the runs and leave-future-out splits"
     assert f"{how} (posterior mean {tau:.4f}" in written.read_text()
+    amplitude = small_fit.extra["discrepancy"]["misfit"]["amplitude_mle"]
+    assert f"misfit to the {len(small_fit.runs):,} runs has amplitude {amplitude:.2%}" in written.read_text()
 
 
 def test_every_section_present_in_order(written: Path) -> None:

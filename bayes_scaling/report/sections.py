@@ -67,6 +67,11 @@ def headline(ctx: ReportContext) -> Section:
         note += (f" Beyond the largest run the loss carries the card's model discrepancy: s·√d in log loss, "
                  f"d the e-folds of compute beyond the largest run, s ~ Normal(0, tau²), tau {how} (posterior mean "
                  f"{info['tau_mean']:.4f}, 90% quantile {info['tau_q90']:.4f}).")
+        misfit = info.get("misfit") or {}
+        if "amplitude_mle" in misfit:
+            note += (f" The law's smooth misfit to the {misfit['n_runs']:,} runs has amplitude "
+                     f"{misfit['amplitude_mle']:.2%} of the loss (most likely value; 0 when the law fits them to "
+                     "noise level).")
     if ctx.average is not None:
         weights = ", ".join(f"<code>{escape(k)}</code> {w:.2f}" for k, w in ctx.average.weights.items())
         note = (f"Median [{ctx.level:.0%} credible interval] of the stacking mixture of cards {weights} "
