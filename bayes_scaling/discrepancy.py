@@ -85,6 +85,8 @@ _TAU_POINTS, _MAX_DRAWS = 401, 1000
 #: Misfit model: fewest and most runs used (a random subset of a larger table), and grid
 #: points of the length scale and of the noise integrated out.
 MIN_MISFIT_ROWS, MAX_MISFIT_ROWS = 10, 800
+#: Rows per block when the fit's residuals are computed (bounds memory on loss-curve tables).
+RESIDUAL_CHUNK = 20_000
 MISFIT_LENGTHS, MISFIT_NOISES = 8, 24
 
 
@@ -248,6 +250,9 @@ def _law_log_loss(card: ModelCard, posterior: Any, x: dict[str, np.ndarray], max
 def law_residuals(card: ModelCard, posterior: Any, x: dict[str, np.ndarray], log_loss: np.ndarray) -> np.ndarray:
     """Observed minus posterior-mean law log loss of the fitted runs (200 draws at most).
 
+    Evaluated :data:`RESIDUAL_CHUNK` rows at a time, so that a loss-curve table of
+    250,000 rows needs ~30 MB rather than 200 draws × all rows at once.
+
     Parameters
     ----------
     card : ModelCard
@@ -258,7 +263,11 @@ def law_residuals(card: ModelCard, posterior: Any, x: dict[str, np.ndarray], log
     log_loss : array
         The runs' observed log loss.
     """
-    return np.asarray(log_loss, float) - _law_log_loss(card, posterior, x, 200).mean(axis=0)
+    n = len(log_loss)
+    fitted = np.concatenate([
+        _law_log_loss(card, posterior, {k: np.asarray(v)[a:a + RESIDUAL_CHUNK] for k, v in x.items()}, 200).mean(axis=0)
+        for a in range(0, n, RESIDUAL_CHUNK)]) if n else np.zeros(0)
+    return np.asarray(log_loss, float) - fitted
 
 
 def misfit_record(card: ModelCard, resid: np.ndarray, coords: np.ndarray, grid: np.ndarray, seed: int = 0

@@ -242,3 +242,16 @@ def test_real_table_misses_its_law_where_the_same_design_from_the_exact_law_does
     exact = bs.fit(exact_runs, chains=2, warmup=200, draws=200, seed=0).extra["discrepancy"]
     assert exact["misfit"]["amplitude_mle"] < 0.002
     assert exact["tau_mean"] < 0.4 * real["tau_mean"]
+
+
+def test_residuals_in_blocks_equal_residuals_at_once(small_fit, monkeypatch):
+    import bayes_scaling.discrepancy as disc
+    from bayes_scaling.model import covariates
+
+    card = small_fit.card
+    runs = small_fit.runs
+    x, y = covariates(runs, card), np.log(runs["loss"].to_numpy(float))
+    whole = disc.law_residuals(card, small_fit.posterior, x, y)
+    monkeypatch.setattr(disc, "RESIDUAL_CHUNK", 7)
+    np.testing.assert_allclose(disc.law_residuals(card, small_fit.posterior, x, y), whole, rtol=0, atol=1e-14)
+    assert whole.shape == (len(runs),) and abs(np.median(whole)) < 0.01
