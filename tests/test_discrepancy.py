@@ -233,7 +233,8 @@ def test_real_table_misses_its_law_where_the_same_design_from_the_exact_law_does
     real = bs.fit(chinchilla_runs, chains=2, warmup=200, draws=200, seed=0).extra["discrepancy"]
     # the Chinchilla reconstruction has smooth residual structure of ~0.7% the law cannot absorb
     assert real["misfit"]["amplitude_mle"] > 0.004
-    assert real["tau_mean"] > 0.005
+    # ~0.01 as at the backtest's cutoffs: long-scale departures (weakly identified) do not inflate it to 0.03
+    assert 0.005 < real["tau_mean"] < 0.02
     # the same 240 (N, D), losses from the Besiroglu et al. law with 0.4% noise: no misfit
     law = chinchilla_loss(chinchilla_runs["params"].to_numpy(float), chinchilla_runs["tokens"].to_numpy(float),
                           EXAMPLE_TRUTH)
