@@ -257,3 +257,15 @@ def test_residuals_in_blocks_equal_residuals_at_once(small_fit, monkeypatch):
     monkeypatch.setattr(disc, "RESIDUAL_CHUNK", 7)
     np.testing.assert_allclose(disc.law_residuals(card, small_fit.posterior, x, y), whole, rtol=0, atol=1e-14)
     assert whole.shape == (len(runs),) and abs(np.median(whole)) < 0.01
+
+
+def test_attach_with_a_misfit_ratio_learns_tau_from_the_residuals_and_survives_save(plain_fit, tmp_path):
+    fit = attach(plain_fit, Prior("HalfNormal", {"scale": 0.015}), misfit_ratio=1.3, seed=4)
+    info = fit.extra["discrepancy"]
+    assert info["tau_source"] == "misfit" and info["splits"] == []
+    assert info["misfit"]["n_runs"] == len(plain_fit.runs) and info["misfit"]["ratio"] == 1.3
+    # the example runs follow the law: tau well below its prior mean (0.012)
+    assert info["tau_mean"] < 0.004
+    back = bs.Fit.load(fit.save(tmp_path / "misfit.nc"))
+    assert back.card.discrepancy_misfit_ratio == 1.3
+    assert back.extra["discrepancy"]["misfit"] == info["misfit"]
