@@ -87,8 +87,6 @@ _TAU_POINTS, _MAX_DRAWS = 401, 1000
 #: Misfit model: fewest and most runs used (a random subset of a larger table), and grid
 #: points of the length scale and of the noise integrated out.
 MIN_MISFIT_ROWS, MAX_MISFIT_ROWS = 10, 800
-#: Rows per block when the fit's residuals are computed (bounds memory on loss-curve tables).
-RESIDUAL_CHUNK = 20_000
 MISFIT_LENGTHS, MISFIT_NOISES = 8, 24
 
 
@@ -237,13 +235,17 @@ def misfit_log_likelihood(resid: np.ndarray, coords: np.ndarray, amplitudes: np.
     return out.reshape(np.shape(amplitudes)), np.array([lo, hi])
 
 
+def _draw_index(total: int, max_draws: int) -> np.ndarray:
+    """Indices of at most ``max_draws`` of ``total`` flattened draws, evenly spaced."""
+    return np.linspace(0, total - 1, min(max_draws, total)).astype(int)
+
+
 def _law_log_loss(card: ModelCard, posterior: Any, x: dict[str, np.ndarray], max_draws: int) -> np.ndarray:
     """The law's log loss at ``x`` for at most ``max_draws`` posterior draws, shape (S, runs)."""
     from .model import law_parameters
 
     flat = {k: np.asarray(posterior[k]).reshape(-1, *np.shape(posterior[k])[2:]) for k in card.law.parameters}
-    total = len(next(iter(flat.values())))
-    keep = np.linspace(0, total - 1, min(max_draws, total)).astype(int)
+    keep = _draw_index(len(next(iter(flat.values()))), max_draws)
     pooled = card.pooling.parameters if card.pooling else ()
     theta = {k: v[keep] if k in pooled else v[keep][:, None] for k, v in flat.items()}
     return np.asarray(card.law.log_loss(law_parameters(card, theta, x), x))
@@ -251,9 +253,6 @@ def _law_log_loss(card: ModelCard, posterior: Any, x: dict[str, np.ndarray], max
 
 def law_residuals(card: ModelCard, posterior: Any, x: dict[str, np.ndarray], log_loss: np.ndarray) -> np.ndarray:
     """Observed minus posterior-mean law log loss of the fitted runs (200 draws at most).
-
-    Evaluated :data:`RESIDUAL_CHUNK` rows at a time, so that a loss-curve table of
-    250,000 rows needs ~30 MB rather than 200 draws × all rows at once.
 
     Parameters
     ----------
@@ -265,31 +264,48 @@ def law_residuals(card: ModelCard, posterior: Any, x: dict[str, np.ndarray], log
     log_loss : array
         The runs' observed log loss.
     """
-    n = len(log_loss)
-    fitted = np.concatenate([
-        _law_log_loss(card, posterior, {k: np.asarray(v)[a:a + RESIDUAL_CHUNK] for k, v in x.items()}, 200).mean(axis=0)
-        for a in range(0, n, RESIDUAL_CHUNK)]) if n else np.zeros(0)
-    return np.asarray(log_loss, float) - fitted
+    return np.asarray(log_loss, float) - _law_log_loss(card, posterior, x, 200).mean(axis=0)
 
 
-def misfit_record(card: ModelCard, resid: np.ndarray, coords: np.ndarray, grid: np.ndarray, seed: int = 0
-                  ) -> tuple[np.ndarray, dict[str, Any]]:
-    """log p(residuals | tau = ratio · eta) on ``grid``, and a record of it.
+def misfit_record(card: ModelCard, posterior: Any, runs: pd.DataFrame, grid: np.ndarray, *, seed: int = 0,
+                  param_count: str = "total") -> tuple[np.ndarray, dict[str, Any]]:
+    """log p(residuals | tau = ratio · eta) on ``grid`` for a fit's runs, and a record of it.
 
     Zero (no information) with a ``skipped`` record when fewer than
-    :data:`MIN_MISFIT_ROWS` runs; tables larger than :data:`MAX_MISFIT_ROWS` are subsampled.
+    :data:`MIN_MISFIT_ROWS` runs; tables larger than :data:`MAX_MISFIT_ROWS` are subsampled
+    before the residuals (:func:`law_residuals`) are computed, so a loss-curve table costs
+    no more than its subsample.
+
+    Parameters
+    ----------
+    card : ModelCard
+        A card with ``misfit_ratio``.
+    posterior : mapping
+        The fit's posterior draws of the law's parameters, each (chain, draw[, group]).
+    runs : DataFrame
+        The fit's run table.
+    grid : array
+        Values of tau.
+    seed : int, default 0
+        Seed of the subsample.
+    param_count : {"total", "non_embedding"}
     """
+    from .model import covariates
+
     assert card.discrepancy_misfit_ratio is not None
     ratio = card.discrepancy_misfit_ratio
-    record: dict[str, Any] = {"n_runs": int(len(resid)), "ratio": ratio}
-    if len(resid) < MIN_MISFIT_ROWS:
+    record: dict[str, Any] = {"n_runs": int(len(runs)), "ratio": ratio}
+    if len(runs) < MIN_MISFIT_ROWS:
         record["skipped"] = f"needs at least {MIN_MISFIT_ROWS} runs"
         return np.zeros_like(grid), record
-    if len(resid) > MAX_MISFIT_ROWS:
-        rows = np.sort(np.random.default_rng(seed).choice(len(resid), MAX_MISFIT_ROWS, replace=False))
-        resid, coords = resid[rows], coords[rows]
+    rows = np.arange(len(runs))
+    if len(runs) > MAX_MISFIT_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(len(runs), MAX_MISFIT_ROWS, replace=False))
         record["n_runs"] = MAX_MISFIT_ROWS
-    ll, lengths = misfit_log_likelihood(resid, coords, grid / ratio)
+    # covariates of the whole table (a pooled card's group columns follow all its groups), then the subsample
+    x = {k: np.asarray(v)[rows] for k, v in covariates(runs, card, param_count).items()}
+    resid = law_residuals(card, posterior, x, np.log(runs["loss"].to_numpy(float)[rows]))
+    ll, lengths = misfit_log_likelihood(resid, np.column_stack([x["log_params"], x["log_tokens"]]), grid / ratio)
     record.update(length_scales=[float(v) for v in lengths], amplitude_mle=float(grid[np.argmax(ll)] / ratio))
     return ll, record
 
@@ -318,7 +334,7 @@ def split_log_likelihood(card: ModelCard, inner: Fit, held_out: pd.DataFrame, gr
     x = heldout_covariates(inner, held_out)
     post = inner.posterior
     flat = {k: np.asarray(post[k]).reshape(-1) for k in ("sigma", *(["nu"] if "nu" in post else []))}
-    keep = np.linspace(0, len(flat["sigma"]) - 1, min(_MAX_DRAWS, len(flat["sigma"]))).astype(int)
+    keep = _draw_index(len(flat["sigma"]), _MAX_DRAWS)                               # the draws of ``loc``
     loc = _law_log_loss(card, post, x, _MAX_DRAWS)                                   # (S, T)
     y = np.log(held_out["loss"].to_numpy(float))
     growth = discrepancy_growth(extrapolation_distance(max_log_compute(inner), x["log_params"], x["log_tokens"]))
@@ -332,7 +348,7 @@ def split_log_likelihood(card: ModelCard, inner: Fit, held_out: pd.DataFrame, gr
 
 def calibrate_tau(card: ModelCard, runs: pd.DataFrame, *, seed: int = 0, param_count: str = "total",
                   splits: Sequence[float] | None = None, draws: int = INNER_DRAWS,
-                  residuals: np.ndarray | None = None) -> TauPosterior:
+                  posterior: Any | None = None) -> TauPosterior:
     """Posterior of tau from internal leave-future-out splits and the law's misfit inside the data.
 
     Parameters
@@ -351,9 +367,9 @@ def calibrate_tau(card: ModelCard, runs: pd.DataFrame, *, seed: int = 0, param_c
         subsampled to :data:`MAX_SPLIT_TRAIN` rows to fit and :data:`MAX_SPLIT_TEST` to score.
     draws : int, default :data:`INNER_DRAWS`
         Warm-up and kept draws per chain of each inner fit (:data:`INNER_CHAINS` chains).
-    residuals : array, optional
-        The main fit's residuals on ``runs`` (:func:`law_residuals`); with the card's
-        ``misfit_ratio`` they add the misfit likelihood (:func:`misfit_record`).
+    posterior : mapping, optional
+        The main fit's posterior draws; with the card's ``misfit_ratio`` the law's
+        residuals on ``runs`` add the misfit likelihood (:func:`misfit_record`).
 
     Returns
     -------
@@ -361,7 +377,6 @@ def calibrate_tau(card: ModelCard, runs: pd.DataFrame, *, seed: int = 0, param_c
         The prior alone when no split and no residuals could be used.
     """
     from .inference import fit
-    from .model import covariates
 
     assert card.discrepancy is not None
     plain = dataclasses.replace(card, discrepancy=None, discrepancy_splits=(), discrepancy_misfit_ratio=None)
@@ -387,10 +402,8 @@ def calibrate_tau(card: ModelCard, runs: pd.DataFrame, *, seed: int = 0, param_c
         log_post = log_post + ll
         info.append(record)
     misfit = None
-    if card.discrepancy_misfit_ratio is not None and residuals is not None:
-        x = covariates(runs, card, param_count)
-        ll, misfit = misfit_record(card, np.asarray(residuals, float),
-                                   np.column_stack([x["log_params"], x["log_tokens"]]), grid, seed)
+    if card.discrepancy_misfit_ratio is not None and posterior is not None:
+        ll, misfit = misfit_record(card, posterior, runs, grid, seed=seed, param_count=param_count)
         log_post = log_post + ll
     weights = np.exp(log_post - log_post.max())
     return TauPosterior(grid, weights / weights.sum(), info, misfit)
@@ -405,7 +418,7 @@ def _at_most(table: pd.DataFrame, rows: int, rng: np.random.Generator) -> pd.Dat
 
 def discrepancy_posterior(card: ModelCard, runs: pd.DataFrame, shape: tuple[int, int], *, seed: int = 0,
                           param_count: str = "total", inner_draws: int = INNER_DRAWS,
-                          residuals: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                          posterior: Any | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Draws of tau and of the slope s to store with a fit, and a record of how tau was set.
 
     Parameters
@@ -420,8 +433,8 @@ def discrepancy_posterior(card: ModelCard, runs: pd.DataFrame, shape: tuple[int,
     param_count : {"total", "non_embedding"}
     inner_draws : int, default :data:`INNER_DRAWS`
         Warm-up and kept draws per chain of the inner fits (see :func:`calibrate_tau`).
-    residuals : array, optional
-        The fit's residuals on ``runs`` (:func:`law_residuals`), used with the card's
+    posterior : mapping, optional
+        The fit's posterior draws, whose residuals on ``runs`` inform tau with the card's
         ``misfit_ratio``.
 
     Returns
@@ -434,12 +447,12 @@ def discrepancy_posterior(card: ModelCard, runs: pd.DataFrame, shape: tuple[int,
     assert card.discrepancy is not None
     n = shape[0] * shape[1]
     rng = np.random.default_rng(seed + 7919)
-    use_misfit = card.discrepancy_misfit_ratio is not None and residuals is not None
+    use_misfit = card.discrepancy_misfit_ratio is not None and posterior is not None
     if card.discrepancy_splits or use_misfit:
-        posterior = calibrate_tau(card, runs, seed=seed, param_count=param_count, draws=inner_draws,
-                                  residuals=residuals)
-        tau = posterior.sample(n, rng)
-        info = {"splits": posterior.splits, "misfit": posterior.misfit}
+        learnt = calibrate_tau(card, runs, seed=seed, param_count=param_count, draws=inner_draws,
+                               posterior=posterior)
+        tau = learnt.sample(n, rng)
+        info = {"splits": learnt.splits, "misfit": learnt.misfit}
     else:
         tau = _prior_draws(card.discrepancy, n, seed + 7919)
         info = {"splits": [], "misfit": None}
@@ -475,7 +488,6 @@ def attach(fit: Fit, scale: Prior, *, splits: Sequence[float] = (), misfit_ratio
 
     from .errors import InputError
     from .fit import Fit
-    from .model import covariates
 
     if fit.card.discrepancy is not None:
         raise InputError(f"fit of card {fit.card.name!r} already has a model discrepancy")
@@ -487,14 +499,9 @@ def attach(fit: Fit, scale: Prior, *, splits: Sequence[float] = (), misfit_ratio
                                discrepancy_misfit_ratio=None if misfit_ratio is None else float(misfit_ratio),
                                text=text)
     shape = tuple(fit.posterior.sizes[d] for d in ("chain", "draw"))
-    param_count = str(fit.attrs.get("param_count", "total"))
-    residuals = None
-    if misfit_ratio is not None:
-        runs = fit.runs
-        residuals = law_residuals(card, fit.posterior, covariates(runs, card, param_count),
-                                  np.log(runs["loss"].to_numpy(float)))
-    draws, info = discrepancy_posterior(card, fit.runs, shape, seed=seed, param_count=param_count,
-                                        residuals=residuals)
+    draws, info = discrepancy_posterior(card, fit.runs, shape, seed=seed,
+                                        param_count=str(fit.attrs.get("param_count", "total")),
+                                        posterior=fit.posterior)
     tree = fit.tree.copy()
     tree["posterior"] = tree["posterior"].to_dataset().assign({k: (("chain", "draw"), v) for k, v in draws.items()})
     extra = {**fit.extra, "discrepancy": info}

@@ -119,13 +119,12 @@ def fit(
     if card.discrepancy is not None and method == "nuts":
         # tau from the card's prior, or learnt by internal leave-future-out splits (bayes_scaling.discrepancy);
         # approach 3 stays the classic baseline, without one.
-        from .discrepancy import INNER_DRAWS, discrepancy_posterior, law_residuals
+        from .discrepancy import INNER_DRAWS, discrepancy_posterior
 
         shape = np.shape(posterior["sigma"])[:2]
-        residuals = law_residuals(card, posterior, x, log_loss) if card.discrepancy_misfit_ratio else None
         more, extra["discrepancy"] = discrepancy_posterior(card, runs, shape, seed=seed, param_count=param_count,
                                                            inner_draws=min(INNER_DRAWS, warmup, draws),
-                                                           residuals=residuals)
+                                                           posterior=posterior)
         posterior.update(more)
     elapsed = time.perf_counter() - start
     tree = build_datatree(card, runs, x, log_loss, posterior, sample_stats, seed=seed)

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -246,16 +248,21 @@ def test_real_table_misses_its_law_where_the_same_design_from_the_exact_law_does
     assert exact["tau_mean"] < 0.4 * real["tau_mean"]
 
 
-def test_residuals_in_blocks_equal_residuals_at_once(small_fit, monkeypatch):
+def test_misfit_of_a_large_table_uses_the_residuals_of_its_subsample_only(small_fit, monkeypatch):
     import bayes_scaling.discrepancy as disc
     from bayes_scaling.model import covariates
 
-    card = small_fit.card
-    runs = small_fit.runs
-    x, y = covariates(runs, card), np.log(runs["loss"].to_numpy(float))
-    whole = disc.law_residuals(card, small_fit.posterior, x, y)
-    monkeypatch.setattr(disc, "RESIDUAL_CHUNK", 7)
-    np.testing.assert_allclose(disc.law_residuals(card, small_fit.posterior, x, y), whole, rtol=0, atol=1e-14)
+    card = dataclasses.replace(small_fit.card, discrepancy_misfit_ratio=1.3)
+    runs, grid = small_fit.runs, np.linspace(0.0, 0.05, 51)
+    monkeypatch.setattr(disc, "MAX_MISFIT_ROWS", 40)
+    got, record = disc.misfit_record(card, small_fit.posterior, runs, grid, seed=5)
+    assert record["n_runs"] == 40 < len(runs)
+    # the same as residuals of every run, then the same subsample
+    whole = disc.law_residuals(card, small_fit.posterior, covariates(runs, card), np.log(runs["loss"].to_numpy(float)))
+    rows = np.sort(np.random.default_rng(5).choice(len(runs), 40, replace=False))
+    coords = np.log(runs[["params", "tokens"]].to_numpy(float))[rows]
+    want, _ = disc.misfit_log_likelihood(whole[rows], coords, grid / 1.3)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
     assert whole.shape == (len(runs),) and abs(np.median(whole)) < 0.01
 
 
