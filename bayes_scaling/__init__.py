@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os as _os
 import sys as _sys
-import types as _types
 
 # Chains run in parallel only with one JAX device per chain; on a CPU that needs this
 # flag before JAX is first imported, by us or by the user, so it is set here although
@@ -45,13 +44,14 @@ __all__ = [
 # The rest of the public API loads on first use, so that `import bayes_scaling` (and the
 # CLI's answers from a saved fit) imports neither JAX, NumPyro, ArviZ, xarray nor pandas.
 _LAZY = {
-    "Fit": "fit", "load_fit": "fit", "fit": "inference", "HuberFit": "classic", "fit_huber": "classic",
+    "Fit": "fitted", "load_fit": "fitted", "fit": "inference", "HuberFit": "huber", "fit_huber": "huber",
     "RunTableWarning": "data", "load_runs": "data", "EXAMPLE_TRUTH": "simulate", "simulate_runs": "simulate",
     "approach1": "approaches", "approach2": "approaches", "approach3": "approaches",
     "fit_exponents": "approaches", "budget_groups": "approaches",
-    "backtest": "backtesting", "plot_calibration": "backtesting", "plot_predictions": "backtesting",
-    "sensitivity": "fit_region", "plot_sensitivity": "fit_region",
-    "compare": "comparison", "compare_cards": "comparison", "loo": "comparison", "plot_comparison": "comparison",
+    "backtest": "backtesting", "plot_calibration": "report.analysis_figures",
+    "plot_predictions": "report.analysis_figures", "sensitivity": "sensitivity_analysis",
+    "plot_sensitivity": "report.analysis_figures", "compare": "comparison", "compare_cards": "comparison",
+    "loo": "comparison", "plot_comparison": "report.analysis_figures",
     "allocation_exponents": "comparison", "compare_param_counts": "comparison",
     "average": "averaging", "ModelAverage": "averaging",
     "decide": "decisions", "best_plan": "decisions", "target_probability": "decisions",
@@ -71,16 +71,3 @@ def __getattr__(name: str):  # noqa: ANN202  (PEP 562 lazy attribute)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'bayes_scaling' has no attribute {name!r}")
-
-
-class _Package(_types.ModuleType):
-    """The package module: importing the submodule ``bayes_scaling.fit`` (home of :class:`Fit`)
-    must not shadow the function ``bayes_scaling.fit`` (which loads on first use)."""
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if name == "fit" and isinstance(value, _types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Package

@@ -19,23 +19,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .discrepancy import with_discrepancy
 from .errors import InputError
-from .extrapolation import with_discrepancy
-from .fitfile import FitArrays, fit_arrays
+from .fitfile import FitArrays, HasArrays, fit_arrays
+from .fitted import Fit
 from .laws import Law, array_namespace
 from .noise import observation_noise
+from .posterior import Posterior, PosteriorSource, as_posterior
 from .tables import Table, check_level, interval_columns, ranked_interval_columns
-from .units import parse_quantity
+from .units import LOG_6, parse_quantity
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .fit import Fit
-
-LOG_6 = math.log(6.0)
 QUANTITIES = ("params_opt", "tokens_opt", "tokens_per_param", "loss_opt")
-#: Search range of golden-section: at least this many parameters and tokens.
-_MIN_COUNT = 1e3
+#: Smallest model (parameters) and dataset (tokens) a plan may have: the search range of
+#: the golden-section optimum and of every decision's plans.
+MIN_COUNT = 1e3
 _GOLDEN_ITERATIONS = 90
 #: Most draws x budgets computed at once by :func:`allocation` (8 MB per array).
 _BLOCK_VALUES = 2**20
@@ -74,8 +74,8 @@ def numeric_optimal_log_params(law: Law, theta: Mapping[str, Any], log_compute: 
     xp = array_namespace(theta, log_compute)
     log_c6 = xp.asarray(log_compute) - LOG_6
     shape = np.broadcast_shapes(log_c6.shape, *(np.shape(v) for v in theta.values()))
-    lo = xp.broadcast_to(xp.log(_MIN_COUNT), shape)
-    hi = xp.broadcast_to(log_c6 - xp.log(_MIN_COUNT), shape)
+    lo = xp.broadcast_to(xp.log(MIN_COUNT), shape)
+    hi = xp.broadcast_to(log_c6 - xp.log(MIN_COUNT), shape)
     ratio = (math.sqrt(5.0) - 1) / 2
 
     def f(u: Any) -> Any:
@@ -104,7 +104,7 @@ def allocation_draws(law: Law, theta: Mapping[str, np.ndarray], budgets: np.ndar
     budgets : array of shape (K,)
         Compute budgets in FLOPs.
     slope : array of shape (S,), optional
-        Draws of the discrepancy slope (:mod:`bayes_scaling.extrapolation`): beyond
+        Draws of the discrepancy slope (:mod:`bayes_scaling.discrepancy`): beyond
         ``max_log_compute`` the loss at the optimum carries it.
     max_log_compute : float, default inf
         ln C of the largest fitted run (FLOPs).
@@ -130,7 +130,7 @@ def allocation_draws(law: Law, theta: Mapping[str, np.ndarray], budgets: np.ndar
     }
 
 
-def allocation(fit: Fit | FitArrays, budgets: Sequence[float | str] | np.ndarray | float | str, *,
+def allocation(fit: HasArrays | FitArrays, budgets: Sequence[float | str] | np.ndarray | float | str, *,
                level: float = 0.9, group: str | None = None) -> Table:
     """The table of :func:`allocate` as a :class:`~bayes_scaling.tables.Table` (what the CLI prints)."""
     arrays = fit_arrays(fit)
@@ -147,7 +147,7 @@ def allocation(fit: Fit | FitArrays, budgets: Sequence[float | str] | np.ndarray
         for i in range(0, c.size, step)], {"level": level})
 
 
-def allocate(fit: Fit | FitArrays, budgets: Sequence[float | str] | np.ndarray | float | str, *,
+def allocate(fit: HasArrays | FitArrays, budgets: Sequence[float | str] | np.ndarray | float | str, *,
              level: float = 0.9, group: str | None = None) -> pd.DataFrame:
     """Posterior of the compute-optimal allocation for each budget.
 
@@ -190,7 +190,7 @@ def allocation_table(budgets: np.ndarray, draws: Mapping[str, np.ndarray], level
                  {"level": level})
 
 
-def prediction(fit: Fit | FitArrays, params: Sequence[float | str] | float | str,
+def prediction(fit: HasArrays | FitArrays, params: Sequence[float | str] | float | str,
                tokens: Sequence[float | str] | float | str, *, level: float = 0.9, seed: int = 0,
                group: str | None = None) -> Table:
     """The table of :func:`predict_loss` as a :class:`~bayes_scaling.tables.Table` (what the CLI prints)."""
@@ -200,14 +200,14 @@ def prediction(fit: Fit | FitArrays, params: Sequence[float | str] | float | str
     return loss_table(n, d, log_l, pred, level)
 
 
-def predict_loss(fit: Fit | FitArrays, params: Sequence[float | str] | float | str,
+def predict_loss(fit: HasArrays | FitArrays, params: Sequence[float | str] | float | str,
                  tokens: Sequence[float | str] | float | str, *, level: float = 0.9, seed: int = 0,
                  group: str | None = None) -> pd.DataFrame:
     """Predicted loss at given model sizes and token counts.
 
     Two intervals, on purpose distinct: ``loss`` is the credible interval of the law
     L(N, D) itself (parameter uncertainty, plus the model discrepancy beyond the fitted
-    region when the fit has one, see :mod:`bayes_scaling.extrapolation`);
+    region when the fit has one, see :mod:`bayes_scaling.discrepancy`);
     ``loss_predictive`` adds the observation noise of a single run (what one training
     run would actually show).
 
@@ -244,7 +244,7 @@ def plan_arrays(params: Sequence[float | str] | float | str,
     return n, d
 
 
-def loss_draws(fit: Fit | FitArrays, n: np.ndarray, d: np.ndarray, *, group: str | None = None,
+def loss_draws(fit: PosteriorSource | Posterior, n: np.ndarray, d: np.ndarray, *, group: str | None = None,
                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Draws of ln L at (N, D): the law's (with any discrepancy) and one run's (with noise).
 
@@ -255,9 +255,9 @@ def loss_draws(fit: Fit | FitArrays, n: np.ndarray, d: np.ndarray, *, group: str
     (array, array) of shape (S, R)
         Expected log loss and observed log loss of a single run, per draw and point.
     """
-    from .decisions.posterior import as_posterior
-
     post = as_posterior(fit, group=group)
+    if not isinstance(post, Posterior):
+        raise InputError("loss draws need the posterior of one fit, not of a model average")
     log_l = post.log_loss(np.log(n), np.log(d))
     nu = post.nu[:, None] if isinstance(post.nu, np.ndarray) else post.nu
     noise = observation_noise(post.card, post.sigma[:, None], nu, log_l.shape, seed)
@@ -270,3 +270,21 @@ def loss_table(n: np.ndarray, d: np.ndarray, log_l: np.ndarray, pred: np.ndarray
                **interval_columns("loss", np.exp(log_l), level),
                **interval_columns("loss_predictive", np.exp(pred), level)}
     return Table(columns, {"level": level})
+
+
+def _fit_allocate(self: Fit, budgets: Sequence[float | str] | np.ndarray | float | str, level: float = 0.9,
+                  group: str | None = None) -> pd.DataFrame:
+    """Compute-optimal allocation for budgets in FLOPs; see :func:`bayes_scaling.allocate`."""
+    return allocate(self, budgets, level=level, group=group)
+
+
+def _fit_predict(self: Fit, params: Sequence[float | str] | float | str, tokens: Sequence[float | str] | float | str,
+                 level: float = 0.9, seed: int = 0, group: str | None = None) -> pd.DataFrame:
+    """Predicted loss at (N, D); see :func:`bayes_scaling.predict_loss`."""
+    return predict_loss(self, params, tokens, level=level, seed=seed, group=group)
+
+
+# Fit's answers are attached from this layer (as ArviZ attaches accessors), so that the
+# module of Fit never imports the layers above it.
+Fit.allocate = _fit_allocate  # type: ignore[method-assign,assignment]
+Fit.predict = _fit_predict  # type: ignore[method-assign,assignment]

@@ -9,7 +9,7 @@ three ways; this module gives each as a tidy table, beside the Bayesian fit:
 - approach 2 (:func:`approach2`): a parabola in ln N fitted to each IsoFLOP profile;
   its vertices, regressed on C, give a and b;
 - approach 3 (:func:`approach3`): the parametric law fitted with a Huber loss
-  (:func:`bayes_scaling.classic.fit_huber`), a = beta / (alpha + beta);
+  (:func:`bayes_scaling.huber.fit_huber`), a = beta / (alpha + beta);
 - the posterior of a fitted law (:func:`fit_exponents`).
 
 Every estimator returns an :class:`ApproachResult`; its intervals come from a
@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 
 from .allocation import allocation_draws, as_budgets
-from .classic import fit_huber
+from .huber import fit_huber
 from .errors import InputError
 
 if TYPE_CHECKING:
-    from .fit import Fit
+    from .fitted import Fit
 
 #: (exponent, allocation quantity, intercept column) of the two power laws of the frontier.
 _LINES = (("a", "params_opt", "intercept_params"), ("b", "tokens_opt", "intercept_tokens"))
@@ -345,7 +345,7 @@ def approach3(runs: pd.DataFrame, *, resolution: float = 0.25, bootstrap: int = 
     resolution : float, default 0.25
         Budgets (see :func:`budget_groups`) at which ``optima`` evaluates the fitted law.
     bootstrap : int, default 200
-        Resamples for the intervals (see :func:`bayes_scaling.classic.fit_huber`).
+        Resamples for the intervals (see :func:`bayes_scaling.huber.fit_huber`).
     level : float, default 0.9
     seed : int, default 0
     delta : float, default 1e-3

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .allocation import allocation_draws, allocation_table, as_budgets, loss_draws, loss_table, plan_arrays
+from .comparison import compare
 from .errors import InputError
-from .fit import Fit, check_level
+from .fitted import Fit
+from .tables import check_level
+from .decisions import decide
 from .fitfile import fit_arrays
+from .posterior import MixturePosterior, mixture_posterior
 
 
 @dataclass(frozen=True)
@@ -87,18 +90,16 @@ class ModelAverage:
         table.attrs["weights"] = dict(self.weights)
         return table
 
+    def posterior_draws(self, group: str | None = None) -> MixturePosterior:
+        """The mixture's draws (:class:`bayes_scaling.posterior.MixturePosterior`): each fit's share, by its weight."""
+        if group is not None:
+            raise InputError("group= is for a pooled fit, not for a model average")
+        return mixture_posterior({name: fit.posterior_draws() for name, fit in self.fits.items()}, self.shares(),
+                                 self.weights)
+
     def decide(self, **questions: Any) -> dict[str, pd.DataFrame]:
         """Risk-aware decisions integrated over the cards too; see :func:`bayes_scaling.decide`."""
-        from .decisions import decide
-
         return decide(self, **questions)
-
-    def report(self, out_html: str | Path, budgets: Sequence[float | str] | float | str | None = None,
-               level: float = 0.9, **options: Any) -> Path:
-        """Write the HTML report of the average; see :func:`bayes_scaling.report.write_report`."""
-        from .report import write_report
-
-        return write_report(self, out_html, budgets, level, **options)
 
 
 def average(fits: Mapping[str, Fit] | Sequence[Fit], *, seed: int = 0) -> ModelAverage:
@@ -120,8 +121,6 @@ def average(fits: Mapping[str, Fit] | Sequence[Fit], *, seed: int = 0) -> ModelA
     InputError
         Fewer than two fits, a bootstrap fit, or fits of different runs.
     """
-    from .comparison import compare
-
     named = dict(fits) if isinstance(fits, Mapping) else {f.card.name: f for f in fits}
     if len(named) < 2:
         raise InputError(f"averaging needs at least two fits but got {len(named)}")

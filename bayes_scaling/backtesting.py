@@ -24,11 +24,12 @@ from .cards import ModelCard, load_card
 from .data import MIN_RUNS
 from .errors import InputError
 from .executor import map_fits
+from .prediction import predictive_draws
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .fit import Fit
+    from .fitted import Fit
 
 #: Keys of one machine-readable backtest record (``bayes-scaling backtest --format json``).
 RECORD_KEYS = ("card", "method", "cutoff", "n_train", "n_test", "coverage_50", "coverage_90", "median_width_90",
@@ -78,59 +79,6 @@ def split_runs(runs: pd.DataFrame, cutoff: float) -> tuple[pd.DataFrame, pd.Data
     """Runs with compute <= ``cutoff`` FLOPs (training) and above it (held out)."""
     below = runs["flops"].to_numpy(float) <= cutoff
     return runs[below].reset_index(drop=True), runs[~below].reset_index(drop=True)
-
-
-def heldout_covariates(fit: Fit, runs: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The law's inputs for new runs, counted as the fit counted (param count, group levels)."""
-    from .model import covariates, group_levels
-
-    card = fit.card
-    if card.pooling and group_levels(runs, card) and not set(group_levels(runs, card)) <= set(fit.groups):
-        raise InputError(f"held-out runs belong to groups the fit has not seen; fitted groups: {', '.join(fit.groups)}")
-    table = runs
-    if card.pooling:
-        # One-hot columns must follow the fit's group levels, not the held-out runs' own.
-        table = pd.concat([fit.runs.assign(_held=False), runs.assign(_held=True)], ignore_index=True)
-    x = covariates(table, card, str(fit.attrs.get("param_count", "total")))
-    if card.pooling:
-        held = table["_held"].to_numpy(bool)
-        x = {k: v[held] for k, v in x.items()}
-    return x
-
-
-def predictive_draws(fit: Fit, runs: pd.DataFrame, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior predictive draws for new runs, and the density of their observed losses.
-
-    Parameters
-    ----------
-    fit : Fit
-    runs : DataFrame
-        Runs to predict (validated run table with the law's covariates and ``loss``).
-    seed : int, default 0
-        Seed of the simulated observation noise.
-
-    Returns
-    -------
-    (array, array), each of shape (S, T)
-        Draws of the log loss of each run (law + observation noise; S = chains × draws),
-        and log p(ln loss_t | draw s): the log density of each observed log loss.
-    """
-    from .discrepancy import shift_draws
-    from .model import log_likelihood, posterior_predictive_log_loss
-
-    card = fit.card
-    x = heldout_covariates(fit, runs)
-    posterior = {k: np.asarray(v) for k, v in fit.posterior.data_vars.items()}
-    log_loss = np.log(runs["loss"].to_numpy(float))
-    draws = posterior_predictive_log_loss(card, posterior, x, seed)
-    # Beyond the fitted region the law itself is uncertain (bayes_scaling.discrepancy): each
-    # draw's discrepancy shifts its location, and the density of the observation is that of
-    # the location family at the shifted location.
-    shift = np.broadcast_to(shift_draws(fit, x["log_params"], x["log_tokens"]), (draws.shape[0] * draws.shape[1],
-                                                                                draws.shape[2])).reshape(draws.shape)
-    density = log_likelihood(card, posterior, x, log_loss - shift)
-    n = draws.shape[0] * draws.shape[1]
-    return (draws + shift).reshape(n, -1), density.reshape(n, -1)
 
 
 def score_runs(loss: np.ndarray, log_loss_draws: np.ndarray, log_density: np.ndarray) -> pd.DataFrame:
@@ -278,69 +226,5 @@ def backtest(
                           pd.concat([r[2] for r in results], ignore_index=True))
 
 
-def plot_calibration(result: BacktestResult | Sequence[Mapping[str, Any]]) -> Figure:
-    """Calibration curves (nominal vs empirical coverage), one panel per cutoff.
-
-    Points below the diagonal are intervals that held out runs escape more often than
-    their level promises; the grey box marks 85-95% coverage of the 90% interval.
-
-    Parameters
-    ----------
-    result : BacktestResult or list of dict
-        A backtest, or its :meth:`BacktestResult.records` (e.g. read back from
-        ``bayes-scaling backtest --format json``).
-    """
-    from matplotlib.figure import Figure
-
-    records = result.records() if isinstance(result, BacktestResult) else list(result)
-    cutoffs = sorted({float(r["cutoff"]) for r in records})
-    fig = Figure(figsize=(3.6 * len(cutoffs), 3.6), layout="constrained")
-    axes = fig.subplots(1, len(cutoffs), squeeze=False)[0]
-    for ax, cutoff in zip(axes, cutoffs, strict=True):
-        ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--")
-        ax.axhspan(0.85, 0.95, xmin=0.85, xmax=0.95, color="0.9", zorder=0)
-        at = [r for r in records if float(r["cutoff"]) == cutoff]
-        for r in at:
-            curve = r["calibration"]
-            ax.plot([c["level"] for c in curve], [c["coverage"] for c in curve], marker="o", ms=3,
-                    label=f"{r['card']} ({r['method']})")
-        ax.set(title=f"fit on C ≤ {cutoff:.3g} FLOPs ({at[0]['n_test']} held out)", xlabel="nominal level",
-               xlim=(0, 1), ylim=(0, 1.02), aspect="equal")
-    axes[0].set_ylabel("held-out runs covered")
-    axes[0].legend(fontsize="small", loc="upper left")
-    return fig
-
-
-def plot_predictions(result: BacktestResult, cutoff: float | None = None) -> Figure:
-    """Held-out runs against their 90% predictive intervals, as a ratio to the observed loss.
-
-    Parameters
-    ----------
-    result : BacktestResult
-    cutoff : float, optional
-        Which cutoff to show; default the smallest.
-    """
-    from matplotlib.figure import Figure
-
-    cutoff = float(result.runs["cutoff"].min() if cutoff is None else cutoff)
-    part = result.runs[np.isclose(result.runs["cutoff"], cutoff)]
-    if part.empty:
-        raise InputError(f"no backtest at cutoff {cutoff:.3g}; cutoffs: {sorted(result.runs['cutoff'].unique())}")
-    fig = Figure(figsize=(6.4, 3.8), layout="constrained")
-    ax = fig.subplots()
-    ax.axhline(1.0, color="0.3", lw=1)
-    groups = list(part.groupby(["card", "method"], sort=False))
-    for k, ((card, method), runs) in enumerate(groups):
-        shift = 1 + 0.04 * (k - (len(groups) - 1) / 2)  # side by side in log compute
-        ratio = runs[["median", "lo_90", "hi_90"]].div(runs["loss"], axis=0)
-        ax.errorbar(runs["flops"] * shift, ratio["median"],
-                    yerr=[ratio["median"] - ratio["lo_90"], ratio["hi_90"] - ratio["median"]],
-                    fmt="o", ms=3, capsize=2, label=f"{card} ({method})")
-    ax.set(xscale="log", xlabel="compute C (FLOPs)", ylabel="predicted / observed loss",
-           title=f"Held-out runs above {cutoff:.3g} FLOPs: median and 90% interval")
-    ax.legend(fontsize="small")
-    return fig
-
-
-__all__ = ["RECORD_KEYS", "BacktestResult", "backtest", "fit_ok", "plot_calibration", "plot_predictions",
+__all__ = ["RECORD_KEYS", "BacktestResult", "backtest", "fit_ok",
            "predictive_draws", "score_runs", "split_runs", "summarise"]

@@ -9,6 +9,9 @@ partially pooled across the run table's ``group`` column).
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -103,6 +106,38 @@ class Pooling:
 
 
 @dataclass(frozen=True)
+class Discrepancy:
+    """A card's ``[discrepancy]`` table: the model discrepancy that widens predictions beyond the data.
+
+    See :mod:`bayes_scaling.discrepancy` for the term and :mod:`bayes_scaling.discrepancy_scale`
+    for how its scale is learnt.
+
+    Attributes
+    ----------
+    prior : Prior
+        Prior of tau, the scale of the discrepancy slope (log loss per √e-fold of compute
+        beyond the fitted region).
+    calibrate : tuple of float, default ()
+        Internal leave-future-out splits that learn tau from the runs themselves, each the
+        distance (e-folds of compute) below the largest run at which the run table is cut;
+        empty: no splits (key ``calibrate``).
+    misfit_ratio : float or None, default None
+        tau (drift one e-fold beyond the data) over the amplitude of the law's smooth
+        misfit inside the data, so that the runs' own residuals inform tau; ``None``: the
+        residuals are not used (key ``misfit_ratio``).
+    """
+
+    prior: Prior
+    calibrate: tuple[float, ...] = ()
+    misfit_ratio: float | None = None
+
+    @property
+    def learnt(self) -> bool:
+        """Whether tau is learnt from the runs (splits or misfit), not drawn from its prior alone."""
+        return bool(self.calibrate) or self.misfit_ratio is not None
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """A validated model card.
 
@@ -122,18 +157,9 @@ class ModelCard:
         Student-t degrees of freedom: a prior, a fixed number, or ``None`` for normal.
     pooling : Pooling or None
         Per-group parameters partially pooled over the ``group`` column, or ``None``.
-    discrepancy : Prior or None
-        Prior of tau, the scale of the model-discrepancy slope (log loss per √e-fold of
-        compute beyond the fitted region; see :mod:`bayes_scaling.discrepancy`), or ``None``.
-    discrepancy_splits : tuple of float
-        Internal leave-future-out splits that learn tau from the runs themselves, each the
-        distance (e-folds of compute) below the largest run at which the run table is cut;
-        empty: tau keeps its prior (key ``calibrate`` of the ``[discrepancy]`` table).
-    discrepancy_misfit_ratio : float or None
-        Key ``misfit_ratio``: tau (drift one e-fold beyond the data) over the amplitude of
-        the law's smooth misfit inside the data, so that the runs' own residuals inform
-        tau (a law that misses the runs it was fitted to drifts beyond them); ``None``:
-        the residuals are not used.
+    discrepancy : Discrepancy or None
+        The model discrepancy beyond the fitted region (its prior of tau, how tau is learnt),
+        or ``None`` for the law alone.
     references : dict
         Literature point values, ``{"hoffmann2022": {"label": ..., "E": 1.69, ...}}``.
     description : str
@@ -151,13 +177,78 @@ class ModelCard:
     sigma: Prior
     nu: Prior | float | None
     pooling: Pooling | None = None
-    discrepancy: Prior | None = None
-    discrepancy_splits: tuple[float, ...] = ()
-    discrepancy_misfit_ratio: float | None = None
+    discrepancy: Discrepancy | None = None
     references: dict[str, dict[str, Any]] = field(default_factory=dict)
     description: str = ""
     text: str = ""
     source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as the plain data of its TOML tables (what :func:`parse_card` reads back)."""
+        def prior(p: Prior) -> dict[str, Any]:
+            return {"dist": p.dist, "kwargs": dict(p.kwargs), **({"rationale": p.rationale} if p.rationale else {})}
+
+        out: dict[str, Any] = {"card": {"name": self.name, "law": self.law.name,
+                                        **({"description": self.description} if self.description else {})},
+                               "priors": {k: prior(v) for k, v in self.priors.items()}}
+        likelihood: dict[str, Any] = {"family": self.likelihood, "sigma": prior(self.sigma)}
+        if isinstance(self.nu, Prior):
+            likelihood["nu"] = prior(self.nu)
+        elif self.nu is not None:
+            likelihood["nu"] = {"value": float(self.nu)}
+        out["likelihood"] = likelihood
+        if self.pooling is not None:
+            out["pooling"] = {"parameters": list(self.pooling.parameters),
+                              "parametrisation": "centred" if self.pooling.centred else "non_centred",
+                              "scale": {k: prior(v) for k, v in self.pooling.scales.items()}}
+        if self.discrepancy is not None:
+            d = self.discrepancy
+            out["discrepancy"] = {**prior(d.prior), **({"calibrate": list(d.calibrate)} if d.calibrate else {}),
+                                  **({"misfit_ratio": d.misfit_ratio} if d.misfit_ratio is not None else {})}
+        if self.references:
+            out["references"] = {k: dict(v) for k, v in self.references.items()}
+        return out
+
+    def to_toml(self) -> str:
+        """The card as TOML text that :func:`parse_card` reads back into an equal card (comments are not kept)."""
+        return _toml_tables(self.to_dict())
+
+    def with_discrepancy(self, discrepancy: Discrepancy | None) -> ModelCard:
+        """The same card with another ``[discrepancy]`` table (``None``: the law alone), its text regenerated."""
+        card = dataclasses.replace(self, discrepancy=discrepancy)
+        return dataclasses.replace(card, text=card.to_toml())
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() and key.isascii() else json.dumps(key)
+
+
+def _toml_tables(data: dict[str, Any], prefix: str = "") -> str:
+    """Plain data as TOML: a table's values first (``kwargs`` inline), then its sub-tables."""
+    inline = {k: v for k, v in data.items() if not isinstance(v, dict) or k == "kwargs"}
+    lines = ([f"[{prefix}]"] if prefix and inline else []) + [f"{_toml_key(k)} = {_toml_value(v)}"
+                                                              for k, v in inline.items()]
+    out = "".join(f"{line}\n" for line in lines)
+    for k, v in data.items():
+        if k not in inline:
+            out += ("\n" if out else "") + _toml_tables(v, f"{prefix}.{_toml_key(k)}" if prefix else _toml_key(k))
+    return out
 
 
 def cards_dir() -> Path:
@@ -257,8 +348,7 @@ def parse_card(text: str, *, source: str = "<card>", check_distributions: bool =
         else:
             nu = _prior(spec, "[likelihood.nu]", problems, check)
     pooling = _pooling(data["pooling"], law, priors, problems, check) if "pooling" in data else None
-    discrepancy, splits, ratio = (_discrepancy(data["discrepancy"], problems, check) if "discrepancy" in data
-                                  else (None, (), None))
+    discrepancy = _discrepancy(data["discrepancy"], problems, check) if "discrepancy" in data else None
     references = data.get("references", {})
     for ref, values in references.items():
         if not isinstance(values, dict):
@@ -275,8 +365,6 @@ def parse_card(text: str, *, source: str = "<card>", check_distributions: bool =
         nu=nu,
         pooling=pooling,
         discrepancy=discrepancy,
-        discrepancy_splits=splits,
-        discrepancy_misfit_ratio=ratio,
         references=references,
         description=str(meta.get("description", "")),
         text=text,
@@ -319,12 +407,11 @@ def _pooling(spec: Any, law: Law | None, priors: dict[str, Prior], problems: lis
     return Pooling(tuple(names), scales, centred=form == "centred")
 
 
-def _discrepancy(spec: Any, problems: list[str], check: bool
-                 ) -> tuple[Prior | None, tuple[float, ...], float | None]:
+def _discrepancy(spec: Any, problems: list[str], check: bool) -> Discrepancy | None:
     if not isinstance(spec, dict):
         problems.append("[discrepancy]: must be a table with dist, kwargs and optionally calibrate = [1.0, 2.0] "
                         "and misfit_ratio = 1.0")
-        return None, (), None
+        return None
     spec = dict(spec)
     splits = spec.pop("calibrate", [])
     ratio = spec.pop("misfit_ratio", None)
@@ -341,8 +428,10 @@ def _discrepancy(spec: Any, problems: list[str], check: bool
         problems.append("[discrepancy] calibrate: give a list of positive distances in e-folds of compute "
                         "below the largest run, e.g. [1.0, 2.0] (or leave it out to keep the prior of tau)")
         splits = []
-    return (_prior(spec, "[discrepancy]", problems, check), tuple(float(v) for v in splits),
-            None if ratio is None else float(ratio))
+    prior = _prior(spec, "[discrepancy]", problems, check)
+    if prior is None:
+        return None
+    return Discrepancy(prior, tuple(float(v) for v in splits), None if ratio is None else float(ratio))
 
 
 def _prior(spec: Any, where: str, problems: list[str], check: bool = True) -> Prior | None:

@@ -19,7 +19,8 @@ from matplotlib.figure import Figure
 from .allocation import allocation_draws
 from .cards import ModelCard
 from .errors import InputError
-from .fit import Fit, check_level
+from .fitted import Fit
+from .tables import check_level
 from .model import PARAM_COUNTS
 
 #: Pareto k̂ above this makes a run's LOO estimate unreliable (Vehtari et al. 2024).
@@ -97,25 +98,6 @@ def compare(fits: Mapping[str, Fit]) -> pd.DataFrame:
                      "weight": float(row["weight"]), "khat_max": float(k.max()), "khat_bad_share": bad,
                      "converged": not diag.has_errors, "warning": "; ".join(problems)})
     return pd.DataFrame(rows).set_index("card")
-
-
-def plot_comparison(table: pd.DataFrame) -> Figure:
-    """Figure of a :func:`compare` table: ELPD-LOO ± SE per card, and the difference to the best ± its SE.
-
-    A Matplotlib figure (no pyplot state); render it with ``fig.savefig`` or the report.
-    """
-    fig = Figure(figsize=(6.5, 0.5 + 0.45 * len(table)))
-    left, right = fig.subplots(1, 2, sharey=True)
-    y = np.arange(len(table))[::-1]
-    left.errorbar(table["elpd_loo"], y, xerr=table["se"], fmt="o", color="#2166ac", capsize=3)
-    left.set(yticks=y, yticklabels=list(table.index), xlabel="ELPD-LOO (nats, log loss)")
-    right.errorbar(table["elpd_diff"], y, xerr=table["se_diff"], fmt="o", color="#2166ac", capsize=3)
-    right.axvline(0.0, color="#888888", lw=0.8)
-    right.set(xlabel="difference to the best (nats)")
-    for ax in (left, right):
-        ax.margins(y=0.5 / max(len(table), 1))
-    fig.tight_layout()
-    return fig
 
 
 def compare_cards(runs: pd.DataFrame, cards: Sequence[str | ModelCard], **fit_kwargs) -> pd.DataFrame:
@@ -224,5 +206,4 @@ def compare_param_counts(runs: pd.DataFrame, card: str | ModelCard = "chinchilla
     return table
 
 
-__all__ = ["KHAT_BAD", "allocation_exponents", "compare", "compare_cards", "compare_param_counts", "loo",
-           "plot_comparison"]
+__all__ = ["KHAT_BAD", "allocation_exponents", "compare", "compare_cards", "compare_param_counts", "loo"]

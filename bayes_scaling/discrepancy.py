@@ -1,528 +1,98 @@
-"""Model discrepancy that grows beyond the fitted region: honest extrapolation.
+"""The model discrepancy: how far a prediction extrapolates beyond the fitted region, and what it adds there.
 
 A fitted law is uncertain in two ways: its parameters (the posterior) and its form
 (the law itself may bend away from the truth beyond the largest run). The second is
-invisible inside the data and is exactly what matters where the money is spent. A card
-with a ``[discrepancy]`` table adds to the expected log loss
+invisible inside the data and is exactly what matters where the money is spent.
 
-    delta(x) = s · √d(x),      s ~ Normal(0, tau²),
+The distance is counted in e-folds of compute (C = 6 N D FLOPs) past the largest-compute
+run the fit saw: d = max(0, ln(6 N D) − ln C_max), 0 inside the data. A fit whose
+posterior holds ``discrepancy_slope`` (one slope s per draw, dims chain × draw; its scale tau is
+learnt by :mod:`bayes_scaling.discrepancy_scale`) predicts the expected log loss at (N, D) as
 
-where d(x) = max(0, ln C(x) − ln C_max) is the distance (in e-folds of compute,
-C = 6 N D FLOPs) beyond the largest-compute run the fit saw. Inside the data d = 0, so
-the discrepancy is exactly zero there and never changes the fit of the law; its variance
-tau² · d grows linearly with how far a prediction extrapolates, as a random walk in ln C
-(:func:`bayes_scaling.extrapolation.discrepancy_growth`). One slope s per posterior draw
-is shared by every prediction of that draw, so predictions at two large budgets err
-together, as a misspecified law does.
+    ln L(N, D) + s · √d,
 
-Learning tau (internal leave-future-out)
-----------------------------------------
-The runs below the largest one cannot say how wrong the law is beyond it, but they can
-say how wrong it was at *their* frontier. With ``calibrate = [1.0, 2.0]`` in the card,
-the fit cuts its own run table 1 and 2 e-folds of compute below the largest run, fits the
-plain law to each lower part, and asks how well it predicted the upper part. Each split k
-contributes the marginal likelihood of its held-out residuals r (observed minus law),
-the slope integrated out and the inner fit's predictive distribution matched by a normal,
+so the law's form may bend away beyond the data, the more the further a prediction
+reaches, and never inside it. With s ~ Normal(0, tau²) the discrepancy's variance is
+tau² · d, growing linearly with the distance as a random walk in ln C does (but one s per
+draw: a draw's predictions at two budgets err together). Without that variable there is
+no discrepancy.
 
-    p(r̄_k | tau) = Normal(r̄_k; 0, Cov_posterior(r_k) + noise² I + tau² g_k g_kᵀ),   g_k = √d_k,
-
-so the inner fit's parameter uncertainty (correlated between runs) is not counted as
-discrepancy. The posterior of tau on a grid is the card's prior times these
-likelihoods; each posterior draw of the main fit then gets a draw of tau and a slope s,
-stored with the fit as ``discrepancy_tau`` and ``discrepancy_slope``. Without
-``calibrate`` tau is drawn from its prior.
-
-Learning tau from the law's misfit inside the data
---------------------------------------------------
-A law that misses the runs it was fitted to (residuals with structure, beyond noise) is
-the law that drifts beyond them; one that fits them to noise level has no such evidence
-against it. With ``misfit_ratio = kappa`` in the card, the fit's own residuals r (observed
-minus posterior-mean law log loss) are modelled as a smooth misfit plus noise,
-
-    r ~ Normal(0, eta² K_ell + sigma² I),   K_ell = exp(−|x − x'|² / (2 ell²)),  x = (ln N, ln D),
-
-a Gaussian process of amplitude eta over the runs' log parameters and log tokens, and tau
-is tied to it by tau = kappa · eta: one e-fold of compute beyond the data the law has
-drifted by about kappa times what it misses inside (sd of delta = kappa · eta · √d). The
-length scale ell (from twice to four times the median distance between neighbouring runs:
-shorter cannot be told from noise; longer departures are largely absorbed by the law's own
-parameters, and the amplitude of what is left of them is so weakly identified that it made
-tau jump from 0.01 to 0.03 when the real table's top 17 runs were added) and the noise sigma
-(0.1 to 2 times the residuals' sd) are integrated out on log grids, so p(r | eta) is a
-likelihood of tau on its grid, multiplied with the prior and the leave-future-out
-splits'. On data where the law is exact, this likelihood falls off within a fraction of
-the noise and tau shrinks towards zero; on the Chinchilla reconstruction (smooth residual
-structure of 0.6-0.7% amplitude) it does not. kappa = 1.3 in the default card was chosen
-on that table's backtest (numbers in ``benchmarks/bench_calibration.py`` and the README).
+Pure array functions: numpy or JAX, whichever the inputs are.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from .cards import ModelCard, Prior
-from .extrapolation import DISCREPANCY_SLOPE, discrepancy_growth, extrapolation_distance, with_discrepancy
-from .fitfile import fit_arrays
+from .laws import array_namespace
+from .units import LOG_6
 
-if TYPE_CHECKING:
-    from .fit import Fit
-
-#: Posterior variables a fit with a discrepancy stores, shape (chain, draw).
-TAU, SLOPE = "discrepancy_tau", DISCREPANCY_SLOPE
-#: Each internal split needs at least this many runs on each side.
-MIN_SPLIT_TRAIN, MIN_SPLIT_TEST = 20, 3
-#: Most rows an inner fit uses, and most held-out rows scored, per split (a random subset of
-#: a larger table, e.g. loss curves): the inner fits stay small and the held-out covariance
-#: (rows × rows) stays cheap.
-MAX_SPLIT_TRAIN, MAX_SPLIT_TEST = 2000, 400
-#: Inner fits: chains and warm-up / kept draws per chain (a cheap posterior suffices).
-INNER_CHAINS, INNER_DRAWS = 2, 300
-_TAU_POINTS, _MAX_DRAWS = 401, 1000
-#: Misfit model: fewest and most runs used (a random subset of a larger table), and grid
-#: points of the length scale and of the noise integrated out.
-MIN_MISFIT_ROWS, MAX_MISFIT_ROWS = 10, 800
-MISFIT_LENGTHS, MISFIT_NOISES = 8, 24
+#: Name of the posterior variable holding the discrepancy slope s (log loss per √e-fold of compute).
+DISCREPANCY_SLOPE = "discrepancy_slope"
+#: Name of the posterior variable holding the discrepancy scale tau (s ~ Normal(0, tau²)).
+DISCREPANCY_TAU = "discrepancy_tau"
 
 
-@dataclass(frozen=True)
-class TauPosterior:
-    """Posterior of tau (log loss per √e-fold of compute) on a grid.
-
-    Attributes
-    ----------
-    grid : array
-        Values of tau, ascending, starting at 0.
-    weights : array
-        Posterior probability of each grid cell (sums to 1).
-    splits : list of dict
-        Per internal split: ``offset`` (e-folds below the largest run), ``n_train``,
-        ``n_test``, ``tau_mle`` (the grid value of highest likelihood) or ``skipped`` (why).
-    misfit : dict or None
-        When the fit's residuals informed tau (card key ``misfit_ratio``): ``n_runs``,
-        ``ratio``, ``length_scales`` (e-folds, the grid's ends), ``amplitude_mle`` (eta of
-        highest likelihood, log loss) or ``skipped`` (why).
-    """
-
-    grid: np.ndarray
-    weights: np.ndarray
-    splits: list[dict[str, Any]]
-    misfit: dict[str, Any] | None = None
-
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """``n`` draws of tau: a grid cell by its weight, then uniform within the cell."""
-        cell = rng.choice(len(self.grid), size=n, p=self.weights)
-        lo = self.grid[np.maximum(cell - 1, 0)]
-        return lo + (self.grid[cell] - lo) * rng.uniform(size=n)
-
-    def mean(self) -> float:
-        """Posterior mean of tau."""
-        return float(np.sum(self.grid * self.weights))
-
-    def quantile(self, q: float) -> float:
-        """Posterior q-quantile of tau (grid resolution)."""
-        return float(self.grid[min(np.searchsorted(np.cumsum(self.weights), q), len(self.grid) - 1)])
-
-
-def tau_grid(prior: Prior, seed: int = 0) -> np.ndarray:
-    """Even grid of tau from 0 to the prior's 99.95% quantile (estimated from 20,000 prior draws)."""
-    top = float(np.quantile(_prior_draws(prior, 20_000, seed), 0.9995))
-    return np.linspace(0.0, top, _TAU_POINTS)
-
-
-def _prior_draws(prior: Prior, n: int, seed: int) -> np.ndarray:
-    import jax
-
-    return np.asarray(prior.to_numpyro().sample(jax.random.PRNGKey(seed), (n,)), dtype=float)
-
-
-def _prior_log_density(prior: Prior, grid: np.ndarray) -> np.ndarray:
-    import jax.numpy as jnp
-
-    return np.asarray(prior.to_numpyro().log_prob(jnp.asarray(np.maximum(grid, 1e-12))), dtype=float)
-
-
-def marginal_log_likelihood(resid: np.ndarray, noise_variance: float, growth: np.ndarray,
-                            grid: np.ndarray) -> np.ndarray:
-    """log p(residuals | tau) of held-out runs, the slope integrated out, for each tau of ``grid``.
-
-    The inner fit's predictive distribution of the held-out log losses is matched by a
-    normal with the draws' mean and covariance (parameter uncertainty, correlated between
-    runs) plus independent noise; the shared slope adds tau² g gᵀ. So
-
-        r̄ ~ Normal(0, Σ + tau² g gᵀ),    Σ = Cov_draws(r) + noise_variance · I,
-
-    evaluated for every tau at once by the matrix determinant lemma and Sherman–Morrison.
+def extrapolation_distance(max_log_compute: float, log_params: Any, log_tokens: Any) -> Any:
+    """Distance beyond the fitted region: e-folds of compute past the largest fitted run.
 
     Parameters
     ----------
-    resid : array of shape (S, T)
-        Observed minus law log loss per posterior draw and held-out run.
-    noise_variance : float
-        Variance of one run's noise on log loss (``E[sigma²]·nu/(nu−2)`` for Student-t).
-    growth : array of shape (T,)
-        How much of the slope each run carries: √(extrapolation distance in e-folds of
-        compute), see :func:`bayes_scaling.extrapolation.discrepancy_growth`.
-    grid : array
-        Values of tau (log loss per √e-fold), >= 0.
+    max_log_compute : float
+        ln C of the largest-compute run in the fit (C in FLOPs).
+    log_params, log_tokens : array
+        ln N (parameters) and ln D (tokens) of the predictions; they broadcast.
 
     Returns
     -------
-    array of shape grid.shape
+    array
+        max(0, ln(6 N D) − ln C_max), 0 inside the data.
+
+    Examples
+    --------
+    >>> float(extrapolation_distance(np.log(6e20), np.log(1e10), np.log(1e12)))  # 100x the largest run
+    4.605170185988094
     """
-    resid = np.asarray(resid, float)
-    mean = resid.mean(axis=0)
-    cov = np.atleast_2d(np.cov(resid, rowvar=False)) if resid.shape[0] > 1 else np.zeros((len(mean),) * 2)
-    chol = np.linalg.cholesky(cov + noise_variance * np.eye(len(mean)))
-    white_r = np.linalg.solve(chol, mean)
-    white_d = np.linalg.solve(chol, np.asarray(growth, float))
-    q, m, quad = white_d @ white_d, white_d @ white_r, white_r @ white_r
-    t2 = np.asarray(grid, float) ** 2
-    logdet = 2 * np.sum(np.log(np.diag(chol))) + np.log1p(t2 * q)
-    return -0.5 * (len(mean) * np.log(2 * np.pi) + logdet + quad - t2 * m * m / (1 + t2 * q))
+    xp = array_namespace(log_params, log_tokens)
+    return xp.maximum(0.0, LOG_6 + log_params + log_tokens - max_log_compute)
 
 
-def misfit_log_likelihood(resid: np.ndarray, coords: np.ndarray, amplitudes: np.ndarray
-                          ) -> tuple[np.ndarray, np.ndarray]:
-    """log p(residuals | eta) of a smooth misfit of amplitude eta plus noise, for each eta.
+def discrepancy_growth(distance: Any) -> Any:
+    """How the discrepancy grows with the extrapolation distance d (e-folds): √d.
 
-    The residuals are modelled as ``Normal(0, eta² K_ell + sigma² I)`` with a squared-
-    exponential kernel ``K_ell`` over ``coords``; the length scale ell and the noise sigma
-    are integrated out under log-uniform priors on grids (see the module docstring). For
-    each ell the kernel matrix is diagonalised once, so every (eta, sigma) costs O(n).
+    Its variance, tau² · d, is linear in d, as for a random walk in ln C. Measured on the
+    Chinchilla reconstruction (``benchmarks/bench_calibration.py``), √d kept the 90%
+    intervals within 85-95% at cutoffs whose held-out runs reach 2 and 5 e-folds alike,
+    where a linear d over-covered the far ones or under-covered the near ones.
+    """
+    xp = array_namespace(distance)
+    return xp.sqrt(xp.maximum(distance, 0.0))
+
+
+def fitted_max_log_compute(constant_data: Mapping[str, Any]) -> float:
+    """ln C of the largest-compute run of a fit's run table (its ``flops`` column, FLOPs)."""
+    return float(np.log(np.max(np.asarray(constant_data["flops"], dtype=float))))
+
+
+def with_discrepancy(log_loss: Any, slope: Any | None, max_log_compute: float, log_params: Any,
+                     log_tokens: Any) -> Any:
+    """The expected log loss: the law's ``log_loss`` plus ``slope`` times √(extrapolation distance).
 
     Parameters
     ----------
-    resid : array of shape (n,)
-        Observed minus fitted log loss of the runs.
-    coords : array of shape (n, k)
-        The runs' inputs in log space (ln parameters, ln tokens).
-    amplitudes : array
-        Values of eta (log loss), >= 0.
-
-    Returns
-    -------
-    (array of shape amplitudes.shape, array of shape (2,))
-        The log likelihood, and the length-scale grid's ends (e-folds).
-    """
-    from scipy.special import logsumexp
-
-    resid, coords = np.asarray(resid, float), np.asarray(coords, float)
-    sq = np.sum((coords[:, None, :] - coords[None, :, :]) ** 2, axis=-1)
-    dist = np.sqrt(sq)
-    np.fill_diagonal(dist, np.inf)
-    nearest = dist.min(axis=1)
-    nearest = nearest[np.isfinite(nearest) & (nearest > 0)]
-    lo = 2 * max(float(np.median(nearest)) if len(nearest) else 0.0, 0.025)
-    hi = 2 * lo
-    lengths = np.geomspace(lo, hi, MISFIT_LENGTHS)
-    sd = max(float(np.std(resid)), 1e-12)
-    noises = np.geomspace(0.1 * sd, 2 * sd, MISFIT_NOISES)
-    amp2 = np.asarray(amplitudes, float).reshape(-1, 1, 1) ** 2
-    per_length = []
-    for ell in lengths:
-        lam, vec = np.linalg.eigh(np.exp(-0.5 * sq / ell**2))
-        z2 = (vec.T @ resid) ** 2
-        var = amp2 * np.maximum(lam, 0.0) + noises.reshape(1, -1, 1) ** 2        # (A, S, n)
-        ll = -0.5 * np.sum(np.log(2 * np.pi * var) + z2 / var, axis=-1)          # (A, S)
-        per_length.append(logsumexp(ll, axis=1) - np.log(len(noises)))
-    out = logsumexp(np.array(per_length), axis=0) - np.log(len(lengths))
-    return out.reshape(np.shape(amplitudes)), np.array([lo, hi])
-
-
-def _draw_index(total: int, max_draws: int) -> np.ndarray:
-    """Indices of at most ``max_draws`` of ``total`` flattened draws, evenly spaced."""
-    return np.linspace(0, total - 1, min(max_draws, total)).astype(int)
-
-
-def _law_log_loss(card: ModelCard, posterior: Any, x: dict[str, np.ndarray], max_draws: int) -> np.ndarray:
-    """The law's log loss at ``x`` for at most ``max_draws`` posterior draws, shape (S, runs)."""
-    from .model import law_parameters
-
-    flat = {k: np.asarray(posterior[k]).reshape(-1, *np.shape(posterior[k])[2:]) for k in card.law.parameters}
-    keep = _draw_index(len(next(iter(flat.values()))), max_draws)
-    pooled = card.pooling.parameters if card.pooling else ()
-    theta = {k: v[keep] if k in pooled else v[keep][:, None] for k, v in flat.items()}
-    return np.asarray(card.law.log_loss(law_parameters(card, theta, x), x))
-
-
-def law_residuals(card: ModelCard, posterior: Any, x: dict[str, np.ndarray], log_loss: np.ndarray) -> np.ndarray:
-    """Observed minus posterior-mean law log loss of the fitted runs (200 draws at most).
-
-    Parameters
-    ----------
-    card : ModelCard
-    posterior : mapping
-        Posterior draws of the law's parameters, each of shape (chain, draw[, group]).
-    x : dict
-        The runs' covariates (:func:`bayes_scaling.model.covariates`).
     log_loss : array
-        The runs' observed log loss.
+        ln L of the law at (N, D), per draw and point.
+    slope : array or None
+        Discrepancy slope per draw, shaped to broadcast against ``log_loss`` (e.g. (S, 1));
+        ``None`` (a fit without discrepancy) returns ``log_loss`` unchanged.
+    max_log_compute : float
+        See :func:`extrapolation_distance`.
+    log_params, log_tokens : array
+        ln N and ln D of the points.
     """
-    return np.asarray(log_loss, float) - _law_log_loss(card, posterior, x, 200).mean(axis=0)
-
-
-def misfit_record(card: ModelCard, posterior: Any, runs: pd.DataFrame, grid: np.ndarray, *, seed: int = 0,
-                  param_count: str = "total") -> tuple[np.ndarray, dict[str, Any]]:
-    """log p(residuals | tau = ratio · eta) on ``grid`` for a fit's runs, and a record of it.
-
-    Zero (no information) with a ``skipped`` record when fewer than
-    :data:`MIN_MISFIT_ROWS` runs; tables larger than :data:`MAX_MISFIT_ROWS` are subsampled
-    before the residuals (:func:`law_residuals`) are computed, so a loss-curve table costs
-    no more than its subsample.
-
-    Parameters
-    ----------
-    card : ModelCard
-        A card with ``misfit_ratio``.
-    posterior : mapping
-        The fit's posterior draws of the law's parameters, each (chain, draw[, group]).
-    runs : DataFrame
-        The fit's run table.
-    grid : array
-        Values of tau.
-    seed : int, default 0
-        Seed of the subsample.
-    param_count : {"total", "non_embedding"}
-    """
-    from .model import covariates
-
-    assert card.discrepancy_misfit_ratio is not None
-    ratio = card.discrepancy_misfit_ratio
-    record: dict[str, Any] = {"n_runs": int(len(runs)), "ratio": ratio}
-    if len(runs) < MIN_MISFIT_ROWS:
-        record["skipped"] = f"needs at least {MIN_MISFIT_ROWS} runs"
-        return np.zeros_like(grid), record
-    rows = np.arange(len(runs))
-    if len(runs) > MAX_MISFIT_ROWS:
-        rows = np.sort(np.random.default_rng(seed).choice(len(runs), MAX_MISFIT_ROWS, replace=False))
-        record["n_runs"] = MAX_MISFIT_ROWS
-    # covariates of the whole table (a pooled card's group columns follow all its groups), then the subsample
-    x = {k: np.asarray(v)[rows] for k, v in covariates(runs, card, param_count).items()}
-    resid = law_residuals(card, posterior, x, np.log(runs["loss"].to_numpy(float)[rows]))
-    ll, lengths = misfit_log_likelihood(resid, np.column_stack([x["log_params"], x["log_tokens"]]), grid / ratio)
-    record.update(length_scales=[float(v) for v in lengths], amplitude_mle=float(grid[np.argmax(ll)] / ratio))
-    return ll, record
-
-
-def split_log_likelihood(card: ModelCard, inner: Fit, held_out: pd.DataFrame, grid: np.ndarray) -> np.ndarray:
-    """log p(held-out runs | tau) for each tau of ``grid``, under an inner fit's posterior.
-
-    Parameters
-    ----------
-    card : ModelCard
-        The card of the inner fit (no discrepancy).
-    inner : Fit
-        Fit to the runs below the split.
-    held_out : DataFrame
-        Runs above the split (validated, with ``loss``).
-    grid : array
-        Values of tau (log loss per √e-fold of compute).
-
-    Returns
-    -------
-    array of shape grid.shape
-        See :func:`marginal_log_likelihood`; at most 300 posterior draws are used.
-    """
-    from .backtesting import heldout_covariates
-
-    x = heldout_covariates(inner, held_out)
-    post = inner.posterior
-    flat = {k: np.asarray(post[k]).reshape(-1) for k in ("sigma", *(["nu"] if "nu" in post else []))}
-    keep = _draw_index(len(flat["sigma"]), _MAX_DRAWS)                               # the draws of ``loc``
-    loc = _law_log_loss(card, post, x, _MAX_DRAWS)                                   # (S, T)
-    y = np.log(held_out["loss"].to_numpy(float))
-    growth = discrepancy_growth(extrapolation_distance(max_log_compute(inner), x["log_params"], x["log_tokens"]))
-    nu = np.asarray(flat["nu"][keep]) if "nu" in flat else card.nu
-    noise = float(np.mean(flat["sigma"][keep] ** 2))
-    if card.likelihood == "student_t":
-        # the variance of a Student-t is sigma² nu / (nu - 2); for nu <= 2 (infinite) it is capped at 3 sigma²
-        noise *= float(np.mean(np.where(nu > 2, nu / np.maximum(nu - 2, 1e-9), 3.0)))
-    return marginal_log_likelihood(y - loc, noise, growth, grid)
-
-
-def calibrate_tau(card: ModelCard, runs: pd.DataFrame, *, seed: int = 0, param_count: str = "total",
-                  splits: Sequence[float] | None = None, draws: int = INNER_DRAWS,
-                  posterior: Any | None = None) -> TauPosterior:
-    """Posterior of tau from internal leave-future-out splits and the law's misfit inside the data.
-
-    Parameters
-    ----------
-    card : ModelCard
-        A card with a ``[discrepancy]`` prior.
-    runs : DataFrame
-        The run table the main fit uses.
-    seed : int, default 0
-        Seed of the inner fits.
-    param_count : {"total", "non_embedding"}
-    splits : sequence of float, optional
-        E-folds of compute below the largest run at which to cut; default the card's
-        ``calibrate`` list. A split with fewer than :data:`MIN_SPLIT_TRAIN` runs below or
-        :data:`MIN_SPLIT_TEST` above is skipped (and listed as such). Larger tables are
-        subsampled to :data:`MAX_SPLIT_TRAIN` rows to fit and :data:`MAX_SPLIT_TEST` to score.
-    draws : int, default :data:`INNER_DRAWS`
-        Warm-up and kept draws per chain of each inner fit (:data:`INNER_CHAINS` chains).
-    posterior : mapping, optional
-        The main fit's posterior draws; with the card's ``misfit_ratio`` the law's
-        residuals on ``runs`` add the misfit likelihood (:func:`misfit_record`).
-
-    Returns
-    -------
-    TauPosterior
-        The prior alone when no split and no residuals could be used.
-    """
-    from .inference import fit
-
-    assert card.discrepancy is not None
-    plain = dataclasses.replace(card, discrepancy=None, discrepancy_splits=(), discrepancy_misfit_ratio=None)
-    grid = tau_grid(card.discrepancy, seed)
-    log_post = _prior_log_density(card.discrepancy, grid)
-    log_flops = np.log(runs["flops"].to_numpy(float))
-    info = []
-    for k, offset in enumerate(card.discrepancy_splits if splits is None else splits):
-        below = log_flops <= log_flops.max() - offset
-        record: dict[str, Any] = {"offset": float(offset), "n_train": int(below.sum()), "n_test": int((~below).sum())}
-        if record["n_train"] < MIN_SPLIT_TRAIN or record["n_test"] < MIN_SPLIT_TEST:
-            record["skipped"] = (f"needs at least {MIN_SPLIT_TRAIN} runs below and {MIN_SPLIT_TEST} above "
-                                 "the split")
-            info.append(record)
-            continue
-        rng = np.random.default_rng(seed + k)
-        train = _at_most(runs[below], MAX_SPLIT_TRAIN, rng)
-        train.attrs = dict(runs.attrs)
-        inner = fit(train, plain, chains=INNER_CHAINS, warmup=draws, draws=draws, seed=seed + 101 * (k + 1),
-                    param_count=param_count)
-        ll = split_log_likelihood(plain, inner, _at_most(runs[~below], MAX_SPLIT_TEST, rng), grid)
-        record["tau_mle"] = float(grid[np.argmax(ll)])
-        log_post = log_post + ll
-        info.append(record)
-    misfit = None
-    if card.discrepancy_misfit_ratio is not None and posterior is not None:
-        ll, misfit = misfit_record(card, posterior, runs, grid, seed=seed, param_count=param_count)
-        log_post = log_post + ll
-    weights = np.exp(log_post - log_post.max())
-    return TauPosterior(grid, weights / weights.sum(), info, misfit)
-
-
-def _at_most(table: pd.DataFrame, rows: int, rng: np.random.Generator) -> pd.DataFrame:
-    """The table, or a random subset of ``rows`` of its rows (order kept), index reset."""
-    if len(table) > rows:
-        table = table.iloc[np.sort(rng.choice(len(table), rows, replace=False))]
-    return table.reset_index(drop=True)
-
-
-def discrepancy_posterior(card: ModelCard, runs: pd.DataFrame, shape: tuple[int, int], *, seed: int = 0,
-                          param_count: str = "total", inner_draws: int = INNER_DRAWS,
-                          posterior: Any | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Draws of tau and of the slope s to store with a fit, and a record of how tau was set.
-
-    Parameters
-    ----------
-    card : ModelCard
-        A card with a ``[discrepancy]`` prior (``calibrate`` splits optional).
-    runs : DataFrame
-        The fit's run table.
-    shape : (int, int)
-        (chains, draws) of the fit's posterior.
-    seed : int, default 0
-    param_count : {"total", "non_embedding"}
-    inner_draws : int, default :data:`INNER_DRAWS`
-        Warm-up and kept draws per chain of the inner fits (see :func:`calibrate_tau`).
-    posterior : mapping, optional
-        The fit's posterior draws, whose residuals on ``runs`` inform tau with the card's
-        ``misfit_ratio``.
-
-    Returns
-    -------
-    (dict, dict)
-        ``{TAU: array, SLOPE: array}`` of shape ``shape``, and ``{"tau_source": "prior" |
-        "leave-future-out" | "misfit" | "misfit + leave-future-out", "tau_mean", "tau_q90",
-        "splits", "misfit"}``.
-    """
-    assert card.discrepancy is not None
-    n = shape[0] * shape[1]
-    rng = np.random.default_rng(seed + 7919)
-    use_misfit = card.discrepancy_misfit_ratio is not None and posterior is not None
-    if card.discrepancy_splits or use_misfit:
-        learnt = calibrate_tau(card, runs, seed=seed, param_count=param_count, draws=inner_draws,
-                               posterior=posterior)
-        tau = learnt.sample(n, rng)
-        info = {"splits": learnt.splits, "misfit": learnt.misfit}
-    else:
-        tau = _prior_draws(card.discrepancy, n, seed + 7919)
-        info = {"splits": [], "misfit": None}
-    sources = [*(["misfit"] if info["misfit"] and "amplitude_mle" in info["misfit"] else []),
-               *(["leave-future-out"] if any("tau_mle" in s for s in info["splits"]) else [])]
-    info["tau_source"] = " + ".join(sources) or "prior"
-    slope = tau * rng.standard_normal(n)
-    info.update(tau_mean=float(np.mean(tau)), tau_q90=float(np.quantile(tau, 0.9)))
-    return {TAU: tau.reshape(shape), SLOPE: slope.reshape(shape)}, info
-
-
-def attach(fit: Fit, scale: Prior, *, splits: Sequence[float] = (), misfit_ratio: float | None = None,
-           seed: int = 0) -> Fit:
-    """The same fit with a model discrepancy: a prior of tau, learnt from ``splits`` and the misfit if given.
-
-    The law's posterior is untouched (the discrepancy is zero inside the data); draws of
-    tau and of the slope are added, and the card gains the ``[discrepancy]`` entry.
-
-    Parameters
-    ----------
-    fit : Fit
-    scale : Prior
-        Prior of tau (log loss per √e-fold of compute beyond the largest run).
-    splits : sequence of float, default ()
-        Internal leave-future-out splits (e-folds below the largest run), see
-        :func:`calibrate_tau`; empty keeps the prior.
-    misfit_ratio : float, optional
-        Tie tau to the law's misfit inside the data (card key ``misfit_ratio``, see the
-        module docstring); ``None`` does not use the residuals.
-    seed : int, default 0
-    """
-    import json
-
-    from .errors import InputError
-    from .fit import Fit
-
-    if fit.card.discrepancy is not None:
-        raise InputError(f"fit of card {fit.card.name!r} already has a model discrepancy")
-    kwargs = ", ".join(f"{k} = {v!r}" for k, v in scale.kwargs.items())
-    text = (f"{fit.card.text.rstrip()}\n\n[discrepancy]\ndist = \"{scale.dist}\"\nkwargs = {{ {kwargs} }}\n"
-            + (f"calibrate = {[float(s) for s in splits]}\n" if splits else "")
-            + (f"misfit_ratio = {float(misfit_ratio)!r}\n" if misfit_ratio is not None else ""))
-    card = dataclasses.replace(fit.card, discrepancy=scale, discrepancy_splits=tuple(float(s) for s in splits),
-                               discrepancy_misfit_ratio=None if misfit_ratio is None else float(misfit_ratio),
-                               text=text)
-    shape = tuple(fit.posterior.sizes[d] for d in ("chain", "draw"))
-    draws, info = discrepancy_posterior(card, fit.runs, shape, seed=seed,
-                                        param_count=str(fit.attrs.get("param_count", "total")),
-                                        posterior=fit.posterior)
-    tree = fit.tree.copy()
-    tree["posterior"] = tree["posterior"].to_dataset().assign({k: (("chain", "draw"), v) for k, v in draws.items()})
-    extra = {**fit.extra, "discrepancy": info}
-    return Fit(tree, card=card, method=fit.method, seed=fit.seed, elapsed_s=fit.elapsed_s, extra=extra,
-               attrs={**fit.attrs, "card_text": text, "extra": json.dumps(extra)})
-
-
-def shift_draws(fit: Fit, log_params: np.ndarray, log_tokens: np.ndarray) -> np.ndarray | float:
-    """Discrepancy delta = s · d(N, D) per posterior draw and point, shape (S, *points); 0 without one.
-
-    A fit whose card has a discrepancy but whose posterior holds no slope draws (an
-    approach-3 fit, the classic baseline) has none.
-    """
-    slope, start = fit_arrays(fit).discrepancy()
     if slope is None:
-        return 0.0
-    zero = np.zeros((len(slope),) + np.shape(log_params))
-    return with_discrepancy(zero, slope.reshape((-1,) + (1,) * np.ndim(log_params)), start,
-                            np.asarray(log_params)[None, ...], np.asarray(log_tokens)[None, ...])
-
-
-def max_log_compute(fit: Fit) -> float:
-    """ln C_max of a fit: its largest-compute run (FLOPs)."""
-    return fit_arrays(fit).max_log_compute
+        return log_loss
+    return log_loss + slope * discrepancy_growth(extrapolation_distance(max_log_compute, log_params, log_tokens))

@@ -23,13 +23,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from .cards import ModelCard, parse_card
 from .errors import CardError, FitFileError, InputError
-from .extrapolation import DISCREPANCY_SLOPE, fitted_max_log_compute
+from .discrepancy import DISCREPANCY_SLOPE, fitted_max_log_compute
+from .posterior import Posterior, posterior_from_draws
 
 #: Version of the file layout written by ``Fit.save``; newer files are refused.
 FORMAT_VERSION = 1
@@ -119,6 +120,13 @@ class FitArrays:
         slope = self.discrepancy_slope()
         return slope, (math.inf if slope is None else self.max_log_compute)
 
+    def posterior_draws(self, group: str | None = None) -> Posterior:
+        """The draws answers integrate over (:class:`bayes_scaling.posterior.Posterior`), with the discrepancy."""
+        wanted = (*self.card.law.parameters, "sigma", "nu")
+        draws = self.draws([p for p in self.parameters if p in wanted], group=group)
+        slope, max_log_compute = self.discrepancy()
+        return posterior_from_draws(draws, self.card, slope, max_log_compute)
+
     def group_label(self, group: str | None) -> str:
         """The group to use: ``group`` itself, checked, or the only group of a one-group fit."""
         if group is None and len(self.groups) == 1:
@@ -131,7 +139,16 @@ class FitArrays:
         return str(group)
 
 
-def fit_arrays(source: Any) -> FitArrays:
+class HasArrays(Protocol):
+    """A fit in memory: it gives its :class:`FitArrays` (``Fit.arrays``)."""
+
+    @property
+    def arrays(self) -> FitArrays:
+        """The fit as numpy arrays."""
+        ...
+
+
+def fit_arrays(source: FitArrays | HasArrays) -> FitArrays:
     """The :class:`FitArrays` of a ``Fit`` (its ``arrays``), or ``source`` itself if it is one."""
     return source if isinstance(source, FitArrays) else source.arrays
 

@@ -15,6 +15,10 @@ import numpy as np
 
 from .errors import InputError
 
+#: ln 6: training compute is counted as C = 6 N D FLOPs (N parameters, D tokens; Kaplan et al. 2020),
+#: so ln C = LOG_6 + ln N + ln D.
+LOG_6 = math.log(6.0)
+
 SUFFIXES: dict[str, float] = {
     "": 1.0,
     "K": 1e3,

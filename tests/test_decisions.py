@@ -24,7 +24,7 @@ from bayes_scaling.decisions import (
     target_probability,
 )
 from bayes_scaling.errors import InputError
-from bayes_scaling.fit import Fit, build_datatree
+from bayes_scaling.fitted import Fit, build_datatree
 from bayes_scaling.laws import Law
 from bayes_scaling.model import covariates
 from bayes_scaling.simulate import EXAMPLE_TRUTH

@@ -1,278 +1,59 @@
-import dataclasses
+"""Extrapolation distance and the discrepancy it scales: one formula, numpy or JAX, used by every answer."""
 
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import stats
 
 import bayes_scaling as bs
-from bayes_scaling.allocation import loss_draws
-from bayes_scaling.cards import Prior, load_card
-from bayes_scaling.discrepancy import (
-    MISFIT_LENGTHS,
-    MISFIT_NOISES,
-    SLOPE,
-    TAU,
-    attach,
-    calibrate_tau,
-    marginal_log_likelihood,
-    misfit_log_likelihood,
-    shift_draws,
-    tau_grid,
-)
-from bayes_scaling.extrapolation import extrapolation_distance
+from bayes_scaling.decisions import as_posterior
+from bayes_scaling.discrepancy import extrapolation_distance, fitted_max_log_compute, with_discrepancy
+from bayes_scaling.fitfile import FitArrays
+
+LOG_C_MAX = math.log(6e21)
 
 
-def test_distance_is_zero_inside_and_counts_efolds_of_compute_beyond():
-    max_log_c = np.log(1e21)
-    n = np.array([1e9, 1e9, 1e10])
-    d = 1e21 / (6 * n) * np.array([0.1, 1.0, np.e**2])
-    np.testing.assert_allclose(extrapolation_distance(max_log_c, np.log(n), np.log(d)), [0.0, 0.0, 2.0], atol=1e-12)
+def test_distance_is_zero_inside_the_data_and_e_folds_of_compute_beyond():
+    log_n, log_d = np.log([1e9, 1e10, 1e11]), np.log([1e11, 1e11, 1e12])  # C = 6e20, 6e21, 6e23
+    np.testing.assert_allclose(extrapolation_distance(LOG_C_MAX, log_n, log_d), [0.0, 0.0, math.log(100)],
+                               atol=1e-12)
+    on_jax = extrapolation_distance(LOG_C_MAX, jnp.asarray(log_n), jnp.asarray(log_d))
+    assert isinstance(on_jax, jax.Array)
+    np.testing.assert_allclose(np.asarray(on_jax), extrapolation_distance(LOG_C_MAX, log_n, log_d), rtol=1e-15)
 
 
-@pytest.fixture(scope="module")
-def plain_fit(example_runs):
-    """The law alone (card chinchilla-plain), to which the tests attach a known discrepancy."""
-    return bs.fit(example_runs, "chinchilla-plain", chains=4, warmup=500, draws=500, seed=1)
+def test_discrepancy_adds_slope_times_root_distance_and_nothing_without_a_slope():
+    log_loss = np.zeros((2, 3))
+    log_n, log_d = np.log([1e9, 1e10, 1e11]), np.log([1e11, 1e11, 1e12])
+    assert with_discrepancy(log_loss, None, LOG_C_MAX, log_n, log_d) is log_loss
+    shifted = with_discrepancy(log_loss, np.array([[0.1], [-0.2]]), LOG_C_MAX, log_n, log_d)
+    # variance tau² d: the shift is slope × √d, d = ln 100 e-folds beyond the largest run
+    np.testing.assert_allclose(shifted[:, 2], [0.1 * math.sqrt(math.log(100)), -0.2 * math.sqrt(math.log(100))],
+                               rtol=1e-12)
+    np.testing.assert_array_equal(shifted[:, :2], 0.0)
 
 
-@pytest.fixture(scope="module")
-def wide_fit(plain_fit):
-    return attach(plain_fit, Prior("HalfNormal", {"scale": 0.01}), seed=2)
+def test_fitted_max_log_compute_is_that_of_the_largest_run():
+    assert fitted_max_log_compute({"flops": [1e20, 6e21, 3e21]}) == pytest.approx(LOG_C_MAX, rel=1e-15)
 
 
-def test_discrepancy_variance_is_zero_inside_the_data_and_grows_outside(plain_fit, wide_fit):
-    c_max = float(plain_fit.runs["flops"].max())
-    budgets = c_max * np.array([1e-2, 1.0, 10.0, 1000.0])
-    n = 1e9 * np.ones(4)
-    log_n, log_d = np.log(n), np.log(budgets / (6 * n))
-    n, d = np.exp(log_n), np.exp(log_d)
-    extra = loss_draws(wide_fit, n, d)[0] - loss_draws(plain_fit, n, d)[0]
-    assert np.all(extra[:, :2] == 0.0)
-    sd = extra.std(axis=0)
-    assert 0 < sd[2] < sd[3]
-    # s ~ Normal(0, tau), tau ~ HalfNormal(0.01): sd(s) = 0.01, so sd(delta) = 0.01 * √distance.
-    np.testing.assert_allclose(sd[2:] / np.sqrt(np.log([10.0, 1000.0])), 0.01, rtol=0.15)
-
-
-def test_one_slope_per_draw_is_shared_by_all_predictions(wide_fit):
-    c_max = float(wide_fit.runs["flops"].max())
-    n = np.full(3, 1e10)
-    d = c_max * np.exp([1.0, 2.0, 4.0]) / (6 * n)
-    draws = shift_draws(wide_fit, np.log(n), np.log(d))
-    np.testing.assert_allclose(draws[:, 1], np.sqrt(2) * draws[:, 0])
-    np.testing.assert_allclose(draws[:, 2], 2 * draws[:, 0])
-    np.testing.assert_allclose(draws[:, 0], np.asarray(wide_fit.posterior[SLOPE]).reshape(-1))
-
-
-def test_attached_discrepancy_survives_save_and_load(wide_fit, tmp_path):
-    back = bs.Fit.load(wide_fit.save(tmp_path / "wide.nc"))
-    assert back.card.discrepancy == wide_fit.card.discrepancy
-    np.testing.assert_array_equal(back.posterior[SLOPE], wide_fit.posterior[SLOPE])
-    pd_a, pd_b = wide_fit.allocate([1e24]), back.allocate([1e24])
-    assert pd_a.equals(pd_b)
-
-
-def test_predict_widens_only_beyond_the_data(plain_fit, wide_fit):
-    c_max = float(plain_fit.runs["flops"].max())
-    inside = (2e9, c_max / 2 / (6 * 2e9))
-    outside = (3e10, 1e3 * c_max / (6 * 3e10))
-    for (n, d), same in ((inside, True), (outside, False)):
-        a, b = plain_fit.predict(n, d), wide_fit.predict(n, d)
-        width_a = a.loc[0, "loss_hi"] - a.loc[0, "loss_lo"]
-        width_b = b.loc[0, "loss_hi"] - b.loc[0, "loss_lo"]
-        if same:
-            assert width_b == pytest.approx(width_a, rel=1e-12)
-        else:
-            assert width_b > 1.5 * width_a
-
-
-def test_default_card_learns_a_discrepancy_and_the_plain_card_has_none():
-    card = load_card("chinchilla")
-    assert card.discrepancy is not None and card.discrepancy.dist == "HalfNormal"
-    assert card.discrepancy_splits == (1.0, 2.0)
-    assert card.discrepancy_misfit_ratio is not None and card.discrepancy_misfit_ratio > 0
-    assert load_card("chinchilla-plain").discrepancy is None
-
-
-def test_attach_refuses_a_fit_that_has_a_discrepancy(wide_fit):
-    with pytest.raises(bs.InputError, match="already has a model discrepancy"):
-        attach(wide_fit, Prior("HalfNormal", {"scale": 0.01}))
-
-
-def test_calibrate_key_is_checked():
-    from bayes_scaling.cards import parse_card
-    from bayes_scaling.errors import CardError
-
-    text = load_card("chinchilla-plain").text
-    with pytest.raises(CardError, match=r"\[discrepancy\] calibrate: give a list of positive distances"):
-        parse_card(text + '\n[discrepancy]\ndist = "HalfNormal"\nkwargs = { scale = 0.01 }\ncalibrate = [-1]\n')
-    with pytest.raises(CardError, match=r"\[discrepancy\] misfit_ratio: give a positive number"):
-        parse_card(text + '\n[discrepancy]\ndist = "HalfNormal"\nkwargs = { scale = 0.01 }\nmisfit_ratio = 0\n')
-    with pytest.raises(CardError, match=r"\[discrepancy\] splits: unknown key"):
-        parse_card(text + '\n[discrepancy]\ndist = "HalfNormal"\nkwargs = { scale = 0.01 }\nsplits = [1]\n')
-
-
-def test_allocated_loss_carries_the_discrepancy_beyond_the_data_only(plain_fit, wide_fit):
-    c_max = float(plain_fit.runs["flops"].max())
-    plain, wide = plain_fit.allocate([c_max / 10, c_max * 1e4]), wide_fit.allocate([c_max / 10, c_max * 1e4])
-    width = lambda t: (t["loss_opt_hi"] - t["loss_opt_lo"]).to_numpy()  # noqa: E731
-    assert width(wide)[0] == pytest.approx(width(plain)[0], rel=1e-12)
-    assert width(wide)[1] > 1.5 * width(plain)[1]
-    assert wide["params_opt"].equals(plain["params_opt"])
-
-
-def test_marginal_likelihood_equals_the_multivariate_normal_it_stands_for():
+def test_decisions_judge_the_law_with_the_fits_discrepancy():
+    card = bs.load_card("chinchilla")
     rng = np.random.default_rng(0)
-    d = np.array([0.3, 0.8, 1.5, 2.0])
-    draws = 0.002 * rng.standard_normal((400, 1)) * d + 0.012 * d + 0.004 * rng.standard_normal((400, 4))
-    noise = 0.01**2
-    grid = np.linspace(0.0, 0.05, 31)
-    got = marginal_log_likelihood(draws, noise, d, grid)
-    cov = np.cov(draws, rowvar=False) + noise * np.eye(4)
-    want = [stats.multivariate_normal(np.zeros(4), cov + t**2 * np.outer(d, d)).logpdf(draws.mean(0)) for t in grid]
-    np.testing.assert_allclose(got, want, rtol=1e-10)
-    # residuals that grow with distance favour a tau near the slope that made them
-    assert 0.004 < grid[np.argmax(got)] < 0.03
-    flat = marginal_log_likelihood(draws - draws.mean(0), noise, d, grid)
-    assert np.argmax(flat) == 0
-
-
-def test_tau_grid_spans_the_prior():
-    grid = tau_grid(Prior("HalfNormal", {"scale": 0.01}))
-    assert grid[0] == 0 and np.all(np.diff(grid) > 0)
-    assert grid[-1] == pytest.approx(0.01 * stats.halfnorm.ppf(0.9995), rel=0.05)
-
-
-@pytest.mark.slow
-def test_learnt_tau_shrinks_when_the_law_is_exact_and_grows_when_it_bends(example_runs):
-    card = load_card("chinchilla")
-    prior_mean = 0.02 * np.sqrt(2 / np.pi)
-    card = card.__class__(**{**card.__dict__, "discrepancy": Prior("HalfNormal", {"scale": 0.02})})
-    exact = calibrate_tau(card, example_runs, seed=0)
-    assert all("tau_mle" in s for s in exact.splits)
-    assert exact.weights.sum() == pytest.approx(1.0)
-    assert exact.mean() < 0.6 * prior_mean
-    # A law that bends beyond 4e20 FLOPs: loss rises by 3% per e-fold of compute past it.
-    bend = np.maximum(0.0, np.log(example_runs["flops"] / 4e20))
-    bent_runs = example_runs.assign(loss=example_runs["loss"] * np.exp(0.03 * bend))
-    bent_runs.attrs = dict(example_runs.attrs)
-    bent = calibrate_tau(card, bent_runs, seed=0)
-    assert bent.mean() > 2 * exact.mean()
-    assert bent.quantile(0.9) >= 0.01
-
-
-def test_fit_stores_tau_and_slope_draws_of_a_discrepancy_card(example_runs):
-    fit = bs.fit(example_runs, chains=2, warmup=200, draws=200, seed=3)
-    assert fit.posterior[SLOPE].shape == (2, 200) and fit.posterior[TAU].shape == (2, 200)
-    assert fit.extra["discrepancy"]["tau_source"] == "misfit + leave-future-out"
-    assert np.all(np.asarray(fit.posterior[TAU]) >= 0)
-    assert SLOPE not in fit.summary().index
-
-
-def _design(spacing: float = 0.3, side: int = 12) -> np.ndarray:
-    """A square grid of runs in (ln N, ln D), ``spacing`` e-folds apart."""
-    axis = np.arange(side) * spacing
-    return np.array([(20.0 + a, 23.0 + b) for a in axis for b in axis])
-
-
-def test_misfit_likelihood_is_the_gaussian_process_marginal_averaged_over_its_grids():
-    rng = np.random.default_rng(1)
-    coords = _design(0.5, 4)
-    resid = 0.003 * rng.standard_normal(len(coords)) + 0.004 * np.sin(coords[:, 0])
-    amplitudes = np.array([0.0, 0.002, 0.01])
-    got, (lo, hi) = misfit_log_likelihood(resid, coords, amplitudes)
-    # twice the neighbours' distance (0.5 e-folds); half the span (0.75) is below that, so twice the lower end
-    assert (lo, hi) == (pytest.approx(1.0), pytest.approx(2.0))
-    sq = ((coords[:, None, :] - coords[None, :, :]) ** 2).sum(-1)
-    sd = resid.std()
-    want = []
-    for eta in amplitudes:
-        terms = [stats.multivariate_normal(np.zeros(len(resid)),
-                                           eta**2 * np.exp(-0.5 * sq / ell**2) + s**2 * np.eye(len(resid)),
-                                           allow_singular=True).logpdf(resid)
-                 for ell in np.geomspace(lo, hi, MISFIT_LENGTHS)
-                 for s in np.geomspace(0.1 * sd, 2 * sd, MISFIT_NOISES)]
-        want.append(np.log(np.mean(np.exp(np.array(terms) - max(terms)))) + max(terms))
-    np.testing.assert_allclose(got, want, rtol=1e-9)
-
-
-def test_misfit_likelihood_finds_no_misfit_in_noise_and_the_amplitude_of_a_smooth_one():
-    rng = np.random.default_rng(0)
-    coords = _design()
-    noise = 0.004 * rng.standard_normal(len(coords))
-    grid = np.linspace(0.0, 0.05, 201)
-    flat, _ = misfit_log_likelihood(noise, coords, grid)
-    assert grid[np.argmax(flat)] < 0.001
-    # a smooth misfit of amplitude ~0.01 over about one e-fold
-    bump = 0.01 * np.sin(coords[:, 0] - 20.0) * np.cos(0.8 * (coords[:, 1] - 23.0))
-    bumpy, _ = misfit_log_likelihood(noise + bump, coords, grid)
-    rms = float(np.sqrt(np.mean(bump**2)))                      # ~0.005
-    assert 0.5 * rms < grid[np.argmax(bumpy)] < 3 * rms
-    assert bumpy.max() - bumpy[0] > 10  # decisive evidence against "no misfit"
-
-
-@pytest.mark.slow
-def test_tau_shrinks_when_the_law_fits_its_runs_and_not_when_it_misses_them(example_runs):
-    # example_runs follow the Chinchilla law exactly (plus noise): the fit's residuals carry no misfit.
-    exact = bs.fit(example_runs, chains=2, warmup=200, draws=200, seed=0)
-    info = exact.extra["discrepancy"]
-    prior_mean = 0.015 * np.sqrt(2 / np.pi)
-    assert info["misfit"]["amplitude_mle"] < 0.002
-    assert info["tau_mean"] < 0.3 * prior_mean
-    # The same runs with a smooth 1.5% misfit in ln N (a law of the wrong shape):
-    log_n = np.log(example_runs["params"].to_numpy(float))
-    wavy = example_runs.assign(loss=example_runs["loss"] * np.exp(0.015 * np.sin(2.0 * (log_n - log_n.min()))))
-    wavy.attrs = dict(example_runs.attrs)
-    missed = bs.fit(wavy, chains=2, warmup=200, draws=200, seed=0).extra["discrepancy"]
-    assert missed["misfit"]["amplitude_mle"] > 0.005
-    assert missed["tau_mean"] > 3 * info["tau_mean"]
-
-
-@pytest.mark.slow
-@pytest.mark.real_data
-def test_real_table_misses_its_law_where_the_same_design_from_the_exact_law_does_not(chinchilla_runs):
-    from bayes_scaling.simulate import EXAMPLE_TRUTH, chinchilla_loss
-
-    real = bs.fit(chinchilla_runs, chains=2, warmup=200, draws=200, seed=0).extra["discrepancy"]
-    # the Chinchilla reconstruction has smooth residual structure of ~0.7% the law cannot absorb
-    assert real["misfit"]["amplitude_mle"] > 0.004
-    # ~0.01 as at the backtest's cutoffs: long-scale departures (weakly identified) do not inflate it to 0.03
-    assert 0.005 < real["tau_mean"] < 0.02
-    # the same 240 (N, D), losses from the Besiroglu et al. law with 0.4% noise: no misfit
-    law = chinchilla_loss(chinchilla_runs["params"].to_numpy(float), chinchilla_runs["tokens"].to_numpy(float),
-                          EXAMPLE_TRUTH)
-    noise = np.exp(0.004 * np.random.default_rng(0).standard_normal(len(law)))
-    exact_runs = bs.load_runs(chinchilla_runs[["params", "tokens", "flops"]].assign(loss=law * noise))
-    exact = bs.fit(exact_runs, chains=2, warmup=200, draws=200, seed=0).extra["discrepancy"]
-    assert exact["misfit"]["amplitude_mle"] < 0.002
-    assert exact["tau_mean"] < 0.4 * real["tau_mean"]
-
-
-def test_misfit_of_a_large_table_uses_the_residuals_of_its_subsample_only(small_fit, monkeypatch):
-    import bayes_scaling.discrepancy as disc
-    from bayes_scaling.model import covariates
-
-    card = dataclasses.replace(small_fit.card, discrepancy_misfit_ratio=1.3)
-    runs, grid = small_fit.runs, np.linspace(0.0, 0.05, 51)
-    monkeypatch.setattr(disc, "MAX_MISFIT_ROWS", 40)
-    got, record = disc.misfit_record(card, small_fit.posterior, runs, grid, seed=5)
-    assert record["n_runs"] == 40 < len(runs)
-    # the same as residuals of every run, then the same subsample
-    whole = disc.law_residuals(card, small_fit.posterior, covariates(runs, card), np.log(runs["loss"].to_numpy(float)))
-    rows = np.sort(np.random.default_rng(5).choice(len(runs), 40, replace=False))
-    coords = np.log(runs[["params", "tokens"]].to_numpy(float))[rows]
-    want, _ = disc.misfit_log_likelihood(whole[rows], coords, grid / 1.3)
-    np.testing.assert_allclose(got, want, rtol=1e-12)
-    assert whole.shape == (len(runs),) and abs(np.median(whole)) < 0.01
-
-
-def test_attach_with_a_misfit_ratio_learns_tau_from_the_residuals_and_survives_save(plain_fit, tmp_path):
-    fit = attach(plain_fit, Prior("HalfNormal", {"scale": 0.015}), misfit_ratio=1.3, seed=4)
-    info = fit.extra["discrepancy"]
-    assert info["tau_source"] == "misfit" and info["splits"] == []
-    assert info["misfit"]["n_runs"] == len(plain_fit.runs) and info["misfit"]["ratio"] == 1.3
-    # the example runs follow the law: tau well below its prior mean (0.012)
-    assert info["tau_mean"] < 0.004
-    back = bs.Fit.load(fit.save(tmp_path / "misfit.nc"))
-    assert back.card.discrepancy_misfit_ratio == 1.3
-    assert back.extra["discrepancy"]["misfit"] == info["misfit"]
+    theta = {k: np.full((2, 50), v) for k, v in bs.EXAMPLE_TRUTH.items()}
+    slope = rng.normal(0, 0.05, (2, 50))
+    arrays = FitArrays(card, {**theta, "sigma": np.full((2, 50), 0.01), "discrepancy_slope": slope},
+                       {"flops": np.array([1e20, 6e21])}, [], {"method": "nuts"})
+    post = as_posterior(arrays)
+    log_n, log_d = np.log([1e9, 7e10]), np.log([2e10, 1.4e12])
+    law = card.law.log_loss({k: v.reshape(-1, 1) for k, v in theta.items()},
+                            {"log_params": log_n, "log_tokens": log_d})
+    distance = np.maximum(0.0, np.log(6 * np.exp(log_n + log_d)) - LOG_C_MAX)
+    assert distance[0] == 0 and distance[1] > 4
+    np.testing.assert_allclose(post.log_loss(log_n, log_d), law + slope.reshape(-1, 1) * np.sqrt(distance),
+                               rtol=1e-12)
+    assert post.take(np.arange(10)).slope.shape == (10,) and post.median().slope.shape == (1,)

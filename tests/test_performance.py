@@ -26,7 +26,7 @@ from bayes_scaling import compilation_cache
 from bayes_scaling.simulate import chinchilla_loss
 
 inference = importlib.import_module("bayes_scaling.inference")
-fit_module = importlib.import_module("bayes_scaling.fit")
+fit_module = importlib.import_module("bayes_scaling.fitted")
 model_module = importlib.import_module("bayes_scaling.model")
 
 
@@ -64,9 +64,10 @@ def test_package_import_stays_light_and_the_api_loads_on_first_use():
          "import bayes_scaling as bs\n"
          "assert not {'jax', 'numpyro', 'arviz', 'xarray', 'pandas'} & set(sys.modules)\n"
          "assert 'xla_force_host_platform_device_count' in os.environ['XLA_FLAGS']\n"
-         "import bayes_scaling.fit  # the module of Fit must not shadow the function bs.fit\n"
+         "import bayes_scaling.fitted, bayes_scaling.sensitivity_analysis  # no module shadows a function\n"
          "assert bs.fit.__module__ == 'bayes_scaling.inference' and callable(bs.fit)\n"
-         "assert bs.load_fit == bs.Fit.load and bs.Fit is sys.modules['bayes_scaling.fit'].Fit\n"
+         "assert callable(bs.sensitivity) and callable(bs.backtest) and callable(bs.compare)\n"
+         "assert bs.load_fit == bs.Fit.load and bs.Fit is sys.modules['bayes_scaling.fitted'].Fit\n"
          "assert bs.simulate_runs(seed=0).shape[0] > 0 and bs.decide.__module__ == 'bayes_scaling.decisions'\n")
 
 

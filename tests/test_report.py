@@ -15,7 +15,7 @@ import pytest
 
 import bayes_scaling as bs
 from bayes_scaling.cli import main
-from bayes_scaling.fit import build_datatree
+from bayes_scaling.fitted import build_datatree
 from bayes_scaling.model import covariates
 from bayes_scaling.report import DEFAULT_SECTIONS, Section, default_budgets, render_report, write_report
 from bayes_scaling.report import sections as sec

@@ -7,7 +7,7 @@ import bayes_scaling as bs
 from bayes_scaling import inference
 from bayes_scaling.cli import main
 from bayes_scaling.report import render_report
-from bayes_scaling.report.backtest import backtest_records
+from bayes_scaling.report.backtest_section import backtest_records
 
 from .test_backtesting import bt, constructed_runs, fake_fit, fake_predictive
 

@@ -92,7 +92,7 @@ def backtest(
     """Fit on the runs below each compute cutoff and score the predictions of the runs above it."""
     from ..allocation import as_budgets
     from ..backtesting import backtest as run_backtest
-    from ..backtesting import plot_calibration
+    from ..report.analysis_figures import plot_calibration
     from ..data import load_runs
 
     _check_format(fmt)
@@ -151,8 +151,8 @@ def sensitivity(
 ) -> None:
     """Refit without the smallest runs, the largest runs, or one IsoFLOP budget at a time; compare N_opt."""
     from ..data import load_runs
-    from ..fit_region import plot_sensitivity
-    from ..fit_region import sensitivity as run_sensitivity
+    from ..report.analysis_figures import plot_sensitivity
+    from ..sensitivity_analysis import sensitivity as run_sensitivity
 
     _check_format(fmt)
     table = load_runs(runs, _columns(column))

@@ -222,8 +222,8 @@ def report(
     import time
 
     from ..decisions import Constraints
-    from ..fit import Fit
-    from ..report import DecisionRequest
+    from ..fitted import Fit
+    from ..report import DecisionRequest, write_report
 
     if prob is not None and target_loss is None:
         raise InputError("--prob is the chance of reaching --target-loss: give a target loss too")
@@ -234,7 +234,7 @@ def report(
                                 inference_tokens=inference_tokens or 0.0))
     result = Fit.load(fit_file)
     start = time.perf_counter()
-    page = result.report(out, budget or None, level, group=group, decision=decision, backtest=backtest)
+    page = write_report(result, out, budget or None, level, group=group, decision=decision, backtest=backtest)
     err.print(f"wrote {page}, {page.with_suffix('.json').name} and {page.with_suffix('.md').name} "
               f"({time.perf_counter() - start:.1f} s)")
     sys.stdout.write(f"{page}\n")

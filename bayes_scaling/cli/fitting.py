@@ -94,7 +94,7 @@ def summary(
     # ESS and R-hat were stored when the fit was saved; a fit saved before they were needs ArviZ.
     stats = result.convergence
     if stats is None:
-        from ..fit import Fit
+        from ..fitted import Fit
 
         stats = Fit.load(fit_file).convergence()
     table = summary_table(result, stats, level)

@@ -40,7 +40,8 @@ from .plans import (
     target_probability,
     target_probability_table,
 )
-from .posterior import Constraints, Posterior, as_posterior
+from ..posterior import MixturePosterior, Posterior, PosteriorInput, as_posterior
+from .constraints import Constraints
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,12 +58,12 @@ def __getattr__(name: str) -> Any:  # PEP 562: the next-run value (JAX, NumPyro)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def decide(source: Any, **questions: Any) -> dict[str, pd.DataFrame]:
+def decide(source: PosteriorInput, **questions: Any) -> dict[str, pd.DataFrame]:
     """Answer every question the arguments ask; see :func:`decide_tables` (same arguments), as DataFrames."""
     return {name: table.to_frame() for name, table in decide_tables(source, **questions).items()}
 
 
-def decide_tables(source: Any, *, budgets: Sequence[float | str] | float | str | None = None,
+def decide_tables(source: PosteriorInput, *, budgets: Sequence[float | str] | float | str | None = None,
                   risk: str | Criterion = "mean", target_loss: float | None = None, prob: float = 0.9,
                   plans: Sequence[Plan] = (), constraints: Constraints | None = None,
                   next_run_budget: float | str | None = None, level: float = 0.9, noise: bool = True, seed: int = 0,

@@ -35,7 +35,8 @@ from ..errors import InputError
 from ..tables import Table, check_level, frame_returning
 from ..units import parse_quantity
 from .plans import Plan, assumptions, parse_plans, plan_label
-from .posterior import Constraints, Posterior, as_posterior
+from ..posterior import MixturePosterior, Posterior, PosteriorInput, as_posterior
+from .constraints import Constraints
 
 #: Default candidates: fractions of the run budget, and model sizes around each budget's median N_opt.
 BUDGET_FRACTIONS = (1.0, 10**-0.5, 0.1)
@@ -81,7 +82,7 @@ def candidate_runs(post: Posterior, run_budget: float) -> tuple[np.ndarray, np.n
     return n.ravel(), d.ravel()
 
 
-def next_run_table(source: Any, target_budget: float | str, *, run_budget: float | str | None = None,
+def next_run_table(source: PosteriorInput, target_budget: float | str, *, run_budget: float | str | None = None,
                    candidates: Sequence[Plan] = (), level: float = 0.9, scenarios: int = 128, seed: int = 0,
                    card: Any = None) -> Table:
     """Rank candidate runs by expected shrinkage of the N_opt interval at a target budget, per FLOP.

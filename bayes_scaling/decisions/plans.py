@@ -25,7 +25,8 @@ from ..errors import InputError
 from ..risk import Criterion, expected, parse_risk, quantile
 from ..tables import Table, check_level, credible_interval, frame_returning
 from ..units import format_quantity, parse_quantity
-from .posterior import Constraints, Posterior, as_posterior, minimise
+from ..posterior import MixturePosterior, Posterior, PosteriorInput, as_posterior
+from .constraints import Constraints, minimise
 
 #: Names of the three plans compared for a budget.
 PLANS = ("risk-neutral", "chosen", "plug-in")
@@ -131,7 +132,7 @@ def _plan_columns(constraints: Constraints, log_n: np.ndarray, log_d: np.ndarray
             "loss": med, "loss_lo": lo, "loss_hi": hi}
 
 
-def best_plan_table(source: Any, budgets: Sequence[float | str] | float | str, *, risk: str | Criterion = "mean",
+def best_plan_table(source: PosteriorInput, budgets: Sequence[float | str] | float | str, *, risk: str | Criterion = "mean",
                     constraints: Constraints | None = None, level: float = 0.9, noise: bool = True, seed: int = 0,
                     card: Any = None) -> Table:
     """The plan minimising a risk criterion of the loss for each budget, beside two others.
@@ -191,7 +192,7 @@ def best_plan_table(source: Any, budgets: Sequence[float | str] | float | str, *
     return Table.concat(tables, assumptions(post, cons, noise=noise, seed=seed, criterion=crit.label, level=level))
 
 
-def target_probability_table(source: Any, target_loss: float, *, plans: Sequence[Plan] = (),
+def target_probability_table(source: PosteriorInput, target_loss: float, *, plans: Sequence[Plan] = (),
                              budgets: Sequence[float | str] | float | str | None = None,
                              risk: str | Criterion = "mean", constraints: Constraints | None = None,
                              noise: bool = True, seed: int = 0, card: Any = None) -> Table:
@@ -241,7 +242,7 @@ def target_probability_table(source: Any, target_loss: float, *, plans: Sequence
                  assumptions(post, cons, noise=noise, seed=seed, criterion=crit.label))
 
 
-def cheapest_compute_table(source: Any, target_loss: float, prob: float = 0.9, *,
+def cheapest_compute_table(source: PosteriorInput, target_loss: float, prob: float = 0.9, *,
                            constraints: Constraints | None = None, noise: bool = True, seed: int = 0,
                            card: Any = None, rtol: float = 1e-3) -> Table:
     """The least compute, and its plan, that reaches a target loss with probability >= ``prob``.
@@ -332,7 +333,7 @@ def cheapest_compute_table(source: Any, target_loss: float, prob: float = 0.9, *
                  assumptions(post, cons, noise=noise, seed=seed, criterion=crit.label))
 
 
-def compare_plans_table(source: Any, plans: Sequence[Plan], *, constraints: Constraints | None = None,
+def compare_plans_table(source: PosteriorInput, plans: Sequence[Plan], *, constraints: Constraints | None = None,
                         level: float = 0.9, noise: bool = True, seed: int = 0, card: Any = None) -> Table:
     """Compare explicit plans: chance each is best, loss differences, regret.
 

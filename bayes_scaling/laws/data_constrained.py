@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from . import Array, Law, array_namespace, register
+from .base import Array, Law, array_namespace, register
 from .chinchilla import compute_optimal as chinchilla_optimal
 from .chinchilla import log_loss as chinchilla_log_loss
 

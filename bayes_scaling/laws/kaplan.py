@@ -8,12 +8,11 @@ term: L → 0 as N, D → ∞. Computes with numpy or JAX, whichever its inputs 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
-from . import Array, Law, array_namespace, logsumexp, register
+from ..units import LOG_6
+from .base import Array, Law, array_namespace, logsumexp, register
 
-LOG_6 = math.log(6.0)
 
 
 def log_loss(theta: Mapping[str, Array], x: Mapping[str, Array]) -> Array:

@@ -18,18 +18,18 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..averaging import ModelAverage
 from ..errors import InputError
-from ..fit import package_versions
-from .averaging import averaging_section
-from .backtest import BacktestSource, backtest_records, backtest_section
+from ..provenance import package_versions
+from .averaging_section import averaging_section
+from .backtest_section import BacktestSource, backtest_records, backtest_section
 from .content import ReportContext, default_budgets
-from .decision import DecisionRequest, decision_section
+from .decision_section import DecisionRequest, decision_section
 from .html import Section, page, to_json, write_files
 from .sections import DEFAULT_SECTIONS, SectionFn, provenance
 
 if TYPE_CHECKING:
-    from ..averaging import ModelAverage
-    from ..fit import Fit
+    from ..fitted import Fit
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def render_report(fit: Fit | ModelAverage, budgets: Sequence[float | str] | floa
     """Render a report of a fit in memory (no files); see :func:`write_report`."""
     start = time.perf_counter()
     average = None
-    if hasattr(fit, "fits") and hasattr(fit, "weights"):  # a ModelAverage: its top card's fit describes the data
+    if isinstance(fit, ModelAverage):  # its top card's fit describes the data
         average, fit = fit, max(fit.fits.values(), key=lambda f: fit.weights[f.card.name])
         extra_sections = [partial(averaging_section, average=average), *extra_sections]
     if backtest is not None:

@@ -24,7 +24,7 @@ from ..diagnostics import Diagnostics
 from ..errors import InputError
 
 if TYPE_CHECKING:
-    from ..fit import Fit
+    from ..fitted import Fit
 
 #: Most posterior draws used for drawn curves and bands (the allocation table uses all).
 CURVE_DRAWS = 1000
@@ -116,7 +116,7 @@ class ReportContext:
             For a level outside (0, 1), a bad budget, or a pooled fit with several
             groups and no (or an unknown) ``group``.
         """
-        from ..fit import check_level
+        from ..tables import check_level
 
         level = check_level(level)
         c = default_budgets(fit.runs) if budgets is None else np.sort(as_budgets(budgets))

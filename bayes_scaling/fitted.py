@@ -10,40 +10,51 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
-from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import arviz as az
 import numpy as np
-import pandas as pd
-import xarray as xr
 
-from .cards import ModelCard
+from .cards import ModelCard, cards_dir
 from .diagnostics import Diagnostics, convergence_stats, gate, gated_parameters, summary_table
 from .errors import FitFileError
 from .fitfile import CONVERGENCE_ATTR, FORMAT_VERSION, FitArrays, check_fit_attrs, check_fit_path
-from .model import group_levels, log_likelihood, posterior_dims, posterior_predictive_log_loss
-from .tables import check_level  # noqa: F401  (re-exported: other modules import it from here)
+from .posterior import Posterior
+from .provenance import package_versions, source_label, text_sha256
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
 
 #: Most values (chains × draws × runs) kept in each pointwise group; see build_datatree.
 POINTWISE_MAX_VALUES = 20_000_000
-_VERSIONED = ("bayes-scaling", "numpyro", "jax", "jaxlib", "arviz", "arviz-base", "arviz-stats",
-              "xarray", "pandas", "numpy", "scipy")
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of Python and of the packages a fit depends on."""
-    out = {"python": platform.python_version()}
-    for name in _VERSIONED:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+def fit_attrs(card: ModelCard, *, method: str, seed: int, elapsed_s: float, extra: Mapping[str, Any] | None = None,
+              runs_source: str = "", runs_sha256: str = "", param_count: str = "total") -> dict[str, Any]:
+    """The provenance of a fit, built once before the :class:`Fit` is: what its file's root attributes hold.
+
+    Inputs are labelled without machine paths: a bundled card as ``bundled:NAME``, a card
+    or run table read from a file by the file's name (with the SHA-256 of its contents).
+    """
+    return {
+        "bayes_scaling_format": FORMAT_VERSION,
+        "method": method,
+        "seed": int(seed),
+        "elapsed_s": float(elapsed_s),
+        "card_name": card.name,
+        "card_source": source_label(card.source, cards_dir()),
+        "card_sha256": text_sha256(card.text),
+        "card_text": card.text,
+        "runs_source": source_label(runs_source),
+        "runs_sha256": runs_sha256,
+        "param_count": param_count,
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "versions": json.dumps(package_versions()),
+        "extra": json.dumps(dict(extra or {})),
+    }
 
 
 def build_datatree(card: ModelCard, runs: pd.DataFrame, x: Mapping[str, np.ndarray],
@@ -55,6 +66,11 @@ def build_datatree(card: ModelCard, runs: pd.DataFrame, x: Mapping[str, np.ndarr
     draw and run; above :data:`POINTWISE_MAX_VALUES` they keep every k-th draw only (their
     attr ``thinned_every`` says k): 250,000 rows × 4,000 draws would take 8 GB per group.
     """
+    import arviz as az
+    import pandas as pd
+
+    from .model import group_levels, log_likelihood, posterior_dims, posterior_predictive_log_loss
+
     chains, draws = np.shape(next(iter(posterior.values())))[:2]
     step = max(1, -(-chains * draws * len(log_loss) // POINTWISE_MAX_VALUES))
     thinned = {k: np.asarray(v)[:, ::step] for k, v in posterior.items()}
@@ -99,32 +115,45 @@ class Fit:
         ``"nuts"`` or ``"huber"``.
     """
 
-    def __init__(self, tree: xr.DataTree, *, card: ModelCard, method: str, seed: int,
-                 elapsed_s: float, extra: Mapping[str, Any] | None = None,
+    #: Compute-optimal allocation for budgets in FLOPs (:func:`bayes_scaling.allocate`);
+    #: attached by :mod:`bayes_scaling.allocation`, a layer above this one.
+    allocate: Callable[..., pd.DataFrame]
+    #: Predicted loss at (N, D) (:func:`bayes_scaling.predict_loss`); attached by :mod:`bayes_scaling.allocation`.
+    predict: Callable[..., pd.DataFrame]
+
+    def __init__(self, tree: xr.DataTree, *, card: ModelCard, method: str = "nuts", seed: int = 0,
+                 elapsed_s: float = float("nan"), extra: Mapping[str, Any] | None = None,
                  attrs: Mapping[str, Any] | None = None) -> None:
+        """``attrs`` (a fit's provenance, :func:`fit_attrs`) is the one source of ``method``, ``seed``,
+        ``elapsed_s`` and ``extra``; without it they are built from the keyword arguments."""
         self.tree = tree
         self.card = card
-        self.method = method
-        self.seed = seed
-        self.elapsed_s = elapsed_s
-        self.extra = dict(extra or {})
-        self.attrs = dict(attrs) if attrs is not None else {
-            "bayes_scaling_format": FORMAT_VERSION,
-            "method": method,
-            "seed": seed,
-            "elapsed_s": elapsed_s,
-            "card_name": card.name,
-            "card_source": card.source,
-            "card_text": card.text,
-            "runs_source": "",
-            "runs_sha256": "",
-            "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            "versions": json.dumps(package_versions()),
-            "extra": json.dumps(self.extra),
-        }
+        self.attrs = dict(attrs) if attrs is not None else fit_attrs(card, method=method, seed=seed,
+                                                                     elapsed_s=elapsed_s, extra=extra)
         # Convergence statistics stored with a saved fit describe its draws: kept apart from
         # the attrs, so that a Fit made from another's attrs (and other draws) computes its own.
         self._convergence: str | None = self.attrs.pop(CONVERGENCE_ATTR, None)
+
+    # -- provenance (one source: attrs) -------------------------------------------------
+    @property
+    def method(self) -> str:
+        """``"nuts"`` or ``"huber"``."""
+        return str(self.attrs["method"])
+
+    @property
+    def seed(self) -> int:
+        """Seed of the sampler (or of the bootstrap)."""
+        return int(self.attrs.get("seed", 0))
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds the fit took."""
+        return float(self.attrs.get("elapsed_s", np.nan))
+
+    @cached_property
+    def extra(self) -> dict[str, Any]:
+        """Method-specific records: the discrepancy's (``discrepancy``), the bootstrap's convergence, ..."""
+        return dict(json.loads(str(self.attrs.get("extra", "{}"))))
 
     # -- data access -------------------------------------------------------------------
     @property
@@ -211,32 +240,9 @@ class Fit:
         """
         return summary_table(self.arrays, self.convergence(), level).to_frame()
 
-    # -- derived quantities (see allocation.py) -----------------------------------------
-    def allocate(self, budgets: Sequence[float] | np.ndarray | float, level: float = 0.9,
-                 group: str | None = None) -> pd.DataFrame:
-        """Compute-optimal allocation for budgets in FLOPs; see :func:`bayes_scaling.allocate`."""
-        from .allocation import allocate
-
-        return allocate(self, budgets, level=level, group=group)
-
-    def predict(self, params: Sequence[float] | float, tokens: Sequence[float] | float,
-                level: float = 0.9, seed: int = 0, group: str | None = None) -> pd.DataFrame:
-        """Predicted loss at (N, D); see :func:`bayes_scaling.predict_loss`."""
-        from .allocation import predict_loss
-
-        return predict_loss(self, params, tokens, level=level, seed=seed, group=group)
-
-    def report(self, out_html: str | Path, budgets: Sequence[float | str] | float | str | None = None,
-               level: float = 0.9, **options: Any) -> Path:
-        """Write a self-contained HTML report, with ``<stem>.json`` and ``<stem>.md`` beside it.
-
-        See :func:`bayes_scaling.report.write_report` (budgets in FLOPs; ``options`` such
-        as ``extra_sections`` or ``decision=DecisionRequest(...)``, which adds a "Decision"
-        section, are passed on). Returns the HTML file's path.
-        """
-        from .report import write_report
-
-        return write_report(self, out_html, budgets, level, **options)
+    def posterior_draws(self, group: str | None = None) -> Posterior:
+        """The numpy draws every answer integrates over (:class:`bayes_scaling.posterior.Posterior`)."""
+        return self.arrays.posterior_draws(group)
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -268,6 +274,8 @@ class Fit:
         FitFileError
             If the file is missing, not NetCDF/HDF5, or not a bayes-scaling fit.
         """
+        import xarray as xr
+
         path = Path(path)
         check_fit_path(path)
         try:
@@ -277,9 +285,7 @@ class Fit:
             raise FitFileError(f"{path}: not a readable NetCDF fit file ({type(exc).__name__}: {exc})") from None
         attrs = dict(tree.attrs)
         card = check_fit_attrs(path, attrs, "posterior" in tree.children)
-        return cls(tree, card=card, method=str(attrs["method"]), seed=int(attrs.get("seed", 0)),
-                   elapsed_s=float(attrs.get("elapsed_s", np.nan)),
-                   extra=json.loads(str(attrs.get("extra", "{}"))), attrs=attrs)
+        return cls(tree, card=card, attrs=attrs)
 
     def __repr__(self) -> str:
         post = self.posterior

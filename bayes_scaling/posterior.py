@@ -1,39 +1,43 @@
-"""What every decision is computed from: posterior draws, the noise of one run, and a plan's cost.
+"""The draws every answer from a fit integrates over: the law's parameters, one run's noise, the discrepancy.
+
+A :class:`Posterior` is the numpy view of a fit's draws that allocation, predictions and
+decisions compute with; a :class:`MixturePosterior` is that of a model average (each
+card's share of draws, its own law). Anything that can give one satisfies
+:class:`PosteriorSource` (a :class:`~bayes_scaling.fitted.Fit`, the arrays of a saved fit,
+a :class:`~bayes_scaling.averaging.ModelAverage`): functions above take that protocol,
+never a concrete class, and never test attributes to guess what they were given.
 
 A single run's realised loss is the law's loss times exp(noise), the card's observation
-model on log loss. The noise is drawn once per posterior draw (from a seed, with numpy:
-:mod:`bayes_scaling.noise`) and shared by every plan in a question (common random
-numbers): it widens loss intervals and moves probabilities of reaching a target, but
-never decides which of two plans wins a draw. The law's loss carries the fit's model
-discrepancy beyond the fitted region, if it has one (:mod:`bayes_scaling.extrapolation`).
+model on log loss; the noise is drawn from a seed with numpy (:mod:`bayes_scaling.noise`).
+The law's loss carries the fit's model discrepancy beyond the fitted region, if it has
+one (:mod:`bayes_scaling.discrepancy`).
 
-Everything here is numpy, so ``bayes-scaling decide`` answers from a saved fit without
-importing JAX.
+Everything here is numpy, so answers from a saved fit need no JAX.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..cards import ModelCard, Prior, load_card
-from ..errors import InputError
-from ..extrapolation import with_discrepancy
-from ..fitfile import FitArrays, fit_arrays
-from ..noise import observation_noise
-from ..units import format_quantity, parse_quantity
+from .cards import ModelCard, Prior, load_card
+from .discrepancy import with_discrepancy
+from .errors import InputError
+from .noise import observation_noise
 
-if TYPE_CHECKING:
-    from ..fit import Fit
 
-#: Smallest model (parameters) and dataset (tokens) a plan may have.
-MIN_COUNT = 1e3
-LOG_6 = math.log(6.0)
+@runtime_checkable
+class PosteriorSource(Protocol):
+    """Anything that gives the draws an answer integrates over (a fit, a saved fit's arrays, a model average)."""
+
+    def posterior_draws(self, group: str | None = None) -> Posterior | MixturePosterior:
+        """The draws, for a pooled fit those of ``group``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class Posterior:
     card : ModelCard
     slope : array of shape (S,) or None, default None
         Draws of the model-discrepancy slope (log loss per √e-fold of compute beyond the
-        fitted region, see :func:`bayes_scaling.extrapolation.with_discrepancy`); ``None``: no discrepancy.
+        fitted region, see :func:`bayes_scaling.discrepancy.with_discrepancy`); ``None``: no discrepancy.
     max_log_compute : float, default inf
         ln C of the largest run the fit saw (FLOPs), where the discrepancy starts.
     """
@@ -91,7 +95,7 @@ class Posterior:
         """The card's NumPyro distribution of observed log loss around ``loc`` (draws on axis -1)."""
         import jax.numpy as jnp
 
-        from ..model import observation
+        from .model import observation
 
         nu = jnp.asarray(self.nu) if isinstance(self.nu, np.ndarray) else self.nu
         return observation(self.card, jnp.asarray(loc), jnp.asarray(self.sigma), nu)
@@ -190,28 +194,25 @@ class MixturePosterior:
         return {}
 
 
-def mixture_posterior(average: Any, group: str | None = None) -> MixturePosterior:
-    """The draws of a :class:`bayes_scaling.ModelAverage`: each fit's share, by its stacking weight."""
-    if group is not None:
-        raise InputError("group= is for a pooled fit, not for a model average")
-    components = [as_posterior(average.fits[name]).take(index) for name, index in average.shares().items()
-                  if len(index)]
-    return MixturePosterior(components, dict(average.weights))
+#: What a function that answers from draws accepts: a :class:`PosteriorSource` (a fit, a
+#: saved fit's arrays, a model average), draws already read, or a mapping of draws with a card.
+PosteriorInput = PosteriorSource | Mapping[str, Any] | Posterior | MixturePosterior
 
 
-def as_posterior(source: Fit | FitArrays | Mapping[str, Any] | Posterior,
-                 card: ModelCard | str | Path | None = None, group: str | None = None) -> Posterior:
+def as_posterior(source: PosteriorInput,
+                 card: ModelCard | str | Path | None = None, group: str | None = None
+                 ) -> Posterior | MixturePosterior:
     """The draws a decision integrates over, from a fit or from a mapping of draws.
 
     Parameters
     ----------
-    source : Fit, FitArrays, ModelAverage, mapping or Posterior
+    source : PosteriorSource, mapping, Posterior or MixturePosterior
         A fit (or the arrays of a saved fit, :func:`bayes_scaling.fitfile.read_fit`), a
         model average (:func:`bayes_scaling.average`: a :class:`MixturePosterior`), or
         draws ``{name: array}`` of every law parameter and ``sigma`` (and ``nu`` when the
         card gives it a prior); arrays are flattened. A fit's discrepancy comes along.
     card : ModelCard, str or Path, optional
-        The card of a mapping of draws (a bundled name or a path); ignored for a fit.
+        The card of a mapping of draws (a bundled name or a path); ignored otherwise.
     group : str, optional
         For a pooled fit, the group whose parameters to use.
 
@@ -222,20 +223,25 @@ def as_posterior(source: Fit | FitArrays | Mapping[str, Any] | Posterior,
     """
     if isinstance(source, (Posterior, MixturePosterior)):
         return source
-    if hasattr(source, "fits") and hasattr(source, "weights"):  # a ModelAverage
-        return mixture_posterior(source, group)
-    slope, max_log_compute = None, math.inf
-    if not isinstance(source, Mapping):  # a Fit or the arrays of a saved fit
-        saved = fit_arrays(source)
-        card = saved.card
-        wanted = (*card.law.parameters, "sigma", "nu")
-        draws: Mapping[str, Any] = saved.draws([p for p in saved.parameters if p in wanted], group=group)
-        slope, max_log_compute = saved.discrepancy()
-    elif card is None:
-        raise InputError("posterior draws need their model card: pass card='chinchilla' (or a ModelCard)")
-    else:
-        card = card if isinstance(card, ModelCard) else load_card(card)
-        draws = source
+    if isinstance(source, Mapping):
+        if card is None:
+            raise InputError("posterior draws need their model card: pass card='chinchilla' (or a ModelCard)")
+        return posterior_from_draws(source, card if isinstance(card, ModelCard) else load_card(card))
+    if isinstance(source, PosteriorSource):
+        return source.posterior_draws(group)
+    raise InputError(f"cannot read posterior draws from a {type(source).__name__}: give a fit, a saved fit's "
+                     "arrays, a model average or a mapping of draws with its card")
+
+
+def posterior_from_draws(draws: Mapping[str, Any], card: ModelCard, slope: np.ndarray | None = None,
+                         max_log_compute: float = math.inf) -> Posterior:
+    """A :class:`Posterior` from draws ``{name: array}`` of the card's law parameters, ``sigma`` (and ``nu``).
+
+    Raises
+    ------
+    InputError
+        If draws are missing, of unequal lengths, empty or not finite.
+    """
     names = [*card.law.parameters, "sigma", *(["nu"] if isinstance(card.nu, Prior) else [])]
     missing = [n for n in names if n not in draws]
     if missing:
@@ -253,108 +259,12 @@ def as_posterior(source: Fit | FitArrays | Mapping[str, Any] | Posterior,
     return Posterior(arrays, sigma, nu, card, slope, max_log_compute)
 
 
-@dataclass(frozen=True)
-class Constraints:
-    """Limits on a plan, and what it costs over its lifetime.
-
-    A plan (N parameters, D training tokens) costs 6 N D training FLOPs plus 2 N I
-    inference FLOPs, I being the tokens it will generate in service (Sardana et al. 2024,
-    "Beyond Chinchilla-optimal"). With I = 0 its cost is the usual C = 6 N D.
-
-    Attributes
-    ----------
-    max_params : float, default inf
-        Most parameters allowed (e.g. serving memory); ``"70B"`` is read too.
-    max_tokens : float, default inf
-        Most training tokens available; ``"2T"`` is read too.
-    inference_tokens : float, default 0
-        Tokens generated over the model's life.
-    """
-
-    max_params: float | str = math.inf
-    max_tokens: float | str = math.inf
-    inference_tokens: float | str = 0.0
-
-    def __post_init__(self) -> None:
-        for name, positive in (("max_params", True), ("max_tokens", True), ("inference_tokens", False)):
-            value = parse_quantity(getattr(self, name), what=name)
-            if math.isnan(value) or value < 0 or (positive and value == 0):
-                raise InputError(f"{name} must be {'positive' if positive else 'non-negative'} but got {value:g}")
-            object.__setattr__(self, name, value)
-
-    def cost(self, params: np.ndarray | float, tokens: np.ndarray | float) -> np.ndarray:
-        """Lifetime FLOPs of plans: 6 N D + 2 N I."""
-        return 6.0 * np.asarray(params) * np.asarray(tokens) + 2.0 * np.asarray(params) * self.inference_tokens
-
-    def log_tokens(self, compute: float, log_params: np.ndarray) -> np.ndarray:
-        """ln D of the plans with ln N = ``log_params`` that cost ``compute`` FLOPs in all."""
-        share = 2.0 * np.exp(log_params) * self.inference_tokens / compute
-        return math.log(compute) + np.log1p(-share) - LOG_6 - log_params
-
-    def cost_range(self) -> tuple[float, float]:
-        """Least and most a plan within the limits can cost (FLOPs); the most is inf unless both limits are set."""
-        return (MIN_COUNT * (6.0 * MIN_COUNT + 2.0 * self.inference_tokens),
-                self.max_params * (6.0 * self.max_tokens + 2.0 * self.inference_tokens))
-
-    def bounds(self, compute: float) -> tuple[float, float]:
-        """Range of ln N of the plans costing ``compute`` FLOPs within the limits.
-
-        Raises
-        ------
-        InputError
-            If no plan within the limits costs that much.
-        """
-        lo = max(MIN_COUNT, compute / (6.0 * self.max_tokens + 2.0 * self.inference_tokens))
-        hi = min(self.max_params, compute / (6.0 * MIN_COUNT + 2.0 * self.inference_tokens))
-        if not lo < hi:
-            raise InputError(f"no plan costs {compute:.3g} FLOPs within the limits ({self.describe()}); "
-                             "within them a plan costs from {:.3g} to {:.3g} FLOPs".format(*self.cost_range()))
-        return math.log(lo), math.log(hi)
-
-    def describe(self) -> str:
-        """The limits in words, e.g. ``"N <= 70B, D <= 2T, I = 1e+13 inference tokens"``."""
-        parts = [f"N <= {format_quantity(self.max_params)}" if math.isfinite(self.max_params) else "",
-                 f"D <= {format_quantity(self.max_tokens)}" if math.isfinite(self.max_tokens) else "",
-                 f"I = {self.inference_tokens:.3g} inference tokens" if self.inference_tokens else ""]
-        return ", ".join(p for p in parts if p) or "none"
-
-    def cost_model(self) -> str:
-        """The cost formula used, for the assumptions of an answer."""
-        if self.inference_tokens:
-            return (f"C = 6 N D + 2 N I lifetime FLOPs (training + inference, I = {self.inference_tokens:.3g} "
-                    "tokens; Sardana et al. 2024)")
-        return "C = 6 N D training FLOPs"
+def mixture_posterior(components: Mapping[str, Posterior], shares: Mapping[str, np.ndarray],
+                      weights: Mapping[str, float]) -> MixturePosterior:
+    """The draws of a model average: each card's posterior restricted to its share of draws."""
+    return MixturePosterior([components[name].take(index) for name, index in shares.items() if len(index)],
+                            dict(weights))
 
 
-def minimise(objective: Callable[[np.ndarray], np.ndarray], lo: float, hi: float, *,
-             extra: Sequence[float] = (), points: int = 129, zooms: int = 5,
-             zoom_points: int = 17) -> tuple[float, float]:
-    """Minimise a vectorised objective of ln N over [lo, hi]: a grid, then zooms around its best point.
-
-    Each zoom re-grids the two cells around the best point so far, shrinking the
-    spacing 8-fold (the default gives ~1e-5 in ln N over a range of 40). Points in
-    ``extra`` (e.g. other plans' ln N) compete too, so the result is never worse than
-    any of them under the same objective.
-
-    Returns
-    -------
-    (float, float)
-        The best ln N and the objective there.
-    """
-    def evaluate(x: np.ndarray) -> np.ndarray:
-        values = np.asarray(objective(x), dtype=float)
-        return np.where(np.isnan(values), np.inf, values)
-
-    best_x, best_v = math.nan, math.inf
-    if len(extra):
-        candidates = np.asarray(extra, dtype=float)
-        values = evaluate(candidates)
-        best_x, best_v = float(candidates[np.argmin(values)]), float(values.min())
-    grid = np.linspace(lo, hi, points)
-    for _ in range(zooms + 1):
-        values = evaluate(grid)
-        i = int(np.argmin(values))
-        if values[i] < best_v:
-            best_x, best_v = float(grid[i]), float(values[i])
-        grid = np.linspace(grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)], zoom_points)
-    return best_x, best_v
+__all__ = ["MixturePosterior", "Posterior", "PosteriorInput", "PosteriorSource", "as_posterior", "mixture_posterior",
+           "posterior_from_draws"]

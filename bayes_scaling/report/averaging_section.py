@@ -1,7 +1,7 @@
 """The report's "Model averaging" section: which laws, with what weight, and where they disagree.
 
 Added when the report is of a model average (``write_report(bs.average(fits), out)`` or
-``average.report(out)``). The headline allocation and the decisions are then the
+``write_report(average, out)``). The headline allocation and the decisions are then the
 stacking mixture's; this section shows the stacking weights with the PSIS-LOO comparison
 they came from, and each card's own compute-optimal model size at the report's budgets,
 so a reader sees how much the choice of law moves the answer.

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import bayes_scaling as bs
-from bayes_scaling.classic import fit_huber
+from bayes_scaling.huber import fit_huber
 
 
 def test_approach3_recovers_the_truth_on_noiseless_data():

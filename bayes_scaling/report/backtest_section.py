@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..backtesting import RECORD_KEYS, BacktestResult, plot_calibration
+from ..backtesting import RECORD_KEYS, BacktestResult
+from .analysis_figures import plot_calibration
 from ..errors import InputError
 from .content import ReportContext
 from .html import Section, escape, figure, markdown_table, table

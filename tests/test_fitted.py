@@ -4,7 +4,7 @@ import pytest
 import xarray as xr
 
 from bayes_scaling.errors import FitFileError
-from bayes_scaling.fit import Fit
+from bayes_scaling.fitted import Fit
 
 
 def test_save_load_round_trip_gives_identical_allocations(small_fit, tmp_path):

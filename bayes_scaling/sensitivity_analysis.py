@@ -137,31 +137,4 @@ def sensitivity(
     return table
 
 
-def plot_sensitivity(table: pd.DataFrame) -> Figure:
-    """N_opt at the target budget for each variant: median and interval, on a log axis.
-
-    The band is the all-runs interval; variants outside it are where the fit region
-    decides the answer.
-    """
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.4, 0.9 + 0.32 * len(table)), layout="constrained")
-    ax = fig.subplots()
-    y = np.arange(len(table))[::-1]
-    base = table.iloc[0]
-    ax.axvspan(base["params_opt_lo"], base["params_opt_hi"], color="C0", alpha=0.12, lw=0)
-    ax.axvline(base["params_opt"], color="C0", lw=1)
-    colours = {"all": "C0", "drop_smallest": "C1", "drop_largest": "C3", "drop_budget": "C2"}
-    for kind, rows in table.groupby("kind", sort=False):
-        at = y[table.index.get_indexer(rows.index)]
-        ax.errorbar(rows["params_opt"], at, fmt="o", ms=4, capsize=2, color=colours.get(str(kind), "C7"),
-                    xerr=[rows["params_opt"] - rows["params_opt_lo"], rows["params_opt_hi"] - rows["params_opt"]])
-    ax.set_yticks(y, [f"{v} ({n})" for v, n in zip(table["variant"], table["n_runs"], strict=True)])
-    level = table.attrs.get("level", 0.9)
-    budget = table.attrs.get("budget", float(base["compute"]))
-    ax.set(xscale="log", xlabel=f"compute-optimal parameters N_opt at C = {budget:.3g} FLOPs",
-           title=f"Fit-region sensitivity: median, {level:.0%} interval")
-    return fig
-
-
-__all__ = ["plot_sensitivity", "run_task", "sensitivity", "variants"]
+__all__ = ["run_task", "sensitivity", "variants"]
