@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 
 from .allocation import allocation_draws, as_budgets
-from .huber import fit_huber
 from .errors import InputError
+from .huber import fit_huber
+from .tables import check_level
 
 if TYPE_CHECKING:
     from .fitted import Fit
@@ -131,8 +132,7 @@ def _line(optima: pd.DataFrame) -> dict[str, float]:
 
 def _result(approach: str, point: dict[str, float], optima: pd.DataFrame, draws: pd.DataFrame,
             level: float) -> ApproachResult:
-    if not 0 < level < 1:
-        raise InputError(f"level must be in the interval (0, 1) but got {level}")
+    level = check_level(level)
     rows = []
     for exponent, quantity, intercept in _LINES:
         lo, hi = (np.quantile(draws[exponent], [(1 - level) / 2, (1 + level) / 2]) if len(draws)

@@ -18,12 +18,12 @@ import pandas as pd
 
 from .allocation import allocation_draws, allocation_table, as_budgets, loss_draws, loss_table, plan_arrays
 from .comparison import compare
-from .errors import InputError
-from .fitted import Fit
-from .tables import check_level
 from .decisions import decide
+from .errors import InputError
 from .fitfile import fit_arrays
+from .fitted import Fit
 from .posterior import MixturePosterior, mixture_posterior
+from .tables import check_level
 
 
 @dataclass(frozen=True)

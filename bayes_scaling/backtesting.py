@@ -27,7 +27,6 @@ from .executor import map_fits
 from .prediction import predictive_draws
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
     from .fitted import Fit
 

@@ -14,34 +14,49 @@ from collections.abc import Mapping, Sequence
 import arviz as az
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from .allocation import allocation_draws
 from .cards import ModelCard
 from .errors import InputError
 from .fitted import Fit
-from .tables import check_level
 from .model import PARAM_COUNTS
+from .tables import check_level
 
 #: Pareto k̂ above this makes a run's LOO estimate unreliable (Vehtari et al. 2024).
 KHAT_BAD = 0.7
 
 
-def loo(fit: Fit) -> az.ELPDData:
-    """PSIS-LOO of one fit (pointwise), from its stored log-likelihood.
+def loo(fit: Fit, *, require_posterior: bool = True, caught: list[str] | None = None) -> az.ELPDData:
+    """PSIS-LOO of one fit (pointwise), from its stored log-likelihood: the one place it is computed.
+
+    Parameters
+    ----------
+    fit : Fit
+    require_posterior : bool, default True
+        Refuse a bootstrap (``method="huber"``) fit, whose draws are no posterior; the
+        report's calibration section computes it for such a fit all the same, as a check.
+    caught : list of str, optional
+        When given, ArviZ's warnings (e.g. about Pareto k̂) are collected into it instead
+        of the Pareto ones being silenced (the k̂ values are returned anyway).
 
     Raises
     ------
     InputError
-        For a bootstrap (``method="huber"``) fit: its draws are no posterior.
+        For a bootstrap fit when ``require_posterior``.
     """
-    if fit.method != "nuts":
+    if require_posterior and fit.method != "nuts":
         raise InputError(f"LOO needs posterior draws, but card {fit.card.name!r} was fitted by {fit.method!r} "
                          "(bootstrap); refit it with method='nuts'")
-    with warnings.catch_warnings():
-        # The k̂ diagnostics are returned as columns; arviz's own warning would repeat them.
-        warnings.filterwarnings("ignore", message=".*[Pp]areto.*")
-        return az.loo(fit.tree, pointwise=True, var_name="log_loss")
+    with warnings.catch_warnings(record=caught is not None) as record:
+        if caught is None:
+            # The k̂ diagnostics are returned as columns; arviz's own warning would repeat them.
+            warnings.filterwarnings("ignore", message=".*[Pp]areto.*")
+        else:
+            warnings.simplefilter("always")
+        result = az.loo(fit.tree, pointwise=True, var_name="log_loss")
+    if caught is not None and record is not None:
+        caught.extend(sorted({str(w.message) for w in record}))
+    return result
 
 
 def compare(fits: Mapping[str, Fit]) -> pd.DataFrame:

@@ -118,15 +118,6 @@ def gate(stats: Mapping[str, Any], var_names: Sequence[str]) -> Diagnostics:
                        max_tree_depth_hits=hits)
 
 
-def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset | None, var_names: list[str],
-             *, max_tree_depth: int = MAX_TREE_DEPTH) -> Diagnostics:
-    """Run the gate on a posterior with ``chain`` and ``draw`` dims.
-
-    A single-chain posterior (e.g. bootstrap draws) gets ESS but no R-hat check.
-    """
-    return gate(convergence_stats(posterior, sample_stats, var_names, max_tree_depth=max_tree_depth), var_names)
-
-
 def gated_parameters(arrays: FitArrays) -> list[str]:
     """The parameters the gate judges: the summary's, less a Student-t ``nu`` (weakly identified)."""
     return [v for v in arrays.parameters if v != "nu" or v in arrays.card.priors]

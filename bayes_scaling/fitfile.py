@@ -28,8 +28,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from .cards import ModelCard, parse_card
-from .errors import CardError, FitFileError, InputError
 from .discrepancy import DISCREPANCY_SLOPE, fitted_max_log_compute
+from .errors import CardError, FitFileError, InputError
 from .posterior import Posterior, posterior_from_draws
 
 #: Version of the file layout written by ``Fit.save``; newer files are refused.

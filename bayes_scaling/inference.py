@@ -19,6 +19,7 @@ from .errors import InputError
 from .fitted import Fit
 from .sampling import METHODS, assemble_fit, draw_law
 
+
 def fit(
     runs: pd.DataFrame,
     card: str | ModelCard = "chinchilla",

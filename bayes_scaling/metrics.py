@@ -13,6 +13,7 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from .errors import InputError
+from .tables import check_level
 
 #: Nominal levels of a calibration curve.
 CALIBRATION_LEVELS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
@@ -28,8 +29,7 @@ def _check(draws: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def interval(draws: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
     """Bounds of the central ``level`` interval of each column of ``draws``, shape (T,) each."""
-    if not 0 < level < 1:
-        raise InputError(f"level must be in the interval (0, 1) but got {level}")
+    level = check_level(level)
     lo, hi = np.quantile(np.asarray(draws, dtype=float), [(1 - level) / 2, (1 + level) / 2], axis=0)
     return lo, hi
 

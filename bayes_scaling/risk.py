@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
+from .tables import check_level
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,7 @@ class Criterion:
 
 
 def _check_level(q: float, name: str) -> float:
-    if not (isinstance(q, (int, float)) and 0 < q < 1):
-        raise InputError(f"{name}() wants a level in the interval (0, 1) but got {q!r}")
-    return float(q)
+    return check_level(q, f"the level of {name}()")
 
 
 def expected() -> Criterion:

@@ -23,7 +23,7 @@ from .errors import InputError
 from .executor import map_fits
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    pass
 
 #: Columns of the allocation carried into the sensitivity table.
 _QUANTITIES = ("params_opt", "tokens_opt", "tokens_per_param", "loss_opt")

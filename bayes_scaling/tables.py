@@ -89,16 +89,24 @@ class Table:
                    tables[0].index)
 
 
-def check_level(level: float) -> float:
-    """Validate a credible level; return it as float.
+def check_level(level: float, what: str = "level") -> float:
+    """Validate a probability level (credible level, quantile, risk level); return it as float.
+
+    The one check of a level in the package: credible intervals, scores and risk criteria use it.
+
+    Parameters
+    ----------
+    level : float
+    what : str, default "level"
+        What the level is, for the message (``"quantile() level"``).
 
     Raises
     ------
     InputError
-        If ``level`` is not in the interval (0, 1).
+        If ``level`` is not a number in the interval (0, 1).
     """
-    if not 0 < level < 1:
-        raise InputError(f"level must be in the interval (0, 1) but got {level}")
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating, np.integer)) or not 0 < level < 1:
+        raise InputError(f"{what} must be in the interval (0, 1) but got {level!r}")
     return float(level)
 
 

@@ -8,8 +8,8 @@ import pytest
 from bayes_scaling.allocation import QUANTITIES
 from bayes_scaling.cli import main
 from bayes_scaling.decisions import Constraints, decide
-from bayes_scaling.fitted import Fit, build_datatree
 from bayes_scaling.fitfile import read_fit
+from bayes_scaling.fitted import Fit, build_datatree
 from bayes_scaling.model import covariates
 
 

@@ -6,8 +6,8 @@ import pytest
 import bayes_scaling as bs
 from bayes_scaling.cli import main
 from bayes_scaling.comparison import allocation_exponents, compare, compare_cards, compare_param_counts
-from bayes_scaling.report.analysis_figures import plot_comparison
 from bayes_scaling.fitted import Fit
+from bayes_scaling.report.analysis_figures import plot_comparison
 from tests.lawdata import KAPLAN_TRUTH, embedding_runs, isoflop_grid, law_runs
 
 QUICK = {"chains": 2, "warmup": 300, "draws": 300, "seed": 1}

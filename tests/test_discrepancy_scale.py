@@ -6,20 +6,17 @@ from scipy import stats
 
 import bayes_scaling as bs
 from bayes_scaling.allocation import loss_draws
-from bayes_scaling.cards import Prior, load_card
-from bayes_scaling.discrepancy import (
+from bayes_scaling.cards import Discrepancy, Prior, load_card
+from bayes_scaling.discrepancy import extrapolation_distance
+from bayes_scaling.discrepancy_evidence import (
     MISFIT_LENGTHS,
     MISFIT_NOISES,
-    SLOPE,
-    TAU,
-    attach,
-    calibrate_tau,
     marginal_log_likelihood,
     misfit_log_likelihood,
-    shift_draws,
     tau_grid,
 )
-from bayes_scaling.discrepancy import extrapolation_distance
+from bayes_scaling.discrepancy_scale import SLOPE, TAU, attach, calibrate_tau
+from bayes_scaling.prediction import shift_draws
 
 
 def test_distance_is_zero_inside_and_counts_efolds_of_compute_beyond():
@@ -88,9 +85,9 @@ def test_predict_widens_only_beyond_the_data(plain_fit, wide_fit):
 
 def test_default_card_learns_a_discrepancy_and_the_plain_card_has_none():
     card = load_card("chinchilla")
-    assert card.discrepancy is not None and card.discrepancy.dist == "HalfNormal"
-    assert card.discrepancy_splits == (1.0, 2.0)
-    assert card.discrepancy_misfit_ratio is not None and card.discrepancy_misfit_ratio > 0
+    assert card.discrepancy is not None and card.discrepancy.prior.dist == "HalfNormal"
+    assert card.discrepancy.calibrate == (1.0, 2.0)
+    assert card.discrepancy.misfit_ratio is not None and card.discrepancy.misfit_ratio > 0
     assert load_card("chinchilla-plain").discrepancy is None
 
 
@@ -249,10 +246,11 @@ def test_real_table_misses_its_law_where_the_same_design_from_the_exact_law_does
 
 
 def test_misfit_of_a_large_table_uses_the_residuals_of_its_subsample_only(small_fit, monkeypatch):
-    import bayes_scaling.discrepancy as disc
+    import bayes_scaling.discrepancy_evidence as disc
     from bayes_scaling.model import covariates
 
-    card = dataclasses.replace(small_fit.card, discrepancy_misfit_ratio=1.3)
+    card = dataclasses.replace(small_fit.card, discrepancy=Discrepancy(Prior("HalfNormal", {"scale": 0.015}),
+                                                                       misfit_ratio=1.3))
     runs, grid = small_fit.runs, np.linspace(0.0, 0.05, 51)
     monkeypatch.setattr(disc, "MAX_MISFIT_ROWS", 40)
     got, record = disc.misfit_record(card, small_fit.posterior, runs, grid, seed=5)
@@ -274,5 +272,5 @@ def test_attach_with_a_misfit_ratio_learns_tau_from_the_residuals_and_survives_s
     # the example runs follow the law: tau well below its prior mean (0.012)
     assert info["tau_mean"] < 0.004
     back = bs.Fit.load(fit.save(tmp_path / "misfit.nc"))
-    assert back.card.discrepancy_misfit_ratio == 1.3
+    assert back.card.discrepancy.misfit_ratio == 1.3
     assert back.extra["discrepancy"]["misfit"] == info["misfit"]

@@ -13,8 +13,8 @@ import xarray as xr
 import bayes_scaling as bs
 from bayes_scaling.diagnostics import convergence_stats
 from bayes_scaling.errors import FitFileError
-from bayes_scaling.fitted import Fit, build_datatree
 from bayes_scaling.fitfile import CONVERGENCE_ATTR, read_fit
+from bayes_scaling.fitted import Fit, build_datatree
 from bayes_scaling.model import covariates
 from tests.lawdata import GROUP_TRUTH, two_group_runs
 

@@ -10,9 +10,9 @@ from matplotlib.figure import Figure
 import bayes_scaling as bs
 from bayes_scaling.allocation import allocation_draws
 from bayes_scaling.errors import InputError
+from bayes_scaling.laws import get_law
 from bayes_scaling.report.analysis_figures import plot_sensitivity
 from bayes_scaling.sensitivity_analysis import sensitivity, variants
-from bayes_scaling.laws import get_law
 
 
 def test_variants_drop_smallest_largest_and_each_budget(example_runs):

@@ -92,8 +92,8 @@ def backtest(
     """Fit on the runs below each compute cutoff and score the predictions of the runs above it."""
     from ..allocation import as_budgets
     from ..backtesting import backtest as run_backtest
-    from ..report.analysis_figures import plot_calibration
     from ..data import load_runs
+    from ..report.analysis_figures import plot_calibration
 
     _check_format(fmt)
     table = load_runs(runs, _columns(column))

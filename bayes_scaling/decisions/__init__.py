@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..allocation import as_budgets
 from ..errors import InputError
+from ..posterior import Posterior, PosteriorInput, as_posterior
 from ..risk import Criterion
 from ..tables import Table
+from .constraints import Constraints
 from .plans import (
     Plan,
     best_plan,
@@ -40,8 +42,6 @@ from .plans import (
     target_probability,
     target_probability_table,
 )
-from ..posterior import MixturePosterior, Posterior, PosteriorInput, as_posterior
-from .constraints import Constraints
 
 if TYPE_CHECKING:
     import pandas as pd

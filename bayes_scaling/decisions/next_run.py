@@ -32,11 +32,11 @@ from scipy.special import ndtri
 from .. import _jax  # noqa: F401  (float64 before the first JAX computation)
 from ..allocation import optimal_log_params
 from ..errors import InputError
+from ..posterior import Posterior, PosteriorInput, as_posterior
 from ..tables import Table, check_level, frame_returning
 from ..units import parse_quantity
-from .plans import Plan, assumptions, parse_plans, plan_label
-from ..posterior import MixturePosterior, Posterior, PosteriorInput, as_posterior
 from .constraints import Constraints
+from .plans import Plan, assumptions, parse_plans, plan_label
 
 #: Default candidates: fractions of the run budget, and model sizes around each budget's median N_opt.
 BUDGET_FRACTIONS = (1.0, 10**-0.5, 0.1)

@@ -22,10 +22,10 @@ import numpy as np
 
 from ..allocation import as_budgets, optimal_log_params
 from ..errors import InputError
+from ..posterior import Posterior, PosteriorInput, as_posterior
 from ..risk import Criterion, expected, parse_risk, quantile
 from ..tables import Table, check_level, credible_interval, frame_returning
 from ..units import format_quantity, parse_quantity
-from ..posterior import MixturePosterior, Posterior, PosteriorInput, as_posterior
 from .constraints import Constraints, minimise
 
 #: Names of the three plans compared for a budget.
@@ -132,7 +132,8 @@ def _plan_columns(constraints: Constraints, log_n: np.ndarray, log_d: np.ndarray
             "loss": med, "loss_lo": lo, "loss_hi": hi}
 
 
-def best_plan_table(source: PosteriorInput, budgets: Sequence[float | str] | float | str, *, risk: str | Criterion = "mean",
+def best_plan_table(source: PosteriorInput, budgets: Sequence[float | str] | float | str, *,
+                    risk: str | Criterion = "mean",
                     constraints: Constraints | None = None, level: float = 0.9, noise: bool = True, seed: int = 0,
                     card: Any = None) -> Table:
     """The plan minimising a risk criterion of the loss for each budget, beside two others.

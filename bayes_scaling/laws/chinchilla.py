@@ -17,7 +17,6 @@ from ..units import LOG_6
 from .base import Array, Law, array_namespace, logsumexp, register
 
 
-
 def log_loss(theta: Mapping[str, Array], x: Mapping[str, Array]) -> Array:
     """Natural log of the Chinchilla loss.
 

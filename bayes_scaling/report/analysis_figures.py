@@ -15,6 +15,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..backtesting import BacktestResult
+from ..errors import InputError
+
 
 def plot_calibration(result: BacktestResult | Sequence[Mapping[str, Any]]) -> Figure:
     """Calibration curves (nominal vs empirical coverage), one panel per cutoff.

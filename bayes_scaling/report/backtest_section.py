@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..backtesting import RECORD_KEYS, BacktestResult
-from .analysis_figures import plot_calibration
 from ..errors import InputError
+from .analysis_figures import plot_calibration
 from .content import ReportContext
 from .html import Section, escape, figure, markdown_table, table
 

@@ -20,8 +20,10 @@ import numpy as np
 import pandas as pd
 
 from ..allocation import allocation_draws, as_budgets
+from ..comparison import KHAT_BAD, loo
 from ..diagnostics import Diagnostics
 from ..errors import InputError
+from ..tables import check_level
 
 if TYPE_CHECKING:
     from ..fitted import Fit
@@ -29,7 +31,6 @@ if TYPE_CHECKING:
 #: Most posterior draws used for drawn curves and bands (the allocation table uses all).
 CURVE_DRAWS = 1000
 #: PSIS k̂ above which a run is influential (ArviZ lowers it for fewer than ~2,200 draws).
-K_HAT_MAX = 0.7
 #: Quantiles of the 50% and 90% bands drawn in figures.
 BAND_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -62,7 +63,7 @@ class LooResult:
     pit : array of shape (R,)
         LOO probability integral transform of each observed log loss (uniform when calibrated).
     good_k : float
-        Threshold on k̂ (0.7, lowered by ArviZ for small draw counts).
+        Threshold on k̂ (:data:`~bayes_scaling.comparison.KHAT_BAD`, lowered by ArviZ for small draw counts).
     elpd, se, p_loo : float
         Expected log predictive density (nats, on log loss), its standard error, and
         the effective number of parameters.
@@ -116,7 +117,6 @@ class ReportContext:
             For a level outside (0, 1), a bad budget, or a pooled fit with several
             groups and no (or an unknown) ``group``.
         """
-        from ..tables import check_level
 
         level = check_level(level)
         c = default_budgets(fit.runs) if budgets is None else np.sort(as_budgets(budgets))
@@ -205,16 +205,17 @@ class ReportContext:
     @cached_property
     def loo(self) -> LooResult:
         """PSIS-LOO per run (ArviZ ``loo`` with ``pointwise=True`` and ``loo_pit``)."""
-        with warnings.catch_warnings(record=True) as caught:
+        caught: list[str] = []
+        elpd = loo(self.fit, require_posterior=False, caught=caught)
+        with warnings.catch_warnings(record=True) as pit_caught:
             warnings.simplefilter("always")
-            elpd = az.loo(self.fit.tree, pointwise=True)
             pit = az.loo_pit(self.fit.tree)
         return LooResult(
             pareto_k=np.asarray(elpd.pareto_k).reshape(-1),
             pit=np.asarray(pit["log_loss"]).reshape(-1),
-            good_k=float(min(getattr(elpd, "good_k", K_HAT_MAX), K_HAT_MAX)),
+            good_k=float(min(getattr(elpd, "good_k", KHAT_BAD), KHAT_BAD)),
             elpd=float(elpd.elpd), se=float(elpd.se), p_loo=float(elpd.p),
-            warnings=sorted({str(w.message) for w in caught}),
+            warnings=sorted({*caught, *(str(w.message) for w in pit_caught)}),
         )
 
     @cached_property
