@@ -1,8 +1,11 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
+import bayes_scaling as bs
 from bayes_scaling.errors import FitFileError
 from bayes_scaling.fitted import Fit
 
@@ -58,3 +61,31 @@ def test_runs_table_round_trips(small_fit, example_runs):
     runs = small_fit.runs
     np.testing.assert_allclose(runs["loss"], example_runs["loss"], rtol=1e-12)
     np.testing.assert_allclose(runs["params"], example_runs["params"])
+
+
+def test_saved_fit_names_its_inputs_without_machine_paths(small_fit, example_runs, tmp_path):
+    from bayes_scaling.fitted import fit_attrs
+    from bayes_scaling.provenance import text_sha256
+
+    assert small_fit.attrs["card_source"] == "bundled:chinchilla"
+    assert small_fit.attrs["card_sha256"] == text_sha256(small_fit.card.text)
+    # a run table read from a file is named by the file's name only
+    csv = tmp_path / "deep" / "folder" / "runs.csv"
+    csv.parent.mkdir(parents=True)
+    example_runs.to_csv(csv, index=False)
+    runs = bs.load_runs(csv)
+    attrs = fit_attrs(small_fit.card, method="nuts", seed=0, elapsed_s=1.0, runs_source=runs.attrs["source"],
+                      runs_sha256=runs.attrs["sha256"])
+    assert attrs["runs_source"] == "runs.csv" and attrs["runs_sha256"] == runs.attrs["sha256"]
+    saved = Fit(small_fit.tree, card=small_fit.card, attrs=attrs).save(tmp_path / "fit.nc")
+    raw = saved.read_bytes()
+    for machine_path in (str(tmp_path).encode(), str(Path(bs.__file__).parent.parent).encode(), b"/home/", b"/root/"):
+        assert machine_path not in raw
+
+
+def test_provenance_is_one_source_built_before_the_fit(small_fit):
+    # method, seed and elapsed time are read from the attributes, not stored twice
+    assert small_fit.method == small_fit.attrs["method"] == "nuts"
+    assert small_fit.seed == small_fit.attrs["seed"] == 1
+    assert small_fit.extra["discrepancy"]["tau_source"] in small_fit.attrs["extra"]
+    assert small_fit.attrs["param_count"] == "total"
