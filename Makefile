@@ -34,7 +34,9 @@ demo: $(BIN)/.installed
 chromium:
 	@bash scripts/ensure-chromium.sh
 
+# The type check first (about a minute; configured in pyproject.toml [tool.mypy]), then the suite.
 test: $(BIN)/.installed chromium
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q
 
 # Performance figures of the README (issue 9); `make bench BENCH_FLAGS=--quick` checks the
@@ -50,6 +52,7 @@ bench: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/python -m pip install -q ruff && $(BIN)/ruff check bayes_scaling tests benchmarks
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) $(OUT) build dist *.egg-info

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os as _os
 import sys as _sys
+import typing as _typing
 
 # Chains run in parallel only with one JAX device per chain; on a CPU that needs this
 # flag before JAX is first imported, by us or by the user, so it is set here although
@@ -62,7 +63,7 @@ _LAZY = {
 __all__ += sorted(_LAZY)
 
 
-def __getattr__(name: str):  # noqa: ANN202  (PEP 562 lazy attribute)
+def __getattr__(name: str) -> _typing.Any:  # PEP 562 lazy attribute
     if name in _LAZY:
         import importlib
 

@@ -43,7 +43,7 @@ _BLOCK_VALUES = 2**20
 
 def as_budgets(budgets: Sequence[float | str] | np.ndarray | float | str, what: str = "budget") -> np.ndarray:
     """Budgets (FLOPs) as a 1-d float array; strings like ``"5.76e23"`` are parsed."""
-    items = [budgets] if np.isscalar(budgets) else list(np.asarray(budgets, dtype=object).ravel())
+    items: list[Any] = [budgets] if np.isscalar(budgets) else list(np.asarray(budgets, dtype=object).ravel())
     values = np.array([parse_quantity(b, what=what) for b in items], dtype=float)
     if values.size == 0:
         raise InputError(f"give at least one {what}")
@@ -196,7 +196,7 @@ def prediction(fit: HasArrays | FitArrays, params: Sequence[float | str] | float
     """The table of :func:`predict_loss` as a :class:`~bayes_scaling.tables.Table` (what the CLI prints)."""
     level = check_level(level)
     n, d = plan_arrays(params, tokens)
-    log_l, pred = loss_draws(fit, n, d, group=group, seed=seed)
+    log_l, pred = loss_draws(fit_arrays(fit), n, d, group=group, seed=seed)
     return loss_table(n, d, log_l, pred, level)
 
 
@@ -286,5 +286,5 @@ def _fit_predict(self: Fit, params: Sequence[float | str] | float | str, tokens:
 
 # Fit's answers are attached from this layer (as ArviZ attaches accessors), so that the
 # module of Fit never imports the layers above it.
-Fit.allocate = _fit_allocate  # type: ignore[method-assign,assignment]
-Fit.predict = _fit_predict  # type: ignore[method-assign,assignment]
+Fit.allocate = _fit_allocate
+Fit.predict = _fit_predict

@@ -34,6 +34,7 @@ from .tables import check_level
 
 if TYPE_CHECKING:
     from .fitted import Fit
+    from .laws import Law
 
 #: (exponent, allocation quantity, intercept column) of the two power laws of the frontier.
 _LINES = (("a", "params_opt", "intercept_params"), ("b", "tokens_opt", "intercept_tokens"))
@@ -313,7 +314,7 @@ def approach2(runs: pd.DataFrame, *, resolution: float = 0.25, min_runs: int = 5
 
 
 # -- approach 3 and the Bayesian fit ------------------------------------------------------------
-def _law_draws(law, theta: dict[str, np.ndarray], flops: pd.Series) -> pd.DataFrame:
+def _law_draws(law: Law, theta: dict[str, np.ndarray], flops: pd.Series) -> pd.DataFrame:
     """Slope and intercept of ln N_opt, ln D_opt between the least and most compute of the runs, per draw."""
     lo_hi = np.array([flops.min(), flops.max()], dtype=float)
     if not lo_hi[1] > lo_hi[0]:
@@ -328,7 +329,7 @@ def _law_draws(law, theta: dict[str, np.ndarray], flops: pd.Series) -> pd.DataFr
     return pd.DataFrame(out)
 
 
-def _law_optima(law, theta: dict[str, float], budgets: np.ndarray) -> pd.DataFrame:
+def _law_optima(law: Law, theta: dict[str, float], budgets: np.ndarray) -> pd.DataFrame:
     opt = allocation_draws(law, {k: np.array([v]) for k, v in theta.items()}, budgets)
     return pd.DataFrame({"compute": budgets, "params_opt": opt["params_opt"][0], "tokens_opt": opt["tokens_opt"][0],
                          "loss": opt["loss_opt"][0]})

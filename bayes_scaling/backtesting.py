@@ -199,11 +199,11 @@ def backtest(
     >>> result = backtest(runs, cutoffs=[1e20, 5e20], methods=["nuts"])  # doctest: +SKIP
     >>> result.table[["card", "cutoff", "coverage_90", "crps"]]         # doctest: +SKIP
     """
-    cards = [c if isinstance(c, ModelCard) else load_card(c) for c in cards]
+    models = [c if isinstance(c, ModelCard) else load_card(c) for c in cards]
     bad = [m for m in methods if m not in ("nuts", "huber")]
     if bad or not methods:
         raise InputError(f"methods must be a non-empty selection of nuts, huber but got {list(methods)}")
-    if not cards:
+    if not models:
         raise InputError("give at least one card")
     cutoffs = [float(c) for c in as_budgets(cutoffs, what="cutoff")]
     for cutoff in cutoffs:
@@ -214,7 +214,7 @@ def backtest(
                              f"{runs['flops'].max():.3g} FLOPs)")
     tasks = [{"runs": runs, "card": card, "method": method, "cutoff": float(cutoff), "seed": seed,
               "fit_kwargs": dict(fit_kwargs or {})}
-             for card, method, cutoff in itertools.product(cards, methods, cutoffs)
+             for card, method, cutoff in itertools.product(models, methods, cutoffs)
              if method != "huber" or card.law.name == "chinchilla"]
     if not tasks:
         raise InputError("method huber applies to Chinchilla-law cards only; add --method nuts")

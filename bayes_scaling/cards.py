@@ -22,7 +22,7 @@ from .errors import CardError
 from .laws import Law, available_laws, get_law
 
 if TYPE_CHECKING:
-    import numpyro.distributions as dist
+    import numpyro.distributions as numpyro_dist
 
 #: Distributions a card may name: NumPyro classes of these names (NumPyro is imported
 #: when a prior is first built, so reading a card needs no JAX).
@@ -54,7 +54,7 @@ class Prior:
     kwargs: dict[str, float]
     rationale: str = ""
 
-    def to_numpyro(self, **options: Any) -> dist.Distribution:
+    def to_numpyro(self, **options: Any) -> numpyro_dist.Distribution:
         """Build the NumPyro distribution (``options`` such as ``validate_args=True`` are passed on)."""
         import numpyro.distributions
 
@@ -399,7 +399,7 @@ def _pooling(spec: Any, law: Law | None, priors: dict[str, Prior], problems: lis
                             f"a LogNormal, not {priors[name].dist}")
         scale = _prior(raw_scales.get(name), f"[pooling.scale.{name}]", problems, check)
         lower = float(getattr(scale.to_numpyro().support, "lower_bound", -1.0)) if check and scale is not None else 0.0
-        if not lower >= 0:
+        if scale is not None and not lower >= 0:
             problems.append(f"[pooling.scale.{name}]: {scale.describe()} allows negative values; a spread "
                             "needs a positive prior such as HalfNormal")
         elif scale is not None:

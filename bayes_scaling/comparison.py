@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import arviz as az
 import numpy as np
@@ -115,7 +116,7 @@ def compare(fits: Mapping[str, Fit]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("card")
 
 
-def compare_cards(runs: pd.DataFrame, cards: Sequence[str | ModelCard], **fit_kwargs) -> pd.DataFrame:
+def compare_cards(runs: pd.DataFrame, cards: Sequence[str | ModelCard], **fit_kwargs: Any) -> pd.DataFrame:
     """Fit several cards to one run table with NUTS and rank them by PSIS-LOO.
 
     Parameters
@@ -187,7 +188,7 @@ def allocation_exponents(fit: Fit, *, compute: float | None = None, level: float
 
 
 def compare_param_counts(runs: pd.DataFrame, card: str | ModelCard = "chinchilla", *, level: float = 0.9,
-                         **fit_kwargs) -> pd.DataFrame:
+                         **fit_kwargs: Any) -> pd.DataFrame:
     """Fit on total and on non-embedding parameter counts; show how N_opt ∝ C^a moves.
 
     The counting difference Pearce & Song (2024) identify between Kaplan (non-embedding)

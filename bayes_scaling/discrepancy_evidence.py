@@ -102,7 +102,7 @@ class TauPosterior:
 
     def quantile(self, q: float) -> float:
         """Posterior q-quantile of tau (grid resolution)."""
-        return float(self.grid[min(np.searchsorted(np.cumsum(self.weights), q), len(self.grid) - 1)])
+        return float(self.grid[min(int(np.searchsorted(np.cumsum(self.weights), q)), len(self.grid) - 1)])
 
 
 def tau_grid(prior: Prior, seed: int = 0) -> np.ndarray:
@@ -311,6 +311,7 @@ def split_log_likelihood(card: ModelCard, inner: Fit, held_out: pd.DataFrame, gr
     nu = np.asarray(flat["nu"][keep]) if "nu" in flat else card.nu
     noise = float(np.mean(flat["sigma"][keep] ** 2))
     if card.likelihood == "student_t":
+        assert isinstance(nu, (np.ndarray, float)), "a Student-t card has draws of nu or a fixed nu"
         # the variance of a Student-t is sigma² nu / (nu - 2); for nu <= 2 (infinite) it is capped at 3 sigma²
         noise *= float(np.mean(np.where(nu > 2, nu / np.maximum(nu - 2, 1e-9), 3.0)))
     return marginal_log_likelihood(y - loc, noise, growth, grid)

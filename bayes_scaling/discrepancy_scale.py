@@ -150,7 +150,7 @@ def discrepancy_posterior(card: ModelCard, runs: pd.DataFrame, shape: tuple[int,
         learnt = calibrate_tau(card, runs, seed=seed, param_count=param_count, draws=inner_draws,
                                posterior=posterior)
         tau = learnt.sample(n, rng)
-        info = {"splits": learnt.splits, "misfit": learnt.misfit}
+        info: dict[str, Any] = {"splits": learnt.splits, "misfit": learnt.misfit}
     else:
         tau = prior_draws(card.discrepancy.prior, n, seed + 7919)
         info = {"splits": [], "misfit": None}

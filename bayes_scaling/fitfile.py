@@ -202,6 +202,9 @@ def read_fit(path: str | Path) -> FitArrays:
 
     path = Path(path)
     check_fit_path(path)
+    posterior: dict[str, np.ndarray] = {}  # read below when the file has a posterior; else check_fit_attrs raises
+    coords: dict[str, np.ndarray] = {}
+    constant: dict[str, np.ndarray] = {}
     try:
         with h5py.File(path, "r") as file:
             attrs = {k: _attr(v) for k, v in file.attrs.items() if not k.startswith("_NC")}
@@ -220,7 +223,8 @@ def _variables(group: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]
     """Data variables and coordinates (dimension scales) of one NetCDF group."""
     import h5py
 
-    data, coords = {}, {}
+    data: dict[str, np.ndarray] = {}
+    coords: dict[str, np.ndarray] = {}
     for name, item in group.items():
         if not isinstance(item, h5py.Dataset):
             continue

@@ -171,8 +171,9 @@ class Fit:
         const = self.tree["constant_data"].to_dataset()
         groups = [str(g) for g in post["group"].values] if "group" in post.coords else []
         stored = {CONVERGENCE_ATTR: self._convergence} if self._convergence is not None else {}
-        return FitArrays(self.card, {k: np.asarray(v) for k, v in post.data_vars.items()},
-                         {k: np.asarray(v) for k, v in const.data_vars.items()}, groups, {**self.attrs, **stored})
+        # NetCDF names variables with strings; str() only tells the type checker (xarray keys are Hashable).
+        return FitArrays(self.card, {str(k): np.asarray(v) for k, v in post.data_vars.items()},
+                         {str(k): np.asarray(v) for k, v in const.data_vars.items()}, groups, {**self.attrs, **stored})
 
     @property
     def parameters(self) -> list[str]:
@@ -283,7 +284,7 @@ class Fit:
                 tree = opened.load()
         except Exception as exc:  # h5py/xarray raise many types for a corrupt file
             raise FitFileError(f"{path}: not a readable NetCDF fit file ({type(exc).__name__}: {exc})") from None
-        attrs = dict(tree.attrs)
+        attrs = {str(k): v for k, v in tree.attrs.items()}  # NetCDF attribute names are strings
         card = check_fit_attrs(path, attrs, "posterior" in tree.children)
         return cls(tree, card=card, attrs=attrs)
 

@@ -17,6 +17,7 @@ import numpyro
 import numpyro.distributions as dist
 import pandas as pd
 from jax import Array
+from jax.typing import ArrayLike
 from numpyro.infer import Predictive
 
 from .cards import GROUP_COLUMN, ModelCard, Prior
@@ -98,14 +99,15 @@ def posterior_dims(card: ModelCard) -> dict[str, list[str]]:
     return {name: ["group"] for p in card.pooling.parameters for name in (p, card.pooling.latent(p))}
 
 
-def law_parameters(card: ModelCard, theta: Mapping[str, Array], x: Mapping[str, Array]) -> dict[str, Array]:
-    """Law parameters per run: pooled ones (last axis = group) mapped to each run's group."""
+def law_parameters(card: ModelCard, theta: Mapping[str, ArrayLike],
+                   x: Mapping[str, ArrayLike]) -> dict[str, ArrayLike]:
+    """Law parameters per run: pooled ones (last axis = group) mapped to each run's group (numpy or JAX in)."""
     pooled = card.pooling.parameters if card.pooling else ()
     return {k: jnp.einsum("...g,rg->...r", theta[k], x["group_onehot"]) if k in pooled else theta[k]
             for k in card.law.parameters}
 
 
-def observation(card: ModelCard, loc: Array, sigma: Array, nu: Array | None) -> dist.Distribution:
+def observation(card: ModelCard, loc: Array, sigma: Array, nu: Array | float | None) -> dist.Distribution:
     """Distribution of the observed log loss around the law's log loss ``loc``."""
     if card.likelihood == "normal":
         return dist.Normal(loc, sigma)
@@ -171,5 +173,10 @@ def log_likelihood(card: ModelCard, posterior: Mapping[str, np.ndarray],
              for k in card.law.parameters}
     loc = card.law.log_loss(law_parameters(card, theta, xj), xj)
     sigma = jnp.asarray(posterior["sigma"])[..., None]
-    nu = jnp.asarray(posterior["nu"])[..., None] if "nu" in posterior else card.nu
+    if "nu" in posterior:
+        nu: Array | float | None = jnp.asarray(posterior["nu"])[..., None]
+    elif isinstance(card.nu, Prior):
+        raise InputError(f"posterior draws lack nu (card {card.name!r} gives it a prior)")
+    else:
+        nu = card.nu
     return np.asarray(observation(card, loc, sigma, nu).log_prob(jnp.asarray(log_loss)))

@@ -254,7 +254,7 @@ def posterior_from_draws(draws: Mapping[str, Any], card: ModelCard, slope: np.nd
     bad = [n for n, a in arrays.items() if not np.isfinite(a).all()]
     if bad:
         raise InputError(f"posterior draws of {', '.join(bad)} hold non-finite values")
-    nu = arrays.pop("nu") if "nu" in arrays else card.nu
+    nu = arrays.pop("nu") if isinstance(card.nu, Prior) else card.nu  # "nu" is in arrays exactly then
     sigma = arrays.pop("sigma")
     return Posterior(arrays, sigma, nu, card, slope, max_log_compute)
 

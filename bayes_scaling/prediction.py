@@ -53,7 +53,7 @@ def predictive_draws(fit: Fit, runs: pd.DataFrame, *, seed: int = 0) -> tuple[np
     """
     card = fit.card
     x = heldout_covariates(fit, runs)
-    posterior = {k: np.asarray(v) for k, v in fit.posterior.data_vars.items()}
+    posterior = {str(k): np.asarray(v) for k, v in fit.posterior.data_vars.items()}  # NetCDF names are strings
     log_loss = np.log(runs["loss"].to_numpy(float))
     draws = posterior_predictive_log_loss(card, posterior, x, seed)
     # Beyond the fitted region the law itself is uncertain (bayes_scaling.discrepancy): each

@@ -9,7 +9,7 @@ inner leave-future-out fits (:mod:`bayes_scaling.discrepancy_scale`) are ``fit_l
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from jax import Array
 from jax.flatten_util import ravel_pytree
 from numpyro.distributions.transforms import biject_to
 from numpyro.handlers import seed as seed_handler
@@ -167,7 +168,7 @@ def _initial_values(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.n
 
 
 def _map_start(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, seed: int,
-               starts: int = MAP_STARTS):
+               starts: int = MAP_STARTS) -> tuple[np.ndarray, Callable[[Array], Any]]:
     """Best unconstrained MAP (flat vector and its unravel function) over prior-draw starts.
 
     The posterior is multimodal (a single MAP from the prior median can land at
@@ -235,7 +236,7 @@ def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarr
 
 
 def _prefit(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, runs: pd.DataFrame, *,
-            chains: int, seed: int, target_accept: float):
+            chains: int, seed: int, target_accept: float) -> tuple[dict[str, Array], Array]:
     """Starting points and a dense inverse mass matrix for a large table, from a subsample.
 
     A full warm-up costs ~2,000 gradients per chain, each over every row (~10 ms at

@@ -101,7 +101,7 @@ def backtest(
     methods = method or ["nuts", "huber"]
     err.print(f"backtesting {len(table)} runs from {runs}: cards {', '.join(card or ['chinchilla'])}, "
               f"methods {', '.join(methods)}, cutoffs {', '.join(f'{c:.3g}' for c in cutoffs)}")
-    result = run_backtest(table, card or ["chinchilla"], cutoffs, methods=methods, seed=seed,
+    result = run_backtest(table, card or ["chinchilla"], [float(c) for c in cutoffs], methods=methods, seed=seed,
                           executor=scheduler, workers=workers,
                           fit_kwargs={"chains": chains, "warmup": warmup, "draws": draws, "bootstrap": bootstrap})
     for r in result.records():

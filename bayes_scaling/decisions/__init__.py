@@ -111,18 +111,21 @@ def decide_tables(source: PosteriorInput, *, budgets: Sequence[float | str] | fl
     if next_run_budget is not None and budgets is None:
         raise InputError("a next-run budget needs a target budget (--budget) whose N_opt the run should pin down")
     post = as_posterior(source, card, group=group)
-    common = {"constraints": constraints, "noise": noise, "seed": seed}
     answers: dict[str, Table] = {}
     if budgets is not None:
-        answers["best_plan"] = best_plan_table(post, budgets, risk=risk, level=level, **common)
+        answers["best_plan"] = best_plan_table(post, budgets, risk=risk, level=level, constraints=constraints,
+                                               noise=noise, seed=seed)
     if target_loss is not None:
-        answers["cheapest_compute"] = cheapest_compute_table(post, target_loss, prob, **common)
+        answers["cheapest_compute"] = cheapest_compute_table(post, target_loss, prob, constraints=constraints,
+                                                             noise=noise, seed=seed)
         if budgets is not None or len(plans):
             answers["target_probability"] = target_probability_table(post, target_loss, plans=plans,
-                                                                     budgets=budgets, risk=risk, **common)
+                                                                     budgets=budgets, risk=risk,
+                                                                     constraints=constraints, noise=noise, seed=seed)
     if len(plans):
-        answers["compare_plans"] = compare_plans_table(post, plans, level=level, **common)
-    if next_run_budget is not None:
+        answers["compare_plans"] = compare_plans_table(post, plans, level=level, constraints=constraints,
+                                                       noise=noise, seed=seed)
+    if next_run_budget is not None and budgets is not None:  # a next run without budgets was refused above
         from .next_run import next_run_table
 
         answers["next_run"] = next_run_table(post, as_budgets(budgets)[0], run_budget=next_run_budget, level=level,

@@ -13,7 +13,7 @@ from ..errors import InputError
 from ..units import LOG_6, format_quantity, parse_quantity
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Constraints:
     """Limits on a plan, and what it costs over its lifetime.
 
@@ -31,13 +31,16 @@ class Constraints:
         Tokens generated over the model's life.
     """
 
-    max_params: float | str = math.inf
-    max_tokens: float | str = math.inf
-    inference_tokens: float | str = 0.0
+    # Stored as floats; the constructor also reads quantities such as "70B" (parse_quantity).
+    max_params: float = math.inf
+    max_tokens: float = math.inf
+    inference_tokens: float = 0.0
 
-    def __post_init__(self) -> None:
+    def __init__(self, max_params: float | str = math.inf, max_tokens: float | str = math.inf,
+                 inference_tokens: float | str = 0.0) -> None:
+        given = {"max_params": max_params, "max_tokens": max_tokens, "inference_tokens": inference_tokens}
         for name, positive in (("max_params", True), ("max_tokens", True), ("inference_tokens", False)):
-            value = parse_quantity(getattr(self, name), what=name)
+            value = parse_quantity(given[name], what=name)
             if math.isnan(value) or value < 0 or (positive and value == 0):
                 raise InputError(f"{name} must be {'positive' if positive else 'non-negative'} but got {value:g}")
             object.__setattr__(self, name, value)
@@ -87,7 +90,7 @@ class Constraints:
 
 
 def minimise(objective: Callable[[np.ndarray], np.ndarray], lo: float, hi: float, *,
-             extra: Sequence[float] = (), points: int = 129, zooms: int = 5,
+             extra: Sequence[float] | np.ndarray = (), points: int = 129, zooms: int = 5,
              zoom_points: int = 17) -> tuple[float, float]:
     """Minimise a vectorised objective of ln N over [lo, hi]: a grid, then zooms around its best point.
 

@@ -32,7 +32,7 @@ from scipy.special import ndtri
 from .. import _jax  # noqa: F401  (float64 before the first JAX computation)
 from ..allocation import optimal_log_params
 from ..errors import InputError
-from ..posterior import Posterior, PosteriorInput, as_posterior
+from ..posterior import MixturePosterior, Posterior, PosteriorInput, as_posterior
 from ..tables import Table, check_level, frame_returning
 from ..units import parse_quantity
 from .constraints import Constraints
@@ -71,7 +71,7 @@ def weighted_interval_width(values: np.ndarray, weights: np.ndarray, level: floa
     return 2 * float(ndtri((1 + level) / 2)) * np.sqrt(var)
 
 
-def candidate_runs(post: Posterior, run_budget: float) -> tuple[np.ndarray, np.ndarray]:
+def candidate_runs(post: Posterior | MixturePosterior, run_budget: float) -> tuple[np.ndarray, np.ndarray]:
     """Default candidates: at each of :data:`BUDGET_FRACTIONS` of the budget, model sizes
     :data:`SIZE_FACTORS` times the posterior-median N_opt there; D = C / (6 N)."""
     compute = run_budget * np.array(BUDGET_FRACTIONS)

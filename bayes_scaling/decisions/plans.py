@@ -22,7 +22,7 @@ import numpy as np
 
 from ..allocation import as_budgets, optimal_log_params
 from ..errors import InputError
-from ..posterior import Posterior, PosteriorInput, as_posterior
+from ..posterior import MixturePosterior, Posterior, PosteriorInput, as_posterior
 from ..risk import Criterion, expected, parse_risk, quantile
 from ..tables import Table, check_level, credible_interval, frame_returning
 from ..units import format_quantity, parse_quantity
@@ -36,6 +36,8 @@ COMPUTE_RANGE = (1e12, 1e32)
 _SCAN_POINTS = 41
 
 Plan = tuple[float | str, float | str] | str
+#: The draws a decision integrates over: one fit's, or a model average's (both give loss and noise draws).
+Draws = Posterior | MixturePosterior
 
 
 def parse_plans(plans: Sequence[Plan]) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +68,7 @@ def plan_label(params: float, tokens: float) -> str:
     return f"{format_quantity(params)}:{format_quantity(tokens)}"
 
 
-def assumptions(post: Posterior, constraints: Constraints, *, noise: bool, seed: int, **more: Any) -> dict[str, Any]:
+def assumptions(post: Draws, constraints: Constraints, *, noise: bool, seed: int, **more: Any) -> dict[str, Any]:
     """What an answer assumed, for the table's ``attrs`` and for printing."""
     loss = (f"one run's loss: law x exp(noise), {post.card.likelihood} noise on log loss drawn once per "
             f"posterior draw (seed {seed}) and shared by all plans" if noise else "the law's loss L(N, D), no noise")
@@ -74,7 +76,7 @@ def assumptions(post: Posterior, constraints: Constraints, *, noise: bool, seed:
             "draws": post.size, "loss": loss, "limits": constraints.describe(), **more}
 
 
-def _noise(post: Posterior, noise: bool, seed: int) -> np.ndarray:
+def _noise(post: Draws, noise: bool, seed: int) -> np.ndarray:
     return post.log_noise(seed if noise else None)
 
 
@@ -84,13 +86,13 @@ def _check_target(target_loss: float) -> float:
     return float(target_loss)
 
 
-def _losses(post: Posterior, log_noise: np.ndarray, log_params: np.ndarray, log_tokens: np.ndarray) -> np.ndarray:
+def _losses(post: Draws, log_noise: np.ndarray, log_params: np.ndarray, log_tokens: np.ndarray) -> np.ndarray:
     """Loss draws (nats per token), shape (S, plans)."""
     return np.exp(post.log_loss(log_params, log_tokens) + log_noise[:, None])
 
 
-def _on_line(post: Posterior, log_noise: np.ndarray, constraints: Constraints, compute: float,
-             criterion: Criterion, extra: Sequence[float] = ()) -> tuple[float, float]:
+def _on_line(post: Draws, log_noise: np.ndarray, constraints: Constraints, compute: float,
+             criterion: Criterion, extra: Sequence[float] | np.ndarray = ()) -> tuple[float, float]:
     """(ln N, criterion) of the best plan costing ``compute`` FLOPs within the limits."""
     lo, hi = constraints.bounds(compute)
 
@@ -100,7 +102,7 @@ def _on_line(post: Posterior, log_noise: np.ndarray, constraints: Constraints, c
     return minimise(objective, lo, hi, extra=extra)
 
 
-def _plug_in(post: Posterior, constraints: Constraints, compute: float) -> float:
+def _plug_in(post: Draws, constraints: Constraints, compute: float) -> float:
     """ln N of the optimum of the law at the posterior-median parameters (closed form where it exists).
 
     The law's loss along a cost line is unimodal, so clipping the unconstrained optimum
@@ -114,7 +116,7 @@ def _plug_in(post: Posterior, constraints: Constraints, compute: float) -> float
     return _on_line(median, np.zeros(1), constraints, compute, expected())[0]
 
 
-def _budget_plans(post: Posterior, log_noise: np.ndarray, constraints: Constraints, compute: float,
+def _budget_plans(post: Draws, log_noise: np.ndarray, constraints: Constraints, compute: float,
                   criterion: Criterion) -> np.ndarray:
     """ln N of the risk-neutral, chosen and plug-in plans for a budget (see :data:`PLANS`)."""
     plug = _plug_in(post, constraints, compute)

@@ -63,7 +63,8 @@ def render_report(fit: Fit | ModelAverage, budgets: Sequence[float | str] | floa
     start = time.perf_counter()
     average = None
     if isinstance(fit, ModelAverage):  # its top card's fit describes the data
-        average, fit = fit, max(fit.fits.values(), key=lambda f: fit.weights[f.card.name])
+        average, weights = fit, fit.weights
+        fit = max(average.fits.values(), key=lambda f: weights[f.card.name])
         extra_sections = [partial(averaging_section, average=average), *extra_sections]
     if backtest is not None:
         # checked first: a bad backtest file fails before any figure is drawn

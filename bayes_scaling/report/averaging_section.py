@@ -32,7 +32,7 @@ def averaging_section(ctx: ReportContext, *, average: ModelAverage) -> Section:
 
     alloc_rows = [[flops(c), *[_row_interval(t.iloc[i], "params_opt") for t in [*per_card.values(), mixture]]]
                   for i, c in enumerate(ctx.budgets)]
-    top = max(average.weights, key=average.weights.get)
+    top = max(average.weights, key=average.weights.__getitem__)
     body = table(headers, rows)
     body += (f'<p class="note">Stacking (Yao et al. 2018) weights the cards to maximise the leave-one-out '
              "predictive density of their mixture; the headline allocation and any decisions above are the "

@@ -9,7 +9,7 @@ posterior draws. Everything here is pure: no files, no figures.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ from ..errors import InputError
 from ..tables import check_level
 
 if TYPE_CHECKING:
+    from ..approaches import ApproachResult
     from ..fitted import Fit
 
 #: Most posterior draws used for drawn curves and bands (the allocation table uses all).
@@ -219,7 +220,7 @@ class ReportContext:
         )
 
     @cached_property
-    def _log_loss(self):
+    def _log_loss(self) -> Callable[..., jax.Array]:
         # One compiled function instead of one XLA compile per eager op and shape.
         return jax.jit(self.fit.card.law.log_loss)
 
@@ -294,7 +295,7 @@ class ReportContext:
         from ..approaches import approach1, approach2, approach3
 
         runs = self.runs
-        estimators = [approach1, approach2]
+        estimators: list[Callable[..., ApproachResult]] = [approach1, approach2]
         if self.fit.card.law.name == "chinchilla" and not self.fit.card.pooling:
             # 4 L-BFGS starts from the best grid points: a point estimate for a figure, in a quarter of the time
             estimators.append(partial(approach3, n_best=4))

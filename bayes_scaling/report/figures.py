@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,11 @@ from scipy import stats
 from ..units import format_quantity
 from .content import ReportContext
 
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
+    from matplotlib.typing import RcKeyType
+
 DATA = "#1a1a1a"
 POSTERIOR = "#2166ac"
 #: Literature: the model card's point fits (same colour in every figure), then the power-law rules.
@@ -36,7 +42,7 @@ CLASSIC = "#636363"
 CLASSIC_STYLES = ((0, (1, 1)), (0, (5, 2)), (0, (3, 1, 1, 1)))
 FLAG = "#d7301f"
 OBSERVED_SPAN = "#e8e8e8"
-STYLE = {
+STYLE: dict[RcKeyType, Any] = {
     "font.size": 9.5, "axes.titlesize": 10, "axes.labelsize": 9.5, "legend.fontsize": 8.5,
     "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.25,
     "legend.frameon": False, "font.family": "DejaVu Sans",
@@ -63,7 +69,7 @@ def _tick_text(value: float, kind: str) -> str:
     return f"{value:g}"
 
 
-def _log_axis(ax, which: str, kind: str) -> None:
+def _log_axis(ax: Axes, which: str, kind: str) -> None:
     """Log scale with plain-text ticks in human units (``1B``, ``1e21``).
 
     Plain text, not Matplotlib's mathtext ``10^{21}``: that is harder to read in a
@@ -90,7 +96,7 @@ def _figure(width: float, height: float, ncols: int = 1, nrows: int = 1) -> tupl
     return fig, axes
 
 
-def _bands(ax, x: np.ndarray, q: np.ndarray, label: str | None = "law, 50% / 90%", zorder: float = 2) -> None:
+def _bands(ax: Axes, x: np.ndarray, q: np.ndarray, label: str | None = "law, 50% / 90%", zorder: float = 2) -> None:
     ax.fill_between(x, q[0], q[4], color=POSTERIOR, alpha=0.15, lw=0, zorder=zorder)
     ax.fill_between(x, q[1], q[3], color=POSTERIOR, alpha=0.3, lw=0, zorder=zorder)
     ax.plot(x, q[2], color=POSTERIOR, lw=1.4, label=label, zorder=zorder)
@@ -202,8 +208,8 @@ def frontier(ctx: ReportContext, observed: pd.DataFrame) -> tuple[Figure, dict[s
             ax.plot(grid, y0 * (grid / anchor) ** slope, color=colour, ls=ls, lw=1.6, label=label)
         for (label, optimum), colour in zip(refs.items(), LITERATURE, strict=False):
             ax.plot(grid, optimum[name], color=colour, ls="-.", lw=1.2, label=f"{label} (point fit)")
-        for (label, line), ls in zip(classic.items(), CLASSIC_STYLES, strict=False):
-            ax.plot(line["compute"], line[name], color=CLASSIC, ls=ls, lw=1.1, label=f"{label} on these runs")
+        for (label, line), dash in zip(classic.items(), CLASSIC_STYLES, strict=False):
+            ax.plot(line["compute"], line[name], color=CLASSIC, ls=dash, lw=1.1, label=f"{label} on these runs")
         ax.plot(observed["flops"], observed[column], "o", color=DATA, ms=5, label="best run of each IsoFLOP budget")
         _log_axis(ax, "x", "flops")
         _log_axis(ax, "y", "count")
@@ -244,7 +250,7 @@ def marginals(ctx: ReportContext, names: Sequence[str]) -> Figure:
         ax.set_yticks([])
         ax.grid(False)
     axes[0].set_ylabel("posterior density")
-    handles = [Patch(color=POSTERIOR, alpha=0.6, label="posterior draws")]
+    handles: list[Artist] = [Patch(color=POSTERIOR, alpha=0.6, label="posterior draws")]
     handles += [Line2D([], [], color=c, ls="--", label=lab) for lab, c in zip(refs, LITERATURE, strict=False)]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
     return fig
@@ -308,8 +314,8 @@ def traces(ctx: ReportContext, names: Sequence[str]) -> Figure:
     fig, axes = _figure(2.3 * len(names), 2.2, ncols=len(names))
     colours = ("#2166ac", "#67a9cf", "#1b7837", "#7fbf7b", "#762a83", "#c2a5cf")
     for ax, name in zip(axes, names, strict=True):
-        values = post[name].sel(group=ctx.group) if "group" in post[name].dims else post[name]
-        values = np.asarray(values.transpose("chain", "draw"))
+        variable = post[name].sel(group=ctx.group) if "group" in post[name].dims else post[name]
+        values = np.asarray(variable.transpose("chain", "draw"))
         for chain, colour in zip(values, colours * 4, strict=False):
             ax.plot(chain, lw=0.5, color=colour, alpha=0.8)
         if _is_log(values.ravel()):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from ..units import format_quantity
 from . import figures
 from .content import ReportContext, isoflop_groups
 from .html import Raw, Section, details, escape, figure, markdown_table, table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SectionFn = Callable[[ReportContext], Section]
 #: Literature exponents of N_opt ∝ C^a and D_opt ∝ C^b: (label, a, b).
@@ -37,7 +41,7 @@ def interval(median: float, lo: float, hi: float, kind: str = "count") -> str:
     return f"{median:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
 
 
-def _row_interval(row, name: str, kind: str = "count") -> str:
+def _row_interval(row: pd.Series, name: str, kind: str = "count") -> str:
     return interval(row[name], row[f"{name}_lo"], row[f"{name}_hi"], kind)
 
 
@@ -83,7 +87,7 @@ def headline(ctx: ReportContext) -> Section:
                    {"level": ctx.level, "budgets": ctx.budgets, "rows": data}, md)
 
 
-def _range(values) -> str:
+def _range(values: pd.Series) -> str:
     return f"{format_quantity(float(values.min()))} – {format_quantity(float(values.max()))}"
 
 
@@ -150,7 +154,10 @@ def frontier(ctx: ReportContext) -> Section:
     draws = ctx.optimum_draws(np.array([c1, 100 * c1]))
     slopes = {q: np.log(draws[q][:, 1] / draws[q][:, 0]) / np.log(100.0) for q in ("params_opt", "tokens_opt")}
     lo, hi = ctx.tail
-    exps = {q: [float(v) for v in np.quantile(s, [0.5, lo, hi])] for q, s in slopes.items()}
+    exps: dict[str, tuple[float, float, float]] = {}
+    for q, slope in slopes.items():
+        median, low, high = np.quantile(slope, [0.5, lo, hi])
+        exps[q] = (float(median), float(low), float(high))
     rows = [[label, interval(*exps[q], kind="ratio"), *[f"{s[i]:.2f}" for s in LITERATURE_SLOPES]]
             for label, q, i in (("N_opt ∝ C^a: a", "params_opt", 1), ("D_opt ∝ C^b: b", "tokens_opt", 2))]
     body = figure(fig, "Compute-optimal N and D against compute, with literature lines",
