@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 import bayes_scaling as bs
 from bayes_scaling import inference
 from bayes_scaling.cli import main
+from bayes_scaling.report.analysis_figures import plot_calibration, plot_predictions
 
 # The module, not the function of the same name that `bayes_scaling.backtesting` resolves to.
 bt = importlib.import_module("bayes_scaling.backtesting")
@@ -81,7 +82,7 @@ def test_pit_and_calibration_of_held_out_runs_are_kept(monkeypatch):
     curve = result.calibration.set_index("level")["coverage"]
     # The 99% interval, [1.01, 2.99], also holds 2.95.
     assert curve[0.5] == 0.25 and curve[0.9] == 0.5 and curve[0.99] == 0.75
-    for figure in (bt.plot_calibration(result), bt.plot_predictions(result)):
+    for figure in (plot_calibration(result), plot_predictions(result)):
         assert isinstance(figure, Figure)
         figure.savefig(io.BytesIO(), format="png")  # renders every artist
 

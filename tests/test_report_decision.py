@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import bayes_scaling as bs
+import bayes_scaling.report as report_package
 from bayes_scaling.cli import main
 from bayes_scaling.decisions import Constraints, decide
 from bayes_scaling.errors import InputError
@@ -94,11 +95,11 @@ def test_cli_asks_decision_questions_only_when_given(small_fit: bs.Fit, tmp_path
     saved = small_fit.save(tmp_path / "fit.nc")
     asked: list = []
 
-    def fake_report(self, out, budgets=None, level=0.9, **options):  # noqa: ANN001, ANN202
+    def fake_report(fit, out, budgets=None, level=0.9, **options):  # noqa: ANN001, ANN202
         asked.append((budgets, options["decision"]))
         return Path(out)
 
-    monkeypatch.setattr(bs.Fit, "report", fake_report)
+    monkeypatch.setattr(report_package, "write_report", fake_report)
     base = ["report", str(saved), "--out", str(tmp_path / "r.html")]
     assert main(base) == 0 and asked[-1] == (None, None)
     assert main([*base, "--budget", "1e22"]) == 0
