@@ -37,7 +37,7 @@ chromium:
 # The type check first (about a minute; configured in pyproject.toml [tool.mypy]), then the suite.
 test: $(BIN)/.installed chromium
 	$(BIN)/python -m mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # Performance figures of the README (issue 9); `make bench BENCH_FLAGS=--quick` checks the
 # scripts end to end in a few minutes. Figures are also appended to $(BENCH_OUT) as JSON lines.
@@ -46,6 +46,7 @@ BENCH_OUT   ?= bench-results.jsonl
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[bench]"
 	$(BIN)/python benchmarks/bench_fit.py $(BENCH_FLAGS) --out $(BENCH_OUT)
+	$(BIN)/python benchmarks/bench_samplers.py $(BENCH_FLAGS) --out $(BENCH_OUT)
 	$(BIN)/python benchmarks/bench_compile_cache.py $(BENCH_FLAGS) --out $(BENCH_OUT)
 	$(BIN)/python benchmarks/bench_cli.py $(BENCH_FLAGS) --out $(BENCH_OUT)
 	$(BIN)/python benchmarks/bench_growth.py $(BENCH_FLAGS) --out $(BENCH_OUT)

@@ -48,3 +48,9 @@ def small_fit(example_runs: pd.DataFrame) -> bs.Fit:
 def chinchilla_runs() -> pd.DataFrame:
     """Real data: see ../shared/data/PROVENANCE.md."""
     return load_chinchilla_runs()
+
+
+@pytest.fixture(scope="session")
+def chinchilla_fit(chinchilla_runs: pd.DataFrame) -> bs.Fit:
+    """The default card on the real table, 2 chains × (500 warm-up + 500 draws): one fit many tests read."""
+    return bs.fit(chinchilla_runs, chains=2, warmup=500, draws=500, seed=0)

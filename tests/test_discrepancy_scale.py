@@ -159,9 +159,9 @@ def test_learnt_tau_shrinks_when_the_law_is_exact_and_grows_when_it_bends(exampl
     assert bent.quantile(0.9) >= 0.01
 
 
-def test_fit_stores_tau_and_slope_draws_of_a_discrepancy_card(example_runs):
-    fit = bs.fit(example_runs, chains=2, warmup=200, draws=200, seed=3)
-    assert fit.posterior[SLOPE].shape == (2, 200) and fit.posterior[TAU].shape == (2, 200)
+def test_fit_stores_tau_and_slope_draws_of_a_discrepancy_card(small_fit):
+    fit = small_fit  # the default card (chinchilla, with a discrepancy), 4 chains x 500 draws
+    assert fit.posterior[SLOPE].shape == (4, 500) and fit.posterior[TAU].shape == (4, 500)
     assert fit.extra["discrepancy"]["tau_source"] == "misfit + leave-future-out"
     assert np.all(np.asarray(fit.posterior[TAU]) >= 0)
     assert SLOPE not in fit.summary().index
@@ -210,9 +210,9 @@ def test_misfit_likelihood_finds_no_misfit_in_noise_and_the_amplitude_of_a_smoot
 
 
 @pytest.mark.slow
-def test_tau_shrinks_when_the_law_fits_its_runs_and_not_when_it_misses_them(example_runs):
+def test_tau_shrinks_when_the_law_fits_its_runs_and_not_when_it_misses_them(example_runs, small_fit):
     # example_runs follow the Chinchilla law exactly (plus noise): the fit's residuals carry no misfit.
-    exact = bs.fit(example_runs, chains=2, warmup=200, draws=200, seed=0)
+    exact = small_fit
     info = exact.extra["discrepancy"]
     prior_mean = 0.015 * np.sqrt(2 / np.pi)
     assert info["misfit"]["amplitude_mle"] < 0.002
@@ -228,10 +228,10 @@ def test_tau_shrinks_when_the_law_fits_its_runs_and_not_when_it_misses_them(exam
 
 @pytest.mark.slow
 @pytest.mark.real_data
-def test_real_table_misses_its_law_where_the_same_design_from_the_exact_law_does_not(chinchilla_runs):
+def test_real_table_misses_its_law_where_the_same_design_from_the_exact_law_does_not(chinchilla_runs, chinchilla_fit):
     from bayes_scaling.simulate import EXAMPLE_TRUTH, chinchilla_loss
 
-    real = bs.fit(chinchilla_runs, chains=2, warmup=200, draws=200, seed=0).extra["discrepancy"]
+    real = chinchilla_fit.extra["discrepancy"]
     # the Chinchilla reconstruction has smooth residual structure of ~0.7% the law cannot absorb
     assert real["misfit"]["amplitude_mle"] > 0.004
     # ~0.01 as at the backtest's cutoffs: long-scale departures (weakly identified) do not inflate it to 0.03

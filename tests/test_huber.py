@@ -23,6 +23,23 @@ def test_bootstrap_refits_converge_and_bracket_the_truth(example_runs):
     assert result.bootstrap["alpha"].std() > 1e-3
 
 
+def test_bootstrap_refits_reach_the_optimum_of_an_independent_tighter_fit(example_runs):
+    # Redraw the resamples as fit_huber does, and refit a sample of them from scratch, on the resampled
+    # table itself: grid, then L-BFGS-B from its 4 best points with a 100x tighter tolerance.
+    result = fit_huber(example_runs, bootstrap=40, seed=3)
+    assert result.bootstrap["converged"].all()
+    rng = np.random.default_rng(3)
+    n = len(example_runs)
+    rows = [rng.integers(0, n, n) for _ in range(40)]
+    for i in range(0, 40, 13):
+        tight = fit_huber(example_runs.iloc[rows[i]], n_best=4, gtol=1e-11).point
+        refit = result.bootstrap.iloc[i]
+        for name in ("E", "alpha", "beta"):
+            assert refit[name] == pytest.approx(tight[name], rel=1e-6), (i, name)
+        for name in ("A", "B"):
+            assert np.log(refit[name]) == pytest.approx(np.log(tight[name]), abs=1e-5), (i, name)
+
+
 @pytest.mark.real_data
 def test_approach3_reproduces_the_published_refit_on_the_chinchilla_table(chinchilla_runs):
     result = fit_huber(chinchilla_runs)

@@ -53,8 +53,8 @@ def test_bad_arguments_are_rejected(example_runs):
 
 @pytest.mark.slow
 @pytest.mark.real_data
-def test_real_chinchilla_fit_converges_inside_the_published_bootstrap_intervals(chinchilla_runs):
-    result = bs.fit(chinchilla_runs, chains=2, warmup=500, draws=500, seed=0)
+def test_real_chinchilla_fit_converges_inside_the_published_bootstrap_intervals(chinchilla_fit):
+    result = chinchilla_fit
     summary = result.summary()
     assert (summary["r_hat"] < 1.01).all()
     assert result.diagnostics().divergences == 0
