@@ -111,15 +111,19 @@ def test_data_constrained_recovers_its_parameters_on_repeated_epochs():
 
 @pytest.mark.slow
 def test_hierarchical_recovers_groups_and_borrows_strength_for_the_small_group(tmp_path):
-    # Per parameter, ~90% of seeds put the truth inside the 90% interval; seed 2 is one where all
-    # six per-group values are inside (seed 0 is not: its noise puts beta 1.7 sd high, dragging B).
+    # Each per-group value within 3 posterior sd of the truth (on the log scale the law's scales
+    # are sampled on). "All six inside their 90% intervals" fails for a correct sampler on ~40%
+    # of seeds and machines (it did on this seed on another CPU: B[a] 1.9 sd off); 3 sd for six
+    # values fails ~2% of the time, while a bias of a few sd still fails it.
     runs = bs.load_runs(two_group_runs(seed=2))
     pooled = bs.fit(runs, "hierarchical", chains=2, warmup=400, draws=400, seed=1)
     table = pooled.summary(0.9)
     for group, truth in GROUP_TRUTH.items():
+        draws = pooled.draws(["E", "A", "B"], group=group)
         for name in ("E", "A", "B"):
-            row = table.loc[f"{name}[{group}]"]
-            assert row["lo"] < truth[name] < row["hi"], (group, name)
+            log_draws = np.log(draws[name])
+            z = (np.median(log_draws) - np.log(truth[name])) / np.std(log_draws)
+            assert abs(z) < 3, (group, name, z)
     assert table["r_hat"].max() < 1.05
     small = runs[runs["group"] == "b"].reset_index(drop=True)
     alone = bs.fit(small, "chinchilla", chains=2, warmup=400, draws=400, seed=1)

@@ -25,7 +25,7 @@ import bayes_scaling as bs
 from bayes_scaling import compilation_cache
 from bayes_scaling.simulate import chinchilla_loss
 
-inference = importlib.import_module("bayes_scaling.inference")
+sampling = importlib.import_module("bayes_scaling.sampling")
 fit_module = importlib.import_module("bayes_scaling.fitted")
 model_module = importlib.import_module("bayes_scaling.model")
 
@@ -81,8 +81,8 @@ def test_jax_computes_in_float64_however_it_is_first_imported():
 @pytest.fixture(scope="module")
 def large_path_fit(example_runs, monkeypatch_module):
     """The example grid fitted through the large-table path (thresholds lowered to its size)."""
-    monkeypatch_module.setattr(inference, "LARGE_TABLE_ROWS", 50)
-    monkeypatch_module.setattr(inference, "SUBSAMPLE_ROWS", 45)
+    monkeypatch_module.setattr(sampling, "LARGE_TABLE_ROWS", 50)
+    monkeypatch_module.setattr(sampling, "SUBSAMPLE_ROWS", 45)
     return bs.fit(example_runs, chains=2, warmup=400, draws=400, seed=1)
 
 
@@ -145,7 +145,7 @@ def test_large_table_path_matches_the_posterior_of_the_full_table_on_loss_curves
     # starting points (warm-up 1: means 0.7 sd off), fail here; the scale of the mass matrix
     # alone does not matter (the step size adapts to it).
     runs = _loss_curves(40, seed=3)
-    assert len(runs) > max(inference.LARGE_TABLE_ROWS, 2 * inference.SUBSAMPLE_ROWS)
+    assert len(runs) > max(sampling.LARGE_TABLE_ROWS, 2 * sampling.SUBSAMPLE_ROWS)
     large = bs.fit(runs, "chinchilla-plain", chains=2, warmup=1000, draws=500, seed=0)
     reference = _laplace_draws(large.card, runs)
     summary, diag = large.summary(), large.diagnostics()
