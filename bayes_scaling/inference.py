@@ -23,6 +23,7 @@ from .data import validate_runs
 from .errors import InputError
 from .fit import Fit, build_datatree
 from .model import build_model, covariates
+from .tables import check_seed
 
 METHODS = ("nuts", "huber")
 #: Tables with more rows (e.g. loss curves: many checkpoints per run) start from a pre-fit
@@ -94,6 +95,9 @@ def fit(
             raise InputError(f"{name} must be a positive integer but got {value}")
     if not 0 < target_accept < 1:
         raise InputError(f"target_accept must be in the interval (0, 1) but got {target_accept}")
+    check_seed(seed)
+    if method == "huber" and not int(bootstrap) >= 2:
+        raise InputError(f"bootstrap must be at least 2 resamples for method 'huber' (its draws) but got {bootstrap}")
     runs = validate_runs(runs, label=runs.attrs.get("source", "<DataFrame>"))
     x = covariates(runs, card, param_count)
     log_loss = np.log(runs["loss"].to_numpy(float))

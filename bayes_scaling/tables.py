@@ -89,6 +89,23 @@ class Table:
                    tables[0].index)
 
 
+#: Seeds are unsigned 32-bit integers: what both NumPy's and JAX's generators accept everywhere.
+SEED_MAX = 2**32 - 1
+
+
+def check_seed(seed: int, what: str = "seed") -> int:
+    """Validate a random seed (an integer in [0, 2**32 - 1]); return it as int.
+
+    Raises
+    ------
+    InputError
+        If ``seed`` is not an integer in that range.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= SEED_MAX:
+        raise InputError(f"{what} must be an integer from 0 to {SEED_MAX} but got {seed!r}")
+    return int(seed)
+
+
 def check_level(level: float) -> float:
     """Validate a credible level; return it as float.
 
@@ -97,7 +114,7 @@ def check_level(level: float) -> float:
     InputError
         If ``level`` is not in the interval (0, 1).
     """
-    if not 0 < level < 1:
+    if not 0 < level < 1:  # NaN fails too
         raise InputError(f"level must be in the interval (0, 1) but got {level}")
     return float(level)
 

@@ -99,7 +99,7 @@ def test_bad_run_table_error_names_row_and_column(tmp_path, capsys):
                     .replace("1000000000000.0,3.0", "1000000000000.0,-3.0", 1))
     assert main(["fit", str(path), "--out", str(tmp_path / "f.nc")]) == 2
     err = capsys.readouterr().err.replace("\n", " ")
-    assert "row 3, column 'loss' is -3" in err and not (tmp_path / "f.nc").exists()
+    assert "row 4, column 'loss' is -3" in err and not (tmp_path / "f.nc").exists()  # header = row 1
 
 
 def test_help_explains_units(capsys):

@@ -24,10 +24,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..allocation import as_budgets
+from ..allocation import as_budgets, warn_budget_range
 from ..errors import InputError
+from ..fitfile import FitArrays
 from ..risk import Criterion
-from ..tables import Table
+from ..tables import Table, check_seed
 from .plans import (
     Plan,
     best_plan,
@@ -109,7 +110,11 @@ def decide_tables(source: Any, *, budgets: Sequence[float | str] | float | str |
         raise InputError("ask a question: give a budget (--budget), a target loss (--target-loss) or plans (--plan)")
     if next_run_budget is not None and budgets is None:
         raise InputError("a next-run budget needs a target budget (--budget) whose N_opt the run should pin down")
+    seed = check_seed(seed)
     post = as_posterior(source, card, group=group)
+    arrays = source if isinstance(source, FitArrays) else getattr(source, "arrays", None)
+    if budgets is not None and isinstance(arrays, FitArrays):
+        warn_budget_range(as_budgets(budgets), arrays.constant_data["flops"])
     common = {"constraints": constraints, "noise": noise, "seed": seed}
     answers: dict[str, Table] = {}
     if budgets is not None:
