@@ -77,13 +77,14 @@ def warn_budget_range(budgets: np.ndarray, flops: np.ndarray, what: str = "budge
     lo, hi = float(np.min(flops)), float(np.max(flops))
     for c in np.asarray(budgets, dtype=float):
         if c < lo / BUDGET_BELOW:
-            warnings.warn(f"{what} {c:.3g} FLOPs is {lo / c:.2g} times below the smallest fitted run ({lo:.3g} "
-                          "FLOPs): the law says nothing about runs that small, so the answer there means nothing "
-                          "(was it meant in other units, e.g. 1e21?)", BudgetRangeWarning, stacklevel=3)
+            warnings.warn(f"{what} {c:.3g} FLOPs is {math.log10(lo) - math.log10(c):.0f} decades below the smallest "
+                          f"fitted run ({lo:.3g} FLOPs): the law says nothing about runs that small, so the answer "
+                          "there means nothing (was it meant in other units, e.g. 1e21?)", BudgetRangeWarning,
+                          stacklevel=3)
         elif c > hi * BUDGET_BEYOND:
-            warnings.warn(f"{what} {c:.3g} FLOPs is {c / hi:.2g} times the largest fitted run ({hi:.3g} FLOPs): "
-                          "the answer rests on the law holding over more than six decades of compute beyond the "
-                          "data", BudgetRangeWarning, stacklevel=3)
+            warnings.warn(f"{what} {c:.3g} FLOPs is {math.log10(c) - math.log10(hi):.0f} decades beyond the largest "
+                          f"fitted run ({hi:.3g} FLOPs): the answer rests on the law holding over more than six "
+                          "decades of compute beyond the data", BudgetRangeWarning, stacklevel=3)
 
 
 def optimal_log_params(law: Law, theta: Mapping[str, Any], log_compute: Any) -> Any:

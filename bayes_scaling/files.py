@@ -48,6 +48,13 @@ def stale_temporaries(path: Path) -> list[Path]:
     return found
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -125,18 +132,18 @@ def check_output(path: str | Path, *, option: str, what: str, example: str, suff
         raise OutputFileError(f"{where}: a {what} is written as {' or '.join(suffixes)}; give a path such as "
                               f"{path.with_suffix(suffixes[0]).name if path.stem else example}")
     parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise OutputFileError(f"{where}: {parent} is a file, not a folder; write elsewhere")
     if not parent.is_dir():
-        reason = "does not exist" if not parent.exists() else "is not a folder"
-        raise OutputFileError(f"{where}: folder {parent} {reason}; create it first (mkdir -p {parent}) "
+        raise OutputFileError(f"{where}: folder {parent} does not exist; create it first (mkdir -p {parent}) "
                               "or write elsewhere")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputFileError(f"{where}: folder {parent} is not writable; write elsewhere")
     if path.exists():
         for source in inputs:
-            with contextlib.suppress(OSError):
-                if Path(source).exists() and os.path.samefile(path, source):
-                    raise OutputFileError(f"{where}: is the input {source}; writing the {what} there would "
-                                          f"destroy it; choose another path, e.g. {example}")
+            if _same_file(path, Path(source)):
+                raise OutputFileError(f"{where}: is the input {source}; writing the {what} there would "
+                                      f"destroy it; choose another path, e.g. {example}")
         if not path.is_file():
             raise OutputFileError(f"{where}: exists and is not a regular file; choose another path")
         if is_ours is not None and not is_ours(path):

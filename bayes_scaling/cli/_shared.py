@@ -35,8 +35,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
-console = Console(width=None if sys.stdout.isatty() else 160)
+# No emoji codes: user text such as ":red_circle:" in a path or a cell is printed as written.
+err = Console(stderr=True, emoji=False)
+console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)
 FORMATS = ("table", "json", "csv")
 
 FormatOpt = Annotated[

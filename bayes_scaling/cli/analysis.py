@@ -31,7 +31,15 @@ from ._shared import (
     say,
     warn,
 )
-from .checks import check_count, check_figure_output, check_open_interval, check_positive, check_sampler, save_figure
+from .checks import (
+    check_count,
+    check_covariates,
+    check_figure_output,
+    check_open_interval,
+    check_positive,
+    check_sampler,
+    save_figure,
+)
 
 
 @app.command()
@@ -58,9 +66,9 @@ def compare(
                   param_count=param_count)
     if len(card) < 2:
         raise InputError(f"compare needs at least two --card options but got {len(card)}")
+    table = load_runs(runs, _columns(column))
     cards = [load_card(c) for c in card]  # every card checked before the first fit
-    columns = _columns(column)
-    table = load_runs(runs, columns)
+    check_covariates(table, cards, param_count)
     from ..comparison import compare_cards
 
     say(f"fitting {len(table)} runs from {runs} with cards {', '.join(card)}")
@@ -113,9 +121,10 @@ def backtest(
     if workers is not None:
         check_count(workers, "--workers")
     check_figure_output(plot, [runs])
-    cards = [load_card(c) for c in card or ["chinchilla"]]
     cutoffs = as_budgets(cutoff, what="cutoff")
     table = load_runs(runs, _columns(column))
+    cards = [load_card(c) for c in card or ["chinchilla"]]
+    check_covariates(table, cards)
     from ..backtesting import backtest as run_backtest
     from ..backtesting import plot_calibration
 
@@ -187,9 +196,10 @@ def sensitivity(
     for fraction in drop_fraction or []:
         check_open_interval(fraction, "--drop-fraction")
     check_figure_output(plot, [runs])
-    model = load_card(card)
     as_budgets(budget)
     table = load_runs(runs, _columns(column))
+    model = load_card(card)
+    check_covariates(table, [model])
     from ..fit_region import plot_sensitivity
     from ..fit_region import sensitivity as run_sensitivity
 

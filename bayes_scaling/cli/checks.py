@@ -75,6 +75,14 @@ def check_sampler(*, chains: int, warmup: int, draws: int, target_accept: float 
     check_choice(param_count, "--param-count", PARAM_COUNTS)
 
 
+def check_covariates(table, cards, param_count: str = "total") -> None:  # noqa: ANN001  (DataFrame, ModelCards)
+    """The run table has every column each card's law (and ``--param-count``) needs: checked before any fit."""
+    from ..model import covariates
+
+    for card in cards:
+        covariates(table, card, param_count)
+
+
 def check_fit_output(out: Path, inputs: Sequence[Path]) -> Path:
     """``fit --out``: a ``.nc`` file in an existing folder, none of the inputs, and no file but a fit replaced."""
     return check_output(out, option="--out", what="fit", example="fit.nc", suffixes=(".nc",), inputs=inputs,

@@ -28,7 +28,7 @@ from ._shared import (
     err,
     say,
 )
-from .checks import check_fit_output, check_positive, check_sampler, check_seed
+from .checks import check_covariates, check_fit_output, check_positive, check_sampler, check_seed
 
 
 @app.command()
@@ -74,13 +74,14 @@ def fit_cmd(
     from ..cards import load_card
     from ..data import load_runs
 
-    # Everything that can be wrong is checked before sampling: options, output, card, table.
+    # Everything that can be wrong is checked before sampling: options, output, table, card.
     check_sampler(chains=chains, warmup=warmup, draws=draws, target_accept=target_accept, seed=seed, method=method,
                   bootstrap=bootstrap, param_count=param_count)
     columns = _columns(column)
     check_fit_output(out, [runs, Path(card)])
-    model = load_card(card)
     table = load_runs(runs, columns)
+    model = load_card(card)
+    check_covariates(table, [model], param_count)
     from ..inference import fit
 
     show = sys.stderr.isatty() if progress is None else progress

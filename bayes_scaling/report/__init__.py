@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError
+from ..errors import InputError, OutputFileError
 from ..files import check_output
 from ..fit import package_versions
 from .averaging import averaging_section
@@ -163,9 +163,10 @@ def check_report_outputs(out_html: str | Path, *, option: str = "out_html", inpu
                          create_folder: bool = False) -> tuple[Path, Path, Path]:
     """The page and its ``.json`` and ``.md`` siblings, checked before anything is rendered.
 
-    Refuses a page that is not ``.html``, a missing folder (unless ``create_folder``),
-    an output that is one of ``inputs``, and any of the three files that exists but was
-    not written by a bayes-scaling report (nothing else is ever overwritten).
+    Refuses a page that is not ``.html``, a folder that cannot be written, an output that
+    is one of ``inputs``, and any of the three files that exists but was not written by a
+    bayes-scaling report (nothing else is ever overwritten). A missing folder is fine (it
+    is created when the report is written; with ``create_folder``, now).
 
     Raises
     ------
@@ -177,9 +178,14 @@ def check_report_outputs(out_html: str | Path, *, option: str = "out_html", inpu
     out_html = Path(out_html)
     if out_html.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"{out_html} ({option}): the report must be an .html file (the .json and .md go beside it)")
-    if create_folder and not out_html.is_dir():
-        out_html.parent.mkdir(parents=True, exist_ok=True)
     paths = (out_html, out_html.with_suffix(".json"), out_html.with_suffix(".md"))
+    if not out_html.parent.exists():  # the report's folder is created: nothing can be overwritten in it
+        ancestor = next(p for p in out_html.parent.parents if p.exists())
+        if not ancestor.is_dir():
+            raise OutputFileError(f"{out_html} ({option}): {ancestor} is a file, not a folder; write elsewhere")
+        if not create_folder:
+            return paths
+        out_html.parent.mkdir(parents=True, exist_ok=True)
     for path in paths:
         check_output(path, option=option if path == out_html else f"beside {out_html.name}", what="report file",
                      example="report.html", suffixes=(path.suffix.lower(),), inputs=inputs, is_ours=is_report_file)
