@@ -65,7 +65,7 @@ def compare(
     check_sampler(chains=chains, warmup=warmup, draws=draws, target_accept=target_accept, seed=seed,
                   param_count=param_count)
     if len(card) < 2:
-        raise InputError(f"compare needs at least two --card options but got {len(card)}")
+        raise InputError(f"compare needs at least two cards (--card, repeatable) but got {len(card)}")
     table = load_runs(runs, _columns(column))
     cards = [load_card(c) for c in card]  # every card checked before the first fit
     check_covariates(table, cards, param_count)
