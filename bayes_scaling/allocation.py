@@ -177,9 +177,15 @@ def allocation(fit: Fit | FitArrays, budgets: Sequence[float | str] | np.ndarray
     # Budgets in blocks of at most _BLOCK_VALUES draws x budgets: in a new process (the CLI),
     # first touching 32 MB arrays (4,000 draws x 1,000 budgets) cost more than the arithmetic.
     step = max(1, _BLOCK_VALUES // len(theta[law.parameters[0]]))
-    return Table.concat([allocation_table(c[i : i + step], allocation_draws(
+    table = Table.concat([allocation_table(c[i : i + step], allocation_draws(
         law, theta, c[i : i + step], slope=slope, max_log_compute=max_log_compute), level)
         for i in range(0, c.size, step)], {"level": level})
+    bad = ~np.all([np.isfinite(v) for v in table.columns.values()], axis=0)
+    if bad.any():  # draws outside the law's domain (e.g. an altered fit): no number rather than nan
+        raise InputError(f"the fit's draws give no finite allocation at budget {c[bad][0]:.3g} FLOPs (the law's "
+                         f"parameters {', '.join(law.parameters)} are outside their domain in some draws); "
+                         "check the fit with `bayes-scaling summary`")
+    return table
 
 
 def allocate(fit: Fit | FitArrays, budgets: Sequence[float | str] | np.ndarray | float | str, *,

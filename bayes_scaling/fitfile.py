@@ -37,6 +37,8 @@ FORMAT_VERSION = 1
 REQUIRED_ATTRS = ("bayes_scaling_format", "card_text", "method")
 #: Root attribute holding the convergence statistics (JSON), see :mod:`bayes_scaling.diagnostics`.
 CONVERGENCE_ATTR = "convergence"
+#: Posterior variable of the discrepancy scale (see :mod:`bayes_scaling.discrepancy`).
+DISCREPANCY_TAU = "discrepancy_tau"
 #: Values of the root attribute ``method``.
 FIT_METHODS = ("nuts", "huber")
 
@@ -193,11 +195,16 @@ def _number(value: Any, kind: type) -> float | int | None:
     return kind(value)
 
 
-def required_variables(card: ModelCard, method: str) -> list[str]:
-    """Posterior variables every answer from a fit of ``card`` by ``method`` reads."""
+def required_variables(card: ModelCard, posterior: Mapping[str, Any]) -> list[str]:
+    """Posterior variables every answer from a fit of ``card`` reads.
+
+    The discrepancy slope is optional (a fit made from draws may have none), but a fit that
+    stores the discrepancy scale tau without its slope lost it: the intervals beyond the
+    data would silently narrow.
+    """
     hyper = card.pooling.hyperparameters() if card.pooling else []
     nu = ["nu"] if isinstance(card.nu, Prior) else []
-    slope = [DISCREPANCY_SLOPE] if card.discrepancy is not None and method == "nuts" else []
+    slope = [DISCREPANCY_SLOPE] if DISCREPANCY_TAU in posterior else []
     return [*card.law.parameters, *hyper, "sigma", *nu, *slope]
 
 
@@ -217,7 +224,7 @@ def check_fit_arrays(path: str | Path, arrays: FitArrays) -> FitArrays:
     """
     post, card = arrays.posterior, arrays.card
     bad = f"the file was altered or damaged: fit again (bayes-scaling fit RUNS --out {Path(path).name})"
-    missing = [v for v in required_variables(card, arrays.method) if v not in post]
+    missing = [v for v in required_variables(card, post) if v not in post]
     if missing:
         raise FitFileError(f"{path}: posterior variable(s) {', '.join(missing)} missing (card {card.name!r} needs "
                            f"them); {bad}")

@@ -417,6 +417,9 @@ for damage, (change, names) in DAMAGES.items():
 for damage in ("no-alpha", "nan-draw", "convergence-json"):  # report loads the fit with xarray: the same checks
     CASES.append(case(f"fit-{damage}-report", "report bad.nc --out r.html", "bad.nc", *DAMAGES[damage][1],
                       files={"bad.nc": damaged(DAMAGES[damage][0])}))
+CASES.append(case("fit-negative-exponent-allocate", "allocate bad.nc --budget 1e22", "no finite allocation",
+                  "1e+22", files={"bad.nc": damaged(lambda f: f["posterior/alpha"].write_direct(
+                      -f["posterior/alpha"][()]))}))
 CASES.append(case("fit-no-observed-data-report", "report bad.nc --out r.html", "bad.nc", "'observed_data'",
                   files={"bad.nc": damaged(lambda f: f.__delitem__("observed_data"))}))
 assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"

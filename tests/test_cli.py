@@ -194,7 +194,8 @@ def test_summary_from_the_saved_fit_equals_the_api_on_the_loaded_fit(fit_file, c
     slow = {"parameters": {p: {k: float(r[k]) for k in ("median", "lo", "hi", "r_hat", "ess_bulk", "ess_tail")}
                            for p, r in table.iterrows()},
             "divergences": diag.divergences, "max_rhat": diag.max_rhat, "min_ess_bulk": diag.min_ess_bulk,
-            "ok": not diag.has_errors, "messages": diag.messages, "level": 0.8, "card": "chinchilla", "method": "nuts"}
+            "ok": not diag.has_errors, "messages": diag.messages, "level": 0.8, "card": "chinchilla", "method": "nuts",
+            "criteria": diag.criteria}
     _assert_close(out, slow)
     assert _cli(capsys, "summary", fit_file, "--format", "csv") == loaded.summary().to_csv()
 
