@@ -23,7 +23,7 @@ PACKAGE = "bayes_scaling"
 #: ``report``, ``cli``) belongs whole to one layer.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("errors", "units", "tables", "metrics", "risk", "executor", "compilation_cache", "_jax",
-                    "provenance", "_layers")),
+                    "provenance", "files", "_layers")),
     ("data", ("data", "simulate")),
     ("laws and cards", ("laws", "discrepancy", "cards")),
     ("model", ("model", "huber", "noise")),

@@ -14,6 +14,7 @@ API returns it as a DataFrame and the CLI prints it, never importing pandas or J
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from .fitted import Fit
 from .laws import Law, array_namespace
 from .noise import observation_noise
 from .posterior import Posterior, PosteriorSource, as_posterior
-from .tables import Table, check_level, interval_columns, ranked_interval_columns
+from .tables import Table, check_level, check_seed, interval_columns, ranked_interval_columns
 from .units import LOG_6, parse_quantity
 
 if TYPE_CHECKING:
@@ -49,8 +50,41 @@ def as_budgets(budgets: Sequence[float | str] | np.ndarray | float | str, what: 
         raise InputError(f"give at least one {what}")
     bad = ~(np.isfinite(values) & (values > 0))
     if bad.any():
-        raise InputError(f"{what} must be a positive number of FLOPs but got {values[bad][0]:g}")
+        unit = {"params": "parameters", "tokens": "tokens"}.get(what, "FLOPs")
+        raise InputError(f"{what} must be a positive number of {unit} but got {values[bad][0]:g}")
     return values
+
+
+class BudgetRangeWarning(UserWarning):
+    """A budget lies where the fitted law says little: far below the runs, or far beyond them."""
+
+
+#: A budget this many times below the smallest run, or above the largest, gets a warning.
+BUDGET_BELOW = 100.0
+BUDGET_BEYOND = 1e6
+
+
+def warn_budget_range(budgets: np.ndarray, flops: np.ndarray, what: str = "budget") -> None:
+    """Warn (:class:`BudgetRangeWarning`) about budgets far outside the compute of the fitted runs.
+
+    Parameters
+    ----------
+    budgets : array
+        Compute budgets in FLOPs.
+    flops : array
+        Compute of the runs the fit saw, in FLOPs.
+    """
+    lo, hi = float(np.min(flops)), float(np.max(flops))
+    for c in np.asarray(budgets, dtype=float):
+        if c < lo / BUDGET_BELOW:
+            warnings.warn(f"{what} {c:.3g} FLOPs is {math.log10(lo) - math.log10(c):.0f} decades below the smallest "
+                          f"fitted run ({lo:.3g} FLOPs): the law says nothing about runs that small, so the answer "
+                          "there means nothing (was it meant in other units, e.g. 1e21?)", BudgetRangeWarning,
+                          stacklevel=3)
+        elif c > hi * BUDGET_BEYOND:
+            warnings.warn(f"{what} {c:.3g} FLOPs is {math.log10(c) - math.log10(hi):.0f} decades beyond the largest "
+                          f"fitted run ({hi:.3g} FLOPs): the answer rests on the law holding over more than six "
+                          "decades of compute beyond the data", BudgetRangeWarning, stacklevel=3)
 
 
 def optimal_log_params(law: Law, theta: Mapping[str, Any], log_compute: Any) -> Any:
@@ -136,15 +170,22 @@ def allocation(fit: HasArrays | FitArrays, budgets: Sequence[float | str] | np.n
     arrays = fit_arrays(fit)
     level = check_level(level)
     c = as_budgets(budgets)
+    warn_budget_range(c, arrays.constant_data["flops"])
     law = arrays.card.law
     theta = arrays.draws(law.parameters, group=group)
     slope, max_log_compute = arrays.discrepancy()
     # Budgets in blocks of at most _BLOCK_VALUES draws x budgets: in a new process (the CLI),
     # first touching 32 MB arrays (4,000 draws x 1,000 budgets) cost more than the arithmetic.
     step = max(1, _BLOCK_VALUES // len(theta[law.parameters[0]]))
-    return Table.concat([allocation_table(c[i : i + step], allocation_draws(
+    table = Table.concat([allocation_table(c[i : i + step], allocation_draws(
         law, theta, c[i : i + step], slope=slope, max_log_compute=max_log_compute), level)
         for i in range(0, c.size, step)], {"level": level})
+    bad = ~np.all([np.isfinite(v) for v in table.columns.values()], axis=0)
+    if bad.any():  # draws outside the law's domain (e.g. an altered fit): no number rather than nan
+        raise InputError(f"the fit's draws give no finite allocation at budget {c[bad][0]:.3g} FLOPs (the law's "
+                         f"parameters {', '.join(law.parameters)} are outside their domain in some draws); "
+                         "check the fit with `bayes-scaling summary`")
+    return table
 
 
 def allocate(fit: HasArrays | FitArrays, budgets: Sequence[float | str] | np.ndarray | float | str, *,
@@ -195,6 +236,7 @@ def prediction(fit: HasArrays | FitArrays, params: Sequence[float | str] | float
                group: str | None = None) -> Table:
     """The table of :func:`predict_loss` as a :class:`~bayes_scaling.tables.Table` (what the CLI prints)."""
     level = check_level(level)
+    seed = check_seed(seed)
     n, d = plan_arrays(params, tokens)
     log_l, pred = loss_draws(fit_arrays(fit), n, d, group=group, seed=seed)
     return loss_table(n, d, log_l, pred, level)

@@ -31,6 +31,8 @@ DISTRIBUTIONS: tuple[str, ...] = (
     "Beta", "StudentT",
 )
 LIKELIHOODS = ("student_t", "normal")
+#: Keyword arguments that must be positive in every distribution that takes them.
+_POSITIVE_KWARGS = frozenset({"scale", "rate", "concentration", "concentration0", "concentration1", "df"})
 _TOP_KEYS = {"card", "priors", "likelihood", "references", "pooling", "discrepancy"}
 #: Run-table column whose labels define the groups of a pooled card.
 GROUP_COLUMN = "group"
@@ -291,9 +293,15 @@ def load_card(card: str | Path) -> ModelCard:
                 f"no model card named {str(card)!r}; bundled cards: {', '.join(available_cards())} "
                 "(or give the path of a .toml card)"
             )
+    if path.is_dir():
+        raise CardError(f"{path}: is a folder, not a model card; give a .toml file or a bundled card name")
     if not path.is_file():
         raise CardError(f"{path}: no such model card file")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CardError(f"{path}: not a text (UTF-8) TOML model card (byte {exc.start} is not text); see "
+                        "models/chinchilla.toml for the format") from None
     return parse_card(text, source=str(path))
 
 
@@ -312,7 +320,10 @@ def parse_card(text: str, *, source: str = "<card>", check_distributions: bool =
     problems: list[str] = []
     for key in sorted(set(data) - _TOP_KEYS):
         problems.append(f"unknown section [{key}] (known: {', '.join(sorted(_TOP_KEYS))})")
-    meta = data.get("card", {})
+    for key in ("card", "priors", "likelihood", "references"):
+        if not isinstance(data.get(key, {}), dict):
+            problems.append(f"[{key}]: must be a table ([{key}] ...), not {type(data[key]).__name__}")
+    meta = data.get("card", {}) if isinstance(data.get("card", {}), dict) else {}
     law_name = meta.get("law")
     law = None
     if not isinstance(law_name, str):
@@ -323,7 +334,7 @@ def parse_card(text: str, *, source: str = "<card>", check_distributions: bool =
         except CardError as exc:
             problems.append(f"[card] law: {exc}")
     priors: dict[str, Prior] = {}
-    raw_priors = data.get("priors", {})
+    raw_priors = data.get("priors", {}) if isinstance(data.get("priors", {}), dict) else {}
     if law is not None:
         for name in law.parameters:
             if name not in raw_priors:
@@ -335,7 +346,7 @@ def parse_card(text: str, *, source: str = "<card>", check_distributions: bool =
         prior = _prior(spec, f"[priors.{name}]", problems, check)
         if prior is not None:
             priors[name] = prior
-    like = data.get("likelihood", {})
+    like = data.get("likelihood", {}) if isinstance(data.get("likelihood", {}), dict) else {}
     family = like.get("family", "student_t")
     if family not in LIKELIHOODS:
         problems.append(f"[likelihood] family: {family!r} is not one of {', '.join(LIKELIHOODS)}")
@@ -344,14 +355,16 @@ def parse_card(text: str, *, source: str = "<card>", check_distributions: bool =
     if family == "student_t":
         spec = like.get("nu")
         if isinstance(spec, dict) and "value" in spec:
-            nu = float(spec["value"])
-            if not nu > 0:
-                problems.append("[likelihood.nu] value: must be a positive number of degrees of freedom")
+            value = spec["value"]
+            nu = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+            if not (math.isfinite(nu) and nu > 0):
+                problems.append(f"[likelihood.nu] value: {value!r} is not a positive, finite number of degrees "
+                                "of freedom")
         else:
             nu = _prior(spec, "[likelihood.nu]", problems, check)
     pooling = _pooling(data["pooling"], law, priors, problems, check) if "pooling" in data else None
     discrepancy = _discrepancy(data["discrepancy"], problems, check) if "discrepancy" in data else None
-    references = data.get("references", {})
+    references = data.get("references", {}) if isinstance(data.get("references", {}), dict) else {}
     for ref, values in references.items():
         if not isinstance(values, dict):
             problems.append(f"[references.{ref}]: must be a table of parameter values")
@@ -451,6 +464,20 @@ def _prior(spec: Any, where: str, problems: list[str], check: bool = True) -> Pr
         problems.append(f"{where} kwargs: must be a table of numbers, e.g. {{loc = 0.0, scale = 1.0}}")
         return None
     prior = Prior(str(name), {k: float(v) for k, v in kwargs.items()}, str(spec.get("rationale", "")))
+    numbers_ok = True
+    for key, value in prior.kwargs.items():
+        if not math.isfinite(value):
+            problems.append(f"{where} kwargs: {key} = {value} is not a finite number")
+            numbers_ok = False
+        elif key in _POSITIVE_KWARGS and not value > 0:
+            problems.append(f"{where} kwargs: {key} = {value:g} must be positive")
+            numbers_ok = False
+    for low, high in (("low", "high"),):
+        if low in prior.kwargs and high in prior.kwargs and not prior.kwargs[low] < prior.kwargs[high]:
+            problems.append(f"{where} kwargs: low = {prior.kwargs[low]:g} must be below high = {prior.kwargs[high]:g}")
+            numbers_ok = False
+    if not numbers_ok:
+        return None
     if not check:
         return prior
     try:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .allocation import allocation_draws
-from .cards import ModelCard
+from .cards import ModelCard, load_card
 from .errors import InputError
 from .fitted import Fit
 from .model import PARAM_COUNTS
@@ -139,13 +139,13 @@ def compare_cards(runs: pd.DataFrame, cards: Sequence[str | ModelCard], **fit_kw
         raise InputError(f"compare needs at least two cards but got {len(cards)}")
     if fit_kwargs.get("method", "nuts") != "nuts":
         raise InputError("compare_cards fits by NUTS only (LOO needs posterior draws)")
-    fits: dict[str, Fit] = {}
-    for card in cards:
-        result = fit(runs, card, **fit_kwargs)
-        if result.card.name in fits:
-            raise InputError(f"card {result.card.name!r} given twice; compare distinct cards")
-        fits[result.card.name] = result
-    return compare(fits)
+    # Every card is read and checked before the first fit: a bad last card fails in a second, not after a fit.
+    loaded = [card if isinstance(card, ModelCard) else load_card(card) for card in cards]
+    names = [card.name for card in loaded]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InputError(f"card {twice[0]!r} given twice; compare distinct cards")
+    return compare({card.name: fit(runs, card, **fit_kwargs) for card in loaded})
 
 
 def allocation_exponents(fit: Fit, *, compute: float | None = None, level: float = 0.9,

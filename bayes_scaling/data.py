@@ -19,6 +19,7 @@ Canonical columns
 from __future__ import annotations
 
 import hashlib
+import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -76,6 +77,7 @@ def load_runs(
     """
     raw, label, digest = _read(source)
     table = _canonical(raw, columns or {}, label)
+    table.attrs.update(raw.attrs)
     table.attrs["source"] = label
     table.attrs["sha256"] = digest
     return validate_runs(table, label=label, min_runs=min_runs)
@@ -84,25 +86,81 @@ def load_runs(
 def _read(source: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
     if isinstance(source, pd.DataFrame):
         digest = hashlib.sha256(source.to_csv(index=False).encode()).hexdigest()
-        return source.copy(), str(source.attrs.get("source", "<DataFrame>")), digest
+        frame = source.copy()
+        frame.attrs.pop("first_row", None)  # rows of a DataFrame are named by its index
+        return frame, str(source.attrs.get("source", "<DataFrame>")), digest
     path = Path(source)
+    if path.is_dir():
+        raise RunTableError(f"{path}: is a folder, not a file; give the path of a CSV or Parquet run table")
     if not path.is_file():
         raise RunTableError(f"{path}: no such file; give the path of a CSV or Parquet run table")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
     suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv", ".tsv", ".txt"):
+        raise RunTableError(f"{path}: unknown file type {suffix!r}; use .csv, .tsv or .parquet")
+    kind = _binary_kind(data[:8])
+    if kind is not None and not (kind == "a Parquet file" and suffix in (".parquet", ".pq")):
+        raise RunTableError(f"{path}: is {kind}, not a {suffix[1:]} table; {_BINARY_ADVICE[kind]}")
+    sep = "\t" if suffix == ".tsv" else ","
     try:
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
-        elif suffix in (".csv", ".tsv", ".txt"):
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str,
-                                keep_default_na=False, skipinitialspace=True)
         else:
-            raise RunTableError(f"{path}: unknown file type {suffix!r}; use .csv, .tsv or .parquet")
-    except RunTableError:
-        raise
+            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True,
+                                encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RunTableError(f"{path}: is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                            "save the table as UTF-8 CSV") from None
+    except pd.errors.EmptyDataError:
+        raise RunTableError(f"{path}: is empty; a run table needs a header row (params,tokens,loss) and one row "
+                            "per run") from None
+    except pd.errors.ParserError as exc:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if found is None:
+            raise RunTableError(f"{path}: cannot be read as a {suffix[1:]} table ({exc})") from None
+        want, line, saw = found.groups()
+        raise RunTableError(f"{path}: row {line} has {saw} cells but the header has {want} columns; a comma inside "
+                            "a value (1,000 or 1,5)? Quote it or remove it") from None
     except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
         raise RunTableError(f"{path}: cannot be read as a {suffix[1:]} table ({exc})") from None
+    if suffix not in (".parquet", ".pq") and len(frame.columns) == 1:
+        header = str(frame.columns[0])
+        for char, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+            if char in header and char != sep:
+                fix = "rename it .tsv" if char == "\t" else "save it with commas as the delimiter"
+                raise RunTableError(f"{path}: the header {header!r} looks {name}-separated, but a {suffix[1:]} "
+                                    f"file is read with {'tabs' if sep == chr(9) else 'commas'}; {fix}")
+    frame.attrs["first_row"] = 2  # the header is row 1, as a spreadsheet shows the file
     return frame, str(path), digest
+
+
+#: Leading bytes of file formats that are not text tables.
+_MAGIC = {b"\x1f\x8b": "gzip-compressed", b"PK\x03\x04": "a ZIP archive (an Excel .xlsx workbook?)",
+          b"\xd0\xcf\x11\xe0": "an Excel .xls workbook", b"PAR1": "a Parquet file",
+          b"\x89HDF": "an HDF5/NetCDF file (a saved fit?)"}
+_BINARY_ADVICE = {"gzip-compressed": "decompress it first (gunzip)",
+                  "a ZIP archive (an Excel .xlsx workbook?)": "export the sheet as CSV (File > Save as > CSV)",
+                  "an Excel .xls workbook": "export the sheet as CSV (File > Save as > CSV)",
+                  "a Parquet file": "rename it .parquet",
+                  "an HDF5/NetCDF file (a saved fit?)": "give the run table the fit was made from"}
+
+
+def _binary_kind(head: bytes) -> str | None:
+    for magic, kind in _MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    return None
+
+
+def row_name(table: pd.DataFrame, position: int) -> str:
+    """How a message names the run at ``position``: the file's row as a spreadsheet shows it
+    (header = row 1), or a DataFrame's index label."""
+    first = table.attrs.get("first_row")
+    if first is not None:
+        return f"row {position + int(first)}"
+    label = table.index[position]
+    return f"index {label!r}" if isinstance(label, str) else f"index {label}"
 
 
 def _canonical(raw: pd.DataFrame, columns: Mapping[str, str], label: str) -> pd.DataFrame:
@@ -112,7 +170,15 @@ def _canonical(raw: pd.DataFrame, columns: Mapping[str, str], label: str) -> pd.
             f"{label}: unknown canonical column(s) {unknown} in the column mapping; "
             f"known: {', '.join(NUMERIC_COLUMNS + LABEL_COLUMNS)}"
         )
-    by_lower = {str(c).strip().lower(): c for c in raw.columns}
+    by_lower: dict[str, list[object]] = {}
+    for c in raw.columns:
+        base = str(c).strip().lower()
+        # pandas renames a repeated header "params" to "params.1": the same column twice
+        mangled = re.fullmatch(r"(.+)\.\d+", base)
+        if mangled and mangled.group(1) in NUMERIC_COLUMNS + LABEL_COLUMNS and mangled.group(1) in {
+                str(o).strip().lower() for o in raw.columns}:
+            base = mangled.group(1)
+        by_lower.setdefault(base, []).append(c)
     picked: dict[str, object] = {}
     for canon in NUMERIC_COLUMNS + LABEL_COLUMNS:
         if canon in columns:
@@ -123,7 +189,13 @@ def _canonical(raw: pd.DataFrame, columns: Mapping[str, str], label: str) -> pd.
                 )
             picked[canon] = columns[canon]
         elif canon in by_lower:
-            picked[canon] = by_lower[canon]
+            if len(by_lower[canon]) > 1:
+                names = " and ".join(repr(str(c)) for c in by_lower[canon])
+                raise RunTableError(
+                    f"{label}: columns {names} both read as {canon!r} (names are case-insensitive); rename or "
+                    f"drop one, or choose one with --column {canon}='NAME' (Python: columns={{'{canon}': 'NAME'}})"
+                )
+            picked[canon] = by_lower[canon][0]
     missing = [c for c in ("params", "loss") if c not in picked]
     if "tokens" not in picked and "flops" not in picked:
         missing.append("tokens (or flops)")
@@ -133,17 +205,20 @@ def _canonical(raw: pd.DataFrame, columns: Mapping[str, str], label: str) -> pd.
             f"{list(map(str, raw.columns))}. Rename them or pass a mapping, e.g. "
             "--column params='Model Size' (Python: columns={'params': 'Model Size'})"
         )
-    out = pd.DataFrame(index=range(len(raw)))
+    out = pd.DataFrame(index=raw.index)
+    out.attrs.update(raw.attrs)
     for canon, source_col in picked.items():
-        values = raw[source_col].reset_index(drop=True)
-        out[canon] = (_to_float(values, canon, str(source_col), label) if canon in NUMERIC_COLUMNS
-                      else values.astype(str))
+        values = raw[source_col]
+        if isinstance(values, pd.DataFrame):  # a DataFrame with the same column name twice
+            raise RunTableError(f"{label}: column {str(source_col)!r} appears twice; rename or drop one")
+        out[canon] = (_to_float(values, str(source_col), label, out) if canon in NUMERIC_COLUMNS
+                      else values.astype(str).to_numpy())
     return out
 
 
-def _to_float(values: pd.Series, canon: str, source_col: str, label: str) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(values):
-        return values.astype("float64")
+def _to_float(values: pd.Series, source_col: str, label: str, table: pd.DataFrame) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.to_numpy(dtype="float64")
     parsed = np.empty(len(values))
     for i, item in enumerate(values):
         text = "" if item is None else str(item).strip()
@@ -154,10 +229,10 @@ def _to_float(values: pd.Series, canon: str, source_col: str, label: str) -> pd.
             parsed[i] = parse_quantity(text)
         except ValueError:
             raise RunTableError(
-                f"{label}: row {i + 1}, column {source_col!r}: {text!r} is not a number; "
+                f"{label}: {row_name(table, i)}, column {source_col!r}: {text!r} is not a number; "
                 "write plain numbers or ones with a suffix like 70M, 1.4B, 1.4T, 5.76e23"
             ) from None
-    return pd.Series(parsed, index=values.index, dtype="float64")
+    return parsed
 
 
 def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: int = MIN_RUNS) -> pd.DataFrame:
@@ -191,7 +266,8 @@ def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: i
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             what = "is missing (empty or NaN)" if np.isnan(values[row]) else f"is {values[row]} (infinite)"
-            raise RunTableError(f"{label}: row {row + 1}, column {col!r} {what}; every run needs a finite {col}")
+            raise RunTableError(f"{label}: {row_name(table, row)}, column {col!r} {what}; every run needs a finite "
+                                f"{col}")
         if col == "embedding_params":
             nonpos = values < 0
         else:
@@ -199,13 +275,25 @@ def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: i
         if nonpos.any():
             row = int(np.flatnonzero(nonpos)[0])
             raise RunTableError(
-                f"{label}: row {row + 1}, column {col!r} is {values[row]:g}; it must be positive "
+                f"{label}: {row_name(table, row)}, column {col!r} is {values[row]:g}; it must be positive "
                 f"({_unit(col)})"
             )
-    if "tokens" not in table:
-        table["tokens"] = table["flops"] / (6.0 * table["params"])
-    if "flops" not in table:
-        table["flops"] = 6.0 * table["params"] * table["tokens"]
+    given = {c for c in ("tokens", "flops") if c in table}
+    with np.errstate(over="ignore", under="ignore"):
+        if "tokens" not in table:
+            table["tokens"] = table["flops"] / (6.0 * table["params"])
+        if "flops" not in table:
+            table["flops"] = 6.0 * table["params"] * table["tokens"]
+    for col in ("tokens", "flops"):
+        derived = table[col].to_numpy(dtype="float64")
+        off = ~(np.isfinite(derived) & (derived > 0))
+        if off.any():
+            row = int(np.flatnonzero(off)[0])
+            raise RunTableError(
+                f"{label}: {row_name(table, row)}: {col} = {'C / (6 N)' if col == 'tokens' else '6 N D'} is "
+                f"{derived[row]:g} (params {table['params'].iloc[row]:g}); the values are outside any range a "
+                "training run can have: check the units of params, tokens and flops"
+            )
     n = len(table)
     if n < min_runs:
         raise RunTableError(
@@ -222,10 +310,12 @@ def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: i
     key = table[["params", "tokens"]]
     dup = key.duplicated(keep="first")
     if dup.any():
-        rows = [int(i) + 1 for i in np.flatnonzero(dup.to_numpy())[:5]]
+        first = [row_name(table, int(i)) for i in np.flatnonzero(dup.to_numpy())[:5]]
+        rows = (f"{'rows' if first[0].startswith('row') else 'index labels'} "
+                f"{', '.join(r.split(' ', 1)[1] for r in first)}")
         warnings.warn(
             f"{label}: {int(dup.sum())} run(s) repeat the params and tokens of an earlier run "
-            f"(rows {rows}); they are kept as independent observations",
+            f"({rows}); they are kept as independent observations",
             RunTableWarning,
             stacklevel=2,
         )
@@ -238,6 +328,7 @@ def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: i
                 RunTableWarning,
                 stacklevel=2,
             )
+    _warn_out_of_range(table, label, given)
     if table["loss"].max() > 20:
         warnings.warn(
             f"{label}: column 'loss' reaches {table['loss'].max():g}; is it perplexity? The laws "
@@ -248,6 +339,42 @@ def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: i
     table.attrs.update(runs.attrs)
     table.attrs.setdefault("source", label)
     return table.reset_index(drop=True)
+
+
+#: Beyond these, a value is no training run's: most likely a unit or column mix-up (warned, not refused).
+_PLAUSIBLE = {"params": (None, 1e14, "no model has 100T parameters"),
+              "tokens": (None, 1e16, "no model was trained on 10 quadrillion tokens"),
+              "loss": (1e-2, None, "cross-entropy loss in nats per token is far above 0.01")}
+#: ``flops`` more than this factor away from 6 N D is not the same runs' compute.
+FLOPS_TOLERANCE = 10.0
+
+
+def _warn_out_of_range(table: pd.DataFrame, label: str, given: set[str]) -> None:
+    """Warn about values no training run can have, and flops that contradict 6 N D."""
+    for col, (low, high, why) in _PLAUSIBLE.items():
+        values = table[col].to_numpy(dtype="float64")
+        for bound, worst in ((high, np.argmax(values)), (low, np.argmin(values))):
+            if bound is None or not (values[worst] > bound if bound == high else values[worst] < bound):
+                continue
+            warnings.warn(
+                f"{label}: {row_name(table, int(worst))}, column {col!r} is {values[worst]:g}; {why}: is the "
+                f"column in the right unit ({_unit(col)})?",
+                RunTableWarning,
+                stacklevel=3,
+            )
+    if given == {"tokens", "flops"}:
+        n, d = table["params"].to_numpy(float), table["tokens"].to_numpy(float)
+        ratio = table["flops"].to_numpy(float) / (6.0 * n * d)
+        far = int(np.argmax(np.abs(np.log(ratio))))
+        if not 1 / FLOPS_TOLERANCE <= ratio[far] <= FLOPS_TOLERANCE:
+            count = int(np.sum((ratio > FLOPS_TOLERANCE) | (ratio < 1 / FLOPS_TOLERANCE)))
+            warnings.warn(
+                f"{label}: {row_name(table, far)}, column 'flops' is {ratio[far]:.3g} times 6 N D "
+                f"({count} run(s) off by more than {FLOPS_TOLERANCE:g}x); flops and tokens disagree: check their "
+                "units (flops is used as the compute, tokens as D)",
+                RunTableWarning,
+                stacklevel=3,
+            )
 
 
 def _unit(col: str) -> str:

@@ -1,5 +1,10 @@
 """One diagnostics gate (R-hat, ESS, divergences, tree depth) for summary, report and CLI.
 
+Each method is judged by its own criteria (:func:`judge`): a NUTS posterior by R-hat,
+ESS, divergences and tree depth (:func:`gate`); a bootstrap (``--method huber``) by the
+share of its refits that converged (:func:`bootstrap_gate`), since bootstrap draws have
+no chains and their ESS is just their number.
+
 Computing ESS and R-hat needs ArviZ; judging them does not. So the statistics are
 computed once (:func:`convergence_stats`, when a fit is saved), stored with the fit as
 plain JSON, and both the gate (:func:`gate`) and the posterior summary
@@ -9,6 +14,8 @@ saved fit without importing ArviZ.
 
 from __future__ import annotations
 
+import json
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +34,13 @@ if TYPE_CHECKING:
 RHAT_MAX = 1.01
 ESS_MIN = 400
 MAX_TREE_DEPTH = 10
+#: Share of bootstrap refits that must converge for an approach-3 (huber) fit to pass.
+BOOTSTRAP_CONVERGED_MIN = 0.95
+#: The criteria of each method, as the summary and the report state them.
+NUTS_CRITERIA = (f"NUTS criteria: R-hat < {RHAT_MAX}, bulk ESS >= {ESS_MIN}, no divergences, "
+                 f"no draw at tree depth {MAX_TREE_DEPTH}")
+BOOTSTRAP_CRITERIA = (f"bootstrap criteria: >= {BOOTSTRAP_CONVERGED_MIN:.0%} of the refits converged; "
+                      "R-hat and ESS do not apply to bootstrap draws")
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,10 @@ class Diagnostics:
         Divergent transitions after warm-up, all chains.
     max_tree_depth_hits : int
         Draws whose trajectory hit the maximum tree depth.
+    criteria : str
+        The checks applied, in words (they differ by method, see :func:`judge`).
+    converged_share : float
+        Bootstrap fits: share of the refits that converged (NaN for NUTS).
     """
 
     has_errors: bool
@@ -54,6 +72,8 @@ class Diagnostics:
     min_ess_tail: float = float("nan")
     divergences: int = 0
     max_tree_depth_hits: int = 0
+    criteria: str = NUTS_CRITERIA
+    converged_share: float = float("nan")
 
 
 def convergence_stats(posterior: xr.Dataset, sample_stats: xr.Dataset | None, var_names: Sequence[str],
@@ -118,6 +138,45 @@ def gate(stats: Mapping[str, Any], var_names: Sequence[str]) -> Diagnostics:
                        max_tree_depth_hits=hits)
 
 
+def bootstrap_gate(converged_share: float | None, refits: int) -> Diagnostics:
+    """Judge a bootstrap (approach 3) fit by the share of its refits that converged.
+
+    ``converged_share`` is ``None`` when the fit did not record it: that fails too.
+    """
+    if converged_share is None or not math.isfinite(converged_share):
+        messages = ["the share of converged bootstrap refits was not recorded: refit with --method huber"]
+        share = float("nan")
+    else:
+        share = float(converged_share)
+        messages = [] if share >= BOOTSTRAP_CONVERGED_MIN else [
+            f"only {share:.0%} of the {refits} bootstrap refits converged (< {BOOTSTRAP_CONVERGED_MIN:.0%}): "
+            "the approach-3 fit is unreliable; check the run table for outliers"]
+    return Diagnostics(has_errors=bool(messages), messages=messages, criteria=BOOTSTRAP_CRITERIA,
+                       converged_share=share)
+
+
+def judge(arrays: FitArrays, stats: Mapping[str, Any]) -> Diagnostics:
+    """The diagnostics of a fit by its method's own criteria.
+
+    NUTS: :func:`gate` over :func:`gated_parameters`. Bootstrap (``method="huber"``):
+    :func:`bootstrap_gate` on the share of converged refits stored with the fit.
+    """
+    if arrays.method == "huber":
+        extra = json.loads(str(arrays.attrs.get("extra", "{}")))
+        share = extra.get("bootstrap_converged")
+        refits = int(next(iter(arrays.posterior.values())).size)
+        return bootstrap_gate(float(share) if isinstance(share, (int, float)) else None, refits)
+    names = gated_parameters(arrays)
+    # No sampler gives constant draws: statistics stored for them describe other draws, so they are not judged.
+    constant = [v for v in names if not np.ptp(arrays.posterior[v]) > 0]
+    varying = [v for v in names if v not in constant]
+    diag = gate(stats, varying) if varying else Diagnostics(has_errors=False)
+    if constant:
+        messages = [*diag.messages, f"the draws of {', '.join(constant)} are constant: not a NUTS posterior"]
+        return Diagnostics(**{**diag.__dict__, "has_errors": True, "messages": messages})
+    return diag
+
+
 def gated_parameters(arrays: FitArrays) -> list[str]:
     """The parameters the gate judges: the summary's, less a Student-t ``nu`` (weakly identified)."""
     return [v for v in arrays.parameters if v != "nu" or v in arrays.card.priors]
@@ -139,7 +198,9 @@ def summary_table(arrays: FitArrays, stats: Mapping[str, Any], level: float = 0.
     -------
     Table
         Index column ``parameter``; ``median``, ``lo``, ``hi`` (interval bounds), ``mean``,
-        ``sd``, ``r_hat`` (NaN for a single chain), ``ess_bulk``, ``ess_tail``.
+        ``sd``, ``r_hat`` (NaN for a single chain), ``ess_bulk``, ``ess_tail``; the last
+        three are NaN for bootstrap draws and for constant draws (a fixed value), where they
+        mean nothing.
     """
     level = check_level(level)
     rows = []
@@ -148,9 +209,11 @@ def summary_table(arrays: FitArrays, stats: Mapping[str, Any], level: float = 0.
         for g in range(values.shape[2]) if values.ndim > 2 else [None]:
             d = (values if g is None else values[..., g]).reshape(-1)
             lo, med, hi = credible_interval(d, level)
+            meaningless = arrays.method == "huber" or not np.ptp(d) > 0
             rows.append({"parameter": name if g is None else f"{name}[{arrays.groups[g]}]", "median": med,
-                         "lo": lo, "hi": hi, "mean": d.mean(), "sd": d.std(ddof=1),
-                         **{k: float(stat[k] if g is None or np.ndim(stat[k]) == 0 else stat[k][g])
+                         "lo": lo, "hi": hi, "mean": d.mean(), "sd": d.std(ddof=1) if d.size > 1 else float("nan"),
+                         **{k: float("nan") if meaningless else
+                            float(stat[k] if g is None or np.ndim(stat[k]) == 0 else stat[k][g])
                             for k in ("r_hat", "ess_bulk", "ess_tail")}})
     columns = {k: np.array([r[k] for r in rows]) for k in rows[0]}
     return Table(columns, {"level": level}, index="parameter")

@@ -25,3 +25,7 @@ class FitFileError(BayesScalingError, OSError):
 
 class InputError(BayesScalingError, ValueError):
     """An argument (budget, level, quantity string, ...) is out of its allowed range."""
+
+
+class OutputFileError(BayesScalingError, OSError):
+    """An output path cannot be written safely: missing folder, a folder, an input, or someone else's file."""

@@ -23,11 +23,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .cards import ModelCard, parse_card
+from .cards import ModelCard, Prior, parse_card
 from .discrepancy import DISCREPANCY_SLOPE, fitted_max_log_compute
 from .errors import CardError, FitFileError, InputError
 from .posterior import Posterior, posterior_from_draws
@@ -38,6 +38,10 @@ FORMAT_VERSION = 1
 REQUIRED_ATTRS = ("bayes_scaling_format", "card_text", "method")
 #: Root attribute holding the convergence statistics (JSON), see :mod:`bayes_scaling.diagnostics`.
 CONVERGENCE_ATTR = "convergence"
+#: Posterior variable of the discrepancy scale (see :mod:`bayes_scaling.discrepancy`).
+DISCREPANCY_TAU = "discrepancy_tau"
+#: Values of the root attribute ``method``.
+FIT_METHODS = ("nuts", "huber")
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,9 @@ class FitArrays:
         InputError
             If a per-group parameter is asked for and ``group`` is missing or unknown.
         """
+        if group is not None and not self.groups:
+            raise InputError(f"group={group!r} given, but this fit does not pool over groups (card "
+                             f"{self.card.name!r}); leave out group= (CLI: --group)")
         out = {}
         for name in names or self.parameters:
             values = self.posterior[name]
@@ -139,6 +146,7 @@ class FitArrays:
         return str(group)
 
 
+@runtime_checkable
 class HasArrays(Protocol):
     """A fit in memory: it gives its :class:`FitArrays` (``Fit.arrays``)."""
 
@@ -160,13 +168,35 @@ def check_fit_attrs(path: Path, attrs: Mapping[str, Any], has_posterior: bool, *
     Raises
     ------
     FitFileError
-        If the file is not a bayes-scaling fit, is of a newer format, or its card is invalid.
+        If the file is not a bayes-scaling fit, is of a newer format, its card is invalid,
+        or an attribute (format, method, seed, ``extra`` or ``convergence`` JSON) is damaged.
     """
     if not set(REQUIRED_ATTRS) <= set(attrs) or not has_posterior:
         raise FitFileError(f"{path}: a NetCDF file, but not one written by bayes-scaling (no posterior/card)")
-    if int(attrs["bayes_scaling_format"]) > FORMAT_VERSION:
+    version = _number(attrs["bayes_scaling_format"], int)
+    if version is None:
+        raise FitFileError(f"{path}: attribute 'bayes_scaling_format' is {attrs['bayes_scaling_format']!r}, not a "
+                           "format number; the file was altered: fit again")
+    if version > FORMAT_VERSION:
         raise FitFileError(f"{path}: written by a newer bayes-scaling "
                            f"(format {attrs['bayes_scaling_format']}); upgrade")
+    if str(attrs["method"]) not in FIT_METHODS:
+        raise FitFileError(f"{path}: attribute 'method' is {str(attrs['method'])!r}, not one of "
+                           f"{', '.join(FIT_METHODS)}; the file was altered: fit again")
+    for key, kind in (("seed", int), ("elapsed_s", float)):
+        if key in attrs and _number(attrs[key], kind) is None:
+            raise FitFileError(f"{path}: attribute {key!r} is {attrs[key]!r}, not a number; the file was altered: "
+                               "fit again")
+    for key in ("extra", CONVERGENCE_ATTR):
+        if key in attrs:
+            try:
+                value = json.loads(str(attrs[key]))
+            except ValueError as exc:
+                raise FitFileError(f"{path}: attribute {key!r} is not valid JSON ({exc}); the file was altered "
+                                   "or damaged: fit again") from None
+            if not isinstance(value, dict):
+                raise FitFileError(f"{path}: attribute {key!r} is not a JSON object; the file was altered: "
+                                   "fit again")
     try:
         return parse_card(str(attrs["card_text"]), source=f"{path} (stored card)",
                           check_distributions=check_distributions)
@@ -174,8 +204,122 @@ def check_fit_attrs(path: Path, attrs: Mapping[str, Any], has_posterior: bool, *
         raise FitFileError(f"{path}: its stored model card is invalid: {exc}") from None
 
 
+def _number(value: Any, kind: type) -> float | int | None:
+    """``value`` as an int or float if it is one (numpy scalars included), else ``None``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    if kind is int and not float(value).is_integer():
+        return None
+    return kind(value)
+
+
+def required_variables(card: ModelCard, posterior: Mapping[str, Any]) -> list[str]:
+    """Posterior variables every answer from a fit of ``card`` reads.
+
+    The discrepancy slope is optional (a fit made from draws may have none), but a fit that
+    stores the discrepancy scale tau without its slope lost it: the intervals beyond the
+    data would silently narrow.
+    """
+    hyper = card.pooling.hyperparameters() if card.pooling else []
+    nu = ["nu"] if isinstance(card.nu, Prior) else []
+    slope = [DISCREPANCY_SLOPE] if DISCREPANCY_TAU in posterior else []
+    return [*card.law.parameters, *hyper, "sigma", *nu, *slope]
+
+
+def check_fit_arrays(path: str | Path, arrays: FitArrays) -> FitArrays:
+    """Check the draws, run table and stored statistics of a fit; return ``arrays`` unchanged.
+
+    Every command reading a fit (``read_fit`` and ``Fit.load``) runs this once, so no
+    answer is computed from a file that was altered or damaged: each variable the card
+    needs is present, numeric, of shape (chain, draw[, group]) with at least one draw,
+    and finite; the run table has a positive, finite ``flops`` column; the stored
+    convergence statistics cover every parameter the summary shows.
+
+    Raises
+    ------
+    FitFileError
+        Naming the file, the variable and what is wrong with it.
+    """
+    post, card = arrays.posterior, arrays.card
+    bad = f"the file was altered or damaged: fit again (bayes-scaling fit RUNS --out {Path(path).name})"
+    missing = [v for v in required_variables(card, post) if v not in post]
+    if missing:
+        raise FitFileError(f"{path}: posterior variable(s) {', '.join(missing)} missing (card {card.name!r} needs "
+                           f"them); {bad}")
+    pooled = set(card.pooling.parameters) if card.pooling else set()
+    if pooled and not arrays.groups:
+        raise FitFileError(f"{path}: card {card.name!r} pools parameters over groups but the posterior has no "
+                           f"group labels; {bad}")
+    shape = None
+    for name, values in post.items():
+        where = f"{path}: posterior variable {name!r}"
+        if values.dtype.kind not in "fiu":
+            raise FitFileError(f"{where} has dtype {values.dtype}, not numbers; {bad}")
+        per_group = name in pooled or (card.pooling is not None and name in
+                                       {card.pooling.latent(p) for p in card.pooling.parameters})
+        want = 3 if per_group else 2
+        if values.ndim != want or (per_group and values.shape[2] != len(arrays.groups)):
+            dims = "(chain, draw, group)" if per_group else "(chain, draw)"
+            raise FitFileError(f"{where} has shape {values.shape}, not {dims}; {bad}")
+        if shape is None:
+            shape = values.shape[:2]
+        if values.shape[:2] != shape:
+            raise FitFileError(f"{where} has {values.shape[0]} chain(s) x {values.shape[1]} draw(s), others "
+                               f"{shape[0]} x {shape[1]}; {bad}")
+        if values.size == 0:
+            raise FitFileError(f"{where} holds no draws; {bad}")
+        if not np.isfinite(values).all():
+            raise FitFileError(f"{where} holds non-finite values (NaN or inf); {bad}")
+    flops = arrays.constant_data.get("flops")
+    if flops is None:
+        raise FitFileError(f"{path}: the run table kept with the fit (constant_data) has no 'flops'; {bad}")
+    for name, values in arrays.constant_data.items():
+        if values.dtype.kind not in "fiu":
+            continue
+        if values.ndim != 1 or values.shape != flops.shape or values.size == 0:
+            raise FitFileError(f"{path}: run-table column {name!r} (constant_data) has shape {values.shape}, "
+                               f"not (run,) like flops {flops.shape}; {bad}")
+        if not np.isfinite(values).all():
+            raise FitFileError(f"{path}: run-table column {name!r} (constant_data) holds non-finite values; {bad}")
+    if flops.dtype.kind not in "fiu" or not (flops > 0).all():
+        raise FitFileError(f"{path}: run-table column 'flops' (constant_data) must hold positive numbers; {bad}")
+    _check_convergence(path, arrays, shape, bad)
+    return arrays
+
+
+def _check_convergence(path: str | Path, arrays: FitArrays, shape: tuple[int, ...] | None, bad: str) -> None:
+    stats = arrays.convergence
+    if stats is None:
+        return
+    where = f"{path}: stored convergence statistics"
+    try:
+        chains = _number(stats["chains"], int)
+        counts = [_number(stats[k], int) for k in ("divergences", "tree_depth_hits", "max_tree_depth")]
+        variables = stats["variables"]
+    except (KeyError, TypeError):
+        raise FitFileError(f"{where} lack chains, divergences, tree-depth hits or variables; {bad}") from None
+    if chains is None or any(c is None for c in counts) or not isinstance(variables, dict):
+        raise FitFileError(f"{where}: chains, divergences and tree-depth hits must be integers; {bad}")
+    if shape is not None and chains != shape[0]:
+        raise FitFileError(f"{where} are of {chains} chain(s) but the posterior has {shape[0]}; {bad}")
+    for name in arrays.parameters:
+        stat = variables.get(name)
+        groups = arrays.posterior[name].shape[2] if arrays.posterior[name].ndim > 2 else None
+        ok = isinstance(stat, dict) and all(k in stat for k in ("r_hat", "ess_bulk", "ess_tail"))
+        if ok and isinstance(stat, dict):
+            for key in ("r_hat", "ess_bulk", "ess_tail"):
+                value: np.ndarray = np.array(stat[key], dtype=object)
+                ok = ok and value.ndim in ((0,) if groups is None else (0, 1)) and (
+                    value.ndim == 0 or value.shape[0] == groups) and all(
+                    _number(v, float) is not None for v in value.reshape(-1))
+        if not ok:
+            raise FitFileError(f"{where} of {name!r} are missing or not numbers (r_hat, ess_bulk, ess_tail); {bad}")
+
+
 def check_fit_path(path: Path) -> None:
     """Raise :class:`FitFileError` if ``path`` is not a file, saying how to make one."""
+    if path.is_dir():
+        raise FitFileError(f"{path}: is a folder, not a fit file; give the .nc file `bayes-scaling fit` wrote")
     if not path.is_file():
         raise FitFileError(f"{path}: no such fit file; create one with `bayes-scaling fit RUNS --out {path.name}`")
 
@@ -212,11 +356,25 @@ def read_fit(path: str | Path) -> FitArrays:
             if has_posterior:
                 posterior, coords = _variables(file["posterior"])
                 constant = _variables(file["constant_data"])[0] if "constant_data" in file else {}
-    except OSError as exc:  # h5py raises OSError for a file that is not HDF5, or is truncated
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # not HDF5, truncated, or a damaged layout
         raise FitFileError(f"{path}: not a readable NetCDF fit file ({type(exc).__name__}: {exc})") from None
     card = check_fit_attrs(path, attrs, has_posterior, check_distributions=False)
     groups = [str(g) for g in coords["group"]] if "group" in coords else []
-    return FitArrays(card, posterior, constant, groups, attrs)
+    return check_fit_arrays(path, FitArrays(card, posterior, constant, groups, attrs))
+
+
+def is_fit_file(path: str | Path) -> bool:
+    """Whether ``path`` is a file written by :meth:`bayes_scaling.Fit.save` (its root attributes say so).
+
+    Only the attributes are read: a damaged fit is still ours to replace.
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as file:
+            return set(REQUIRED_ATTRS) <= set(file.attrs)
+    except (OSError, ValueError):
+        return False
 
 
 def _variables(group: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -18,9 +17,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .cards import ModelCard, cards_dir
-from .diagnostics import Diagnostics, convergence_stats, gate, gated_parameters, summary_table
+from .diagnostics import Diagnostics, convergence_stats, judge, summary_table
 from .errors import FitFileError
-from .fitfile import CONVERGENCE_ATTR, FORMAT_VERSION, FitArrays, check_fit_attrs, check_fit_path
+from .files import check_output, write_atomically
+from .fitfile import (
+    CONVERGENCE_ATTR,
+    FORMAT_VERSION,
+    FitArrays,
+    check_fit_arrays,
+    check_fit_attrs,
+    check_fit_path,
+    is_fit_file,
+)
 from .posterior import Posterior
 from .provenance import package_versions, source_label, text_sha256
 
@@ -28,6 +36,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
 
+#: File extensions of a saved fit.
+FIT_SUFFIXES = (".nc",)
 #: Most values (chains × draws × runs) kept in each pointwise group; see build_datatree.
 POINTWISE_MAX_VALUES = 20_000_000
 
@@ -221,8 +231,9 @@ class Fit:
         return json.loads(str(self._convergence))
 
     def diagnostics(self) -> Diagnostics:
-        """The diagnostics gate (R-hat, ESS, divergences, tree depth)."""
-        return gate(self.convergence(), gated_parameters(self.arrays))
+        """The diagnostics by the method's criteria: R-hat, ESS, divergences, tree depth for NUTS;
+        the share of converged refits for the bootstrap (see :func:`bayes_scaling.diagnostics.judge`)."""
+        return judge(self.arrays, self.convergence())
 
     def summary(self, level: float = 0.9) -> pd.DataFrame:
         """Posterior summary: one row per parameter.
@@ -249,21 +260,21 @@ class Fit:
     def save(self, path: str | Path) -> Path:
         """Write the fit to NetCDF (HDF5), atomically: a temporary file, then a rename.
 
-        An interrupted save leaves any earlier file at ``path`` untouched. The convergence
-        statistics go with it (:meth:`convergence`), so its summary needs no ArviZ.
+        An interrupted save leaves any earlier file at ``path`` untouched, and the next save
+        removes the temporary it left. The convergence statistics go with it
+        (:meth:`convergence`), so its summary needs no ArviZ.
+
+        Raises
+        ------
+        OutputFileError
+            Before writing anything, if ``path`` is not a ``.nc`` file in an existing,
+            writable folder, or is an existing file that is not a bayes-scaling fit.
         """
-        path = Path(path)
-        if not path.parent.exists():
-            raise FitFileError(f"{path}: folder {path.parent} does not exist")
+        path = check_output(path, option="save path", what="fit", example="fit.nc", suffixes=FIT_SUFFIXES,
+                            is_ours=is_fit_file)
         tree = self.tree.copy()
         tree.attrs = {**self.attrs, CONVERGENCE_ATTR: json.dumps(self.convergence())}
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            tree.to_netcdf(tmp, engine="h5netcdf")
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        write_atomically({path: lambda tmp: tree.to_netcdf(tmp, engine="h5netcdf")})
         return path
 
     @classmethod
@@ -286,9 +297,28 @@ class Fit:
             raise FitFileError(f"{path}: not a readable NetCDF fit file ({type(exc).__name__}: {exc})") from None
         attrs = {str(k): v for k, v in tree.attrs.items()}  # NetCDF attribute names are strings
         card = check_fit_attrs(path, attrs, "posterior" in tree.children)
-        return cls(tree, card=card, attrs=attrs)
+        _check_groups(path, tree)
+        result = cls(tree, card=card, attrs=attrs)
+        check_fit_arrays(path, result.arrays)
+        return result
 
     def __repr__(self) -> str:
         post = self.posterior
         return (f"Fit(card={self.card.name!r}, method={self.method!r}, runs={self.tree['observed_data'].sizes['run']}, "
                 f"chains={post.sizes['chain']}, draws={post.sizes['draw']})")
+
+
+def _check_groups(path: Path, tree: xr.DataTree) -> None:
+    """Refuse a fit file whose run-level groups (observed loss, pointwise draws) are missing or misshapen."""
+    bad = f"the file was altered or damaged: fit again (bayes-scaling fit RUNS --out {path.name})"
+    for group in ("posterior", "constant_data", "observed_data", "log_likelihood", "posterior_predictive"):
+        if group not in tree.children:
+            raise FitFileError(f"{path}: group {group!r} missing; {bad}")
+    runs = tree["constant_data"].sizes.get("run")
+    for group in ("observed_data", "log_likelihood", "posterior_predictive"):
+        data = tree[group].to_dataset()
+        if "log_loss" not in data:
+            raise FitFileError(f"{path}: variable 'log_loss' of group {group!r} missing; {bad}")
+        values = data["log_loss"]
+        if values.sizes.get("run") != runs or values.dtype.kind != "f" or not np.isfinite(values.to_numpy()).all():
+            raise FitFileError(f"{path}: {group}/log_loss must hold finite numbers for each of the {runs} runs; {bad}")

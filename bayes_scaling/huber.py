@@ -188,12 +188,12 @@ def _newton(z0: np.ndarray, data: tuple, weights: np.ndarray, tol: float,
     when even a Levenberg term above 1e6 finds no descent, or after ``max_iter`` steps;
     ``converged`` is the test ``projected gradient < tol``.
     """
-    *runs, delta = data
+    log_n, log_d, log_l, delta = data
 
     def objective(rows: np.ndarray, at: np.ndarray, order: int) -> tuple[np.ndarray, ...]:
         if len(rows) < len(z):
-            return _batch_objective(at, *(x[rows] for x in runs), delta, weights[rows], order)
-        return _batch_objective(at, *runs, delta, weights, order)
+            return _batch_objective(at, log_n[rows], log_d[rows], log_l[rows], delta, weights[rows], order)
+        return _batch_objective(at, log_n, log_d, log_l, delta, weights, order)
 
     z = z0.copy()
     f, grad, hess = objective(np.arange(len(z)), z, 2)

@@ -18,6 +18,7 @@ from .discrepancy_scale import INNER_DRAWS, discrepancy_posterior
 from .errors import InputError
 from .fitted import Fit
 from .sampling import METHODS, assemble_fit, draw_law
+from .tables import check_seed
 
 
 def fit(
@@ -79,6 +80,9 @@ def fit(
             raise InputError(f"{name} must be a positive integer but got {value}")
     if not 0 < target_accept < 1:
         raise InputError(f"target_accept must be in the interval (0, 1) but got {target_accept}")
+    check_seed(seed)
+    if method == "huber" and not int(bootstrap) >= 2:
+        raise InputError(f"bootstrap must be at least 2 resamples for method 'huber' (its draws) but got {bootstrap}")
     runs = validate_runs(runs, label=runs.attrs.get("source", "<DataFrame>"))
     start = time.perf_counter()
     law_draws = draw_law(runs, card, method=method, chains=chains, warmup=warmup, draws=draws, seed=seed,

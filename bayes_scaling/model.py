@@ -21,6 +21,7 @@ from jax.typing import ArrayLike
 from numpyro.infer import Predictive
 
 from .cards import GROUP_COLUMN, ModelCard, Prior
+from .data import row_name
 from .errors import InputError, RunTableError
 
 #: How model size N is counted: all parameters, or all but the embedding parameters.
@@ -72,7 +73,7 @@ def covariates(runs: pd.DataFrame, card: ModelCard, param_count: str = "total") 
         columns["params"] = columns["params"] - runs["embedding_params"].to_numpy(dtype="float64")
         if not (columns["params"] > 0).all():
             row = int(np.flatnonzero(columns["params"] <= 0)[0])
-            raise RunTableError(f"{label}: row {row + 1}: embedding_params is not smaller than params, so the "
+            raise RunTableError(f"{label}: {row_name(runs, row)}: embedding_params is not smaller than params, so the "
                                 "non-embedding parameter count is not positive")
     x = {f"log_{c}": np.log(columns[c]) for c in card.law.covariates}
     if card.pooling:

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from .errors import InputError
+from .files import check_output, write_atomically
+from .tables import check_seed
 
 #: Parameters the example data are drawn from: Besiroglu et al.'s 2024 refit.
 EXAMPLE_TRUTH: dict[str, float] = {"E": 1.82, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
 #: IsoFLOP budgets of the example grid (FLOPs): 6e18 to 3e21, half a decade apart or so.
 EXAMPLE_BUDGETS: tuple[float, ...] = (6e18, 2e19, 6e19, 2e20, 6e20, 1.5e21, 3e21)
+#: Columns of a simulated run table, in order.
+SIMULATED_COLUMNS = ("name", "params", "tokens", "flops", "loss")
+#: File types a run table is written as.
+RUN_TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+_SIMULATED_NAME = re.compile(r"^C\d(\.\d+)?e[+-]\d+-N[\d.e+-]+$")
 
 
 def chinchilla_loss(params: np.ndarray, tokens: np.ndarray, truth: Mapping[str, float]) -> np.ndarray:
@@ -51,8 +62,11 @@ def simulate_runs(
         Columns ``name``, ``params``, ``tokens``, ``flops``, ``loss``;
         ``attrs["truth"]`` holds the parameters used.
     """
+    if not (np.isfinite(noise) and noise >= 0):
+        raise InputError(f"noise (--noise) must be a finite, non-negative standard deviation on log loss (e.g. 0.01) "
+                         f"but got {noise}")
     truth = dict(EXAMPLE_TRUTH if truth is None else truth)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     a, b = truth["alpha"], truth["beta"]
     g = (a * truth["A"] / (b * truth["B"])) ** (1 / (a + b))
     rows = []
@@ -68,3 +82,46 @@ def simulate_runs(
     table.attrs["truth"] = truth
     table.attrs["source"] = f"simulate_runs(seed={seed})"
     return table
+
+
+def is_simulated_table(path: str | Path) -> bool:
+    """Whether ``path`` holds a run table written by :func:`write_runs` (so it may be replaced).
+
+    Recognised by its columns and its run names (``C6e+18-N4.2e+07``); any other table,
+    above all a user's real runs, is not.
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            table = pd.read_parquet(path)
+            names = table["name"].astype(str).tolist() if tuple(table.columns) == SIMULATED_COLUMNS else []
+        else:
+            with path.open(encoding="utf-8") as fh:
+                header = fh.readline().strip().split("\t" if path.suffix.lower() == ".tsv" else ",")
+                names = [line.split(",")[0].split("\t")[0] for line in fh if line.strip()]
+            if tuple(header) != SIMULATED_COLUMNS:
+                return False
+    except Exception:  # unreadable: not ours  # noqa: BLE001
+        return False
+    return bool(names) and all(_SIMULATED_NAME.match(n) for n in names)
+
+
+def check_runs_output(path: str | Path, option: str = "--out") -> Path:
+    """Refuse, before anything is simulated, a path :func:`write_runs` must not write (see there)."""
+    return check_output(path, option=option, what="simulated run table", example="runs.csv",
+                        suffixes=RUN_TABLE_SUFFIXES, is_ours=is_simulated_table)
+
+
+def write_runs(runs: pd.DataFrame, path: str | Path) -> Path:
+    """Write a simulated run table (``.csv``, ``.tsv`` or ``.parquet``) atomically.
+
+    Refuses, before writing, a missing folder, a folder, a path of another type, and an
+    existing file that is not a simulated table (:func:`is_simulated_table`).
+    """
+    path = check_runs_output(path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        write_atomically({path: lambda tmp: runs.to_parquet(tmp, index=False)})
+    else:
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        write_atomically({path: lambda tmp: runs.to_csv(tmp, index=False, sep=sep)})
+    return path

@@ -89,6 +89,23 @@ class Table:
                    tables[0].index)
 
 
+#: Seeds are unsigned 32-bit integers: what both NumPy's and JAX's generators accept everywhere.
+SEED_MAX = 2**32 - 1
+
+
+def check_seed(seed: int, what: str = "seed") -> int:
+    """Validate a random seed (an integer in [0, 2**32 - 1]); return it as int.
+
+    Raises
+    ------
+    InputError
+        If ``seed`` is not an integer in that range.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= SEED_MAX:
+        raise InputError(f"{what} must be an integer from 0 to {SEED_MAX} but got {seed!r}")
+    return int(seed)
+
+
 def check_level(level: float, what: str = "level") -> float:
     """Validate a probability level (credible level, quantile, risk level); return it as float.
 
@@ -106,7 +123,7 @@ def check_level(level: float, what: str = "level") -> float:
         If ``level`` is not a number in the interval (0, 1).
     """
     if isinstance(level, bool) or not isinstance(level, (int, float, np.floating, np.integer)) or not 0 < level < 1:
-        raise InputError(f"{what} must be in the interval (0, 1) but got {level!r}")
+        raise InputError(f"{what} must be in the interval (0, 1) but got {level!r}")  # NaN fails too
     return float(level)
 
 

@@ -29,6 +29,7 @@ SUFFIXES: dict[str, float] = {
     "P": 1e15,
 }
 
+_THOUSANDS = re.compile(r"^\s*[+-]?\d{1,3}(,\d{3})+(\.\d*)?([eE][+-]?\d+)?\s*[A-Za-z]?\s*$")
 _QUANTITY = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z]?)\s*$")
 
 
@@ -61,7 +62,13 @@ def parse_quantity(value: str | float | int, *, what: str = "value") -> float:
     """
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         return float(value)
-    text = str(value).replace("_", "").replace(",", "")
+    text = str(value).replace("_", "")
+    if "," in text:
+        # A comma only as a thousands separator (1,000,000); "1,5" (a decimal comma) is refused, not read as 15.
+        if not _THOUSANDS.match(text):
+            raise InputError(f"{what}: cannot read {value!r} as a number: a comma separates thousands only "
+                             "(1,000,000); write decimals with a dot, e.g. 1.5 or 5.76e23")
+        text = text.replace(",", "")
     match = _QUANTITY.match(text)
     if match is None or match.group(2).upper() not in SUFFIXES:
         raise InputError(

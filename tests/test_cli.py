@@ -99,7 +99,7 @@ def test_bad_run_table_error_names_row_and_column(tmp_path, capsys):
                     .replace("1000000000000.0,3.0", "1000000000000.0,-3.0", 1))
     assert main(["fit", str(path), "--out", str(tmp_path / "f.nc")]) == 2
     err = capsys.readouterr().err.replace("\n", " ")
-    assert "row 3, column 'loss' is -3" in err and not (tmp_path / "f.nc").exists()
+    assert "row 4, column 'loss' is -3" in err and not (tmp_path / "f.nc").exists()  # header = row 1
 
 
 def test_help_explains_units(capsys):
@@ -194,7 +194,8 @@ def test_summary_from_the_saved_fit_equals_the_api_on_the_loaded_fit(fit_file, c
     slow = {"parameters": {p: {k: float(r[k]) for k in ("median", "lo", "hi", "r_hat", "ess_bulk", "ess_tail")}
                            for p, r in table.iterrows()},
             "divergences": diag.divergences, "max_rhat": diag.max_rhat, "min_ess_bulk": diag.min_ess_bulk,
-            "ok": not diag.has_errors, "messages": diag.messages, "level": 0.8, "card": "chinchilla", "method": "nuts"}
+            "ok": not diag.has_errors, "messages": diag.messages, "level": 0.8, "card": "chinchilla", "method": "nuts",
+            "criteria": diag.criteria}
     _assert_close(out, slow)
     assert _cli(capsys, "summary", fit_file, "--format", "csv") == loaded.summary().to_csv()
 

@@ -69,18 +69,19 @@ def test_non_numeric_value_names_file_row_and_column(tmp_path):
     cells[2] = "two point five"
     text[4] = ",".join(cells)
     path = _write(tmp_path, "\n".join(text) + "\n")
-    with pytest.raises(RunTableError, match=r"runs\.csv: row 4, column 'loss': 'two point five' is not a number"):
+    # text[4] is the file's fifth line: row 5 as a spreadsheet shows it (the header is row 1)
+    with pytest.raises(RunTableError, match=r"runs\.csv: row 5, column 'loss': 'two point five' is not a number"):
         load_runs(path)
 
 
 def test_nan_and_inf_are_rejected_with_row_and_column():
     df = _grid()
     df.loc[2, "loss"] = np.nan
-    with pytest.raises(RunTableError, match=r"row 3, column 'loss' is missing"):
+    with pytest.raises(RunTableError, match=r"index 2, column 'loss' is missing"):  # a DataFrame: its index label
         load_runs(df)
     df = _grid()
     df.loc[5, "tokens"] = np.inf
-    with pytest.raises(RunTableError, match=r"row 6, column 'tokens' is inf"):
+    with pytest.raises(RunTableError, match=r"index 5, column 'tokens' is inf"):
         load_runs(df)
 
 
@@ -88,7 +89,7 @@ def test_nan_and_inf_are_rejected_with_row_and_column():
 def test_non_positive_values_are_rejected(col):
     df = _grid()
     df.loc[1, col] = 0.0 if col != "loss" else -1.0
-    with pytest.raises(RunTableError, match=rf"row 2, column '{col}' is .*; it must be positive"):
+    with pytest.raises(RunTableError, match=rf"index 1, column '{col}' is .*; it must be positive"):
         load_runs(df)
 
 
@@ -106,7 +107,7 @@ def test_too_few_distinct_sizes_is_an_error():
 
 def test_duplicates_warn():
     df = pd.concat([_grid(), _grid().iloc[:2]], ignore_index=True)
-    with pytest.warns(RunTableWarning, match=r"2 run\(s\) repeat .* \(rows \[13, 14\]\)"):
+    with pytest.warns(RunTableWarning, match=r"2 run\(s\) repeat .* \(index labels 12, 13\)"):
         load_runs(df)
 
 

@@ -6,7 +6,7 @@ import pytest
 import xarray as xr
 
 import bayes_scaling as bs
-from bayes_scaling.errors import FitFileError
+from bayes_scaling.errors import FitFileError, OutputFileError
 from bayes_scaling.fitted import Fit
 
 
@@ -22,7 +22,7 @@ def test_save_load_round_trip_gives_identical_allocations(small_fit, tmp_path):
 
 def test_interrupted_save_leaves_the_previous_file_untouched(small_fit, tmp_path, monkeypatch):
     path = tmp_path / "fit.nc"
-    path.write_bytes(b"precious earlier fit")
+    earlier = small_fit.save(path).read_bytes()
 
     def explode(self, target, **kwargs):
         with open(target, "wb") as fh:
@@ -32,8 +32,27 @@ def test_interrupted_save_leaves_the_previous_file_untouched(small_fit, tmp_path
     monkeypatch.setattr(xr.DataTree, "to_netcdf", explode)
     with pytest.raises(KeyboardInterrupt):
         small_fit.save(path)
-    assert path.read_bytes() == b"precious earlier fit"
+    assert path.read_bytes() == earlier
     assert [p.name for p in tmp_path.iterdir()] == ["fit.nc"]
+
+
+def test_save_removes_the_temporary_a_killed_save_left(small_fit, tmp_path):
+    path = tmp_path / "fit.nc"
+    dead = tmp_path / ".fit.nc.999999999.tmp"  # no process has this id: its save was killed
+    dead.write_bytes(b"half a file")
+    other = tmp_path / ".other.nc.999999999.tmp"  # another target's temporary is not ours to judge
+    other.write_bytes(b"half another file")
+    small_fit.save(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.nc.999999999.tmp", "fit.nc"]
+
+
+def test_save_refuses_to_replace_a_file_that_is_not_a_fit(small_fit, tmp_path):
+    for name, content in (("fit.nc", b"precious data"), ("runs.csv", b"params,tokens,loss\n")):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(OutputFileError, match=rf"{name} \(save path\)"):
+            small_fit.save(path)
+        assert path.read_bytes() == content
 
 
 def test_corrupt_file_gets_a_clear_error(tmp_path):
@@ -53,7 +72,7 @@ def test_foreign_netcdf_is_refused(tmp_path):
 def test_missing_file_and_missing_folder(small_fit, tmp_path):
     with pytest.raises(FitFileError, match="no such fit file"):
         Fit.load(tmp_path / "absent.nc")
-    with pytest.raises(FitFileError, match="does not exist"):
+    with pytest.raises(OutputFileError, match="folder .* does not exist"):
         small_fit.save(tmp_path / "no" / "fit.nc")
 
 

@@ -27,7 +27,7 @@ def test_non_embedding_count_subtracts_embedding_params(example_runs):
     np.testing.assert_allclose(covariates(runs, card)["log_params"], np.log(runs["params"]))
     with pytest.raises(bs.RunTableError, match="param_count='non_embedding' needs column embedding_params"):
         covariates(example_runs, card, "non_embedding")
-    with pytest.raises(bs.RunTableError, match="row 1: embedding_params is not smaller than params"):
+    with pytest.raises(bs.RunTableError, match="index 0: embedding_params is not smaller than params"):
         covariates(runs.assign(embedding_params=runs["params"]), card, "non_embedding")
     with pytest.raises(bs.InputError, match="param_count must be one of total, non_embedding but got 'all'"):
         covariates(runs, card, "all")

@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import InputError
 from ..units import format_quantity
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from ..diagnostics import Diagnostics
 
 app = typer.Typer(
@@ -36,8 +35,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
-console = Console(width=None if sys.stdout.isatty() else 160)
+# No emoji codes: user text such as ":red_circle:" in a path or a cell is printed as written.
+err = Console(stderr=True, emoji=False)
+console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)
 FORMATS = ("table", "json", "csv")
 
 FormatOpt = Annotated[
@@ -87,12 +87,32 @@ def _fmt_interval(row: Mapping[str, Any], name: str, kind: str = "count") -> str
 def _print_table(title: str, headers: list[str], rows: list[list[str]]) -> None:
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    # Cells and titles may hold user text (card names, group labels, paths): never markup.
+    table = Table(title=escape(title), title_justify="left")
     for h in headers:
-        table.add_column(h, justify="right" if h not in ("parameter",) else "left")
+        table.add_column(escape(h), justify="right" if h not in ("parameter",) else "left")
     for r in rows:
-        table.add_row(*r)
+        table.add_row(*(escape(str(c)) for c in r))
     console.print(table)
+
+
+def one_line(message: str) -> str:
+    """A (possibly multi-line) message on one line: ``"x: problems:\\n  - a\\n  - b"`` -> ``"x: problems: a; b"``."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else ""
+    rest = [line[2:] if line.startswith("- ") else line for line in lines[1:]]
+    return f"{lines[0]} {'; '.join(rest)}"
+
+
+def say(message: str) -> None:
+    """Print a message (not a result) on stderr; any user text in it is shown literally."""
+    err.print(escape(message), highlight=False, soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    """Print ``warning: message`` on stderr, the message shown literally."""
+    err.print(f"[yellow]warning:[/yellow] {escape(one_line(message))}", highlight=False, soft_wrap=True)
 
 
 def _json(obj: Any) -> None:
@@ -109,21 +129,9 @@ def _json(obj: Any) -> None:
 
 
 
-def _write_table(table: pd.DataFrame, out: Path) -> None:
-    import os
-
-    tmp = out.with_name(f".{out.name}.tmp")
-    if out.suffix.lower() in (".parquet", ".pq"):
-        table.to_parquet(tmp, index=False)
-    else:
-        table.to_csv(tmp, index=False)
-    os.replace(tmp, out)
-
-
-
 def _report_diagnostics(diag: Diagnostics, strict: bool) -> None:
     for msg in diag.messages:
-        err.print(f"[yellow]warning:[/yellow] {msg}")
+        warn(msg)
     if diag.has_errors and strict:
         raise typer.Exit(1)
 

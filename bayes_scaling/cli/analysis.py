@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from ..diagnostics import BOOTSTRAP_CONVERGED_MIN
+from ..errors import InputError
 from ._shared import (
     ChainsOpt,
     ColumnOpt,
@@ -26,7 +28,17 @@ from ._shared import (
     _json,
     _print_table,
     app,
-    err,
+    say,
+    warn,
+)
+from .checks import (
+    check_count,
+    check_covariates,
+    check_figure_output,
+    check_open_interval,
+    check_positive,
+    check_sampler,
+    save_figure,
 )
 
 
@@ -46,17 +58,25 @@ def compare(
     fmt: FormatOpt = "table",
 ) -> None:
     """Fit each card by NUTS and rank them by PSIS-LOO (ELPD on log loss, with standard errors and k-hat)."""
-    from ..comparison import compare_cards
+    from ..cards import load_card
     from ..data import load_runs
 
     _check_format(fmt)
+    check_sampler(chains=chains, warmup=warmup, draws=draws, target_accept=target_accept, seed=seed,
+                  param_count=param_count)
+    if len(card) < 2:
+        raise InputError(f"compare needs at least two cards (--card, repeatable) but got {len(card)}")
     table = load_runs(runs, _columns(column))
-    err.print(f"fitting {len(table)} runs from {runs} with cards {', '.join(card)}")
-    result = compare_cards(table, card, chains=chains, warmup=warmup, draws=draws, seed=seed,
+    cards = [load_card(c) for c in card]  # every card checked before the first fit
+    check_covariates(table, cards, param_count)
+    from ..comparison import compare_cards
+
+    say(f"fitting {len(table)} runs from {runs} with cards {', '.join(card)}")
+    result = compare_cards(table, cards, chains=chains, warmup=warmup, draws=draws, seed=seed,
                            target_accept=target_accept, param_count=param_count)
     for name, row in result.iterrows():
         if row["warning"]:
-            err.print(f"[yellow]warning:[/yellow] {name}: {row['warning']}", highlight=False)
+            warn(f"{name}: {row['warning']}")
     if fmt == "json":
         _json(result.reset_index().to_dict(orient="records"))
     elif fmt == "csv":
@@ -91,27 +111,39 @@ def backtest(
 ) -> None:
     """Fit on the runs below each compute cutoff and score the predictions of the runs above it."""
     from ..allocation import as_budgets
-    from ..backtesting import backtest as run_backtest
+    from ..cards import load_card
     from ..data import load_runs
     from ..report.analysis_figures import plot_calibration
 
     _check_format(fmt)
-    table = load_runs(runs, _columns(column))
-    cutoffs = as_budgets(cutoff, what="cutoff")
     methods = method or ["nuts", "huber"]
-    err.print(f"backtesting {len(table)} runs from {runs}: cards {', '.join(card or ['chinchilla'])}, "
+    for m in methods:
+        check_sampler(chains=chains, warmup=warmup, draws=draws, seed=seed, method=m, bootstrap=bootstrap)
+    if workers is not None:
+        check_count(workers, "--workers")
+    check_figure_output(plot, [runs])
+    cutoffs = as_budgets(cutoff, what="cutoff")
+    table = load_runs(runs, _columns(column))
+    cards = [load_card(c) for c in card or ["chinchilla"]]
+    check_covariates(table, cards)
+    from ..backtesting import backtest as run_backtest
+
+    say(f"backtesting {len(table)} runs from {runs}: cards {', '.join(card or ['chinchilla'])}, "
               f"methods {', '.join(methods)}, cutoffs {', '.join(f'{c:.3g}' for c in cutoffs)}")
-    result = run_backtest(table, card or ["chinchilla"], [float(c) for c in cutoffs], methods=methods, seed=seed,
+    result = run_backtest(table, cards, [float(c) for c in cutoffs], methods=methods, seed=seed,
                           executor=scheduler, workers=workers,
                           fit_kwargs={"chains": chains, "warmup": warmup, "draws": draws, "bootstrap": bootstrap})
     for r in result.records():
         if not r["diagnostics_ok"]:
-            err.print(f"[yellow]warning:[/yellow] {r['card']} ({r['method']}) at cutoff {r['cutoff']:.3g}: "
-                      "the fit failed its checks (ESS, R-hat, divergences, or unconverged bootstrap refits); "
-                      "raise --draws/--warmup or inspect it with `bayes-scaling fit`", highlight=False)
+            advice = (f"fewer than {BOOTSTRAP_CONVERGED_MIN:.0%} of its bootstrap refits converged; inspect the "
+                      "runs below the cutoff for outliers (`bayes-scaling fit --method huber`, then `summary`)"
+                      if r["method"] == "huber" else
+                      "R-hat, bulk ESS, divergences or tree depth; raise --draws/--warmup or inspect it with "
+                      "`bayes-scaling fit` and `summary`")
+            warn(f"{r['card']} ({r['method']}) at cutoff {r['cutoff']:.3g}: the fit failed its checks: {advice}")
     if plot is not None:
-        plot_calibration(result).savefig(plot, dpi=150)
-        err.print(f"saved calibration curves to {plot}")
+        save_figure(plot_calibration(result), plot)
+        say(f"saved calibration curves to {plot}")
     if fmt == "json":
         _json(result.records())
     elif fmt == "csv":
@@ -150,19 +182,34 @@ def sensitivity(
     fmt: FormatOpt = "table",
 ) -> None:
     """Refit without the smallest runs, the largest runs, or one IsoFLOP budget at a time; compare N_opt."""
+    from ..allocation import as_budgets
+    from ..cards import load_card
     from ..data import load_runs
+    from ..tables import check_level
+
+    _check_format(fmt)
+    check_sampler(chains=chains, warmup=warmup, draws=draws, seed=seed, method=method, bootstrap=bootstrap)
+    check_level(level)
+    check_positive(resolution, "--resolution")
+    if workers is not None:
+        check_count(workers, "--workers")
+    for fraction in drop_fraction or []:
+        check_open_interval(fraction, "--drop-fraction")
+    check_figure_output(plot, [runs])
+    as_budgets(budget)
+    table = load_runs(runs, _columns(column))
+    model = load_card(card)
+    check_covariates(table, [model])
     from ..report.analysis_figures import plot_sensitivity
     from ..sensitivity_analysis import sensitivity as run_sensitivity
 
-    _check_format(fmt)
-    table = load_runs(runs, _columns(column))
-    err.print(f"refitting subsets of {len(table)} runs from {runs} with card {card!r}, method {method}")
-    result = run_sensitivity(table, card, budget=budget, method=method, fractions=drop_fraction or [0.2],
+    say(f"refitting subsets of {len(table)} runs from {runs} with card {card!r}, method {method}")
+    result = run_sensitivity(table, model, budget=budget, method=method, fractions=drop_fraction or [0.2],
                              resolution=resolution, level=level, seed=seed, executor=scheduler, workers=workers,
                              fit_kwargs={"chains": chains, "warmup": warmup, "draws": draws, "bootstrap": bootstrap})
     if plot is not None:
-        plot_sensitivity(result).savefig(plot, dpi=150)
-        err.print(f"saved the sensitivity figure to {plot}")
+        save_figure(plot_sensitivity(result), plot)
+        say(f"saved the sensitivity figure to {plot}")
     if fmt == "json":
         _json([{**r, "level": level} for r in result.to_dict(orient="records")])
     elif fmt == "csv":

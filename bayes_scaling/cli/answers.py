@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from ..errors import InputError
 from ..units import format_quantity
@@ -29,8 +30,9 @@ from ._shared import (
     _report_diagnostics,
     app,
     console,
-    err,
+    say,
 )
+from .checks import check_open_interval, check_positive, check_seed
 
 if TYPE_CHECKING:
     from ..tables import Table
@@ -82,6 +84,7 @@ def predict(
     from ..fitfile import read_fit
 
     _check_format(fmt)
+    check_seed(seed)
     table = prediction(read_fit(fit_file), params, tokens, level=level, seed=seed, group=group)
     if fmt == "json":
         items = [{"params": float(r["params"]), "tokens": float(r["tokens"]), "loss": _interval(r, "loss"),
@@ -163,6 +166,10 @@ def decide(
     from ..fitfile import read_fit
 
     _check_format(fmt)
+    check_seed(seed)
+    check_open_interval(prob, "--prob")
+    if target_loss is not None:
+        check_positive(target_loss, "--target-loss")
     limits = Constraints(max_params=max_params or math.inf, max_tokens=max_tokens or math.inf,
                          inference_tokens=inference_tokens)
     answers = decide_tables(read_fit(fit_file), budgets=budget, risk=risk, target_loss=target_loss, prob=prob,
@@ -180,7 +187,7 @@ def decide(
                 if c in table and not (c == "inference_flops" and not table[c].any())]
         rows = [[_decision_cell(table, r, c) for c in cols] for r in table.rows()]
         _print_table(_DECISION_TITLES[name], cols, rows)
-        console.print("assumptions: " + "; ".join(notes), highlight=False, soft_wrap=True)
+        console.print(escape("assumptions: " + "; ".join(notes)), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -222,20 +229,34 @@ def report(
     import time
 
     from ..decisions import Constraints
-    from ..fitted import Fit
-    from ..report import DecisionRequest, write_report
+    from ..report import DecisionRequest, backtest_records, check_report_outputs, write_report
+    from ..tables import check_level
 
+    # Checked before the fit is loaded: options, the three outputs, the backtest file.
+    check_level(level)
     if prob is not None and target_loss is None:
         raise InputError("--prob is the chance of reaching --target-loss: give a target loss too")
+    if prob is not None:
+        check_open_interval(prob, "--prob")
+    if target_loss is not None:
+        check_positive(target_loss, "--target-loss")
+    check_report_outputs(out, option="--out", inputs=[p for p in (fit_file, backtest) if p is not None])
+    records = backtest_records(backtest) if backtest is not None else None
+    if budget:
+        from ..allocation import as_budgets
+
+        as_budgets(budget)
     asked = [budget, risk, target_loss, plan, max_params, max_tokens, inference_tokens]
     decision = None if all(a is None for a in asked) else DecisionRequest(
         risk=risk or "mean", target_loss=target_loss, prob=0.9 if prob is None else prob, plans=plan or (),
         constraints=Constraints(max_params=max_params or math.inf, max_tokens=max_tokens or math.inf,
                                 inference_tokens=inference_tokens or 0.0))
+    from ..fitted import Fit
+
     result = Fit.load(fit_file)
     start = time.perf_counter()
-    page = write_report(result, out, budget or None, level, group=group, decision=decision, backtest=backtest)
-    err.print(f"wrote {page}, {page.with_suffix('.json').name} and {page.with_suffix('.md').name} "
-              f"({time.perf_counter() - start:.1f} s)")
+    page = write_report(result, out, budget or None, level, group=group, decision=decision, backtest=records)
+    say(f"wrote {page}, {page.with_suffix('.json').name} and {page.with_suffix('.md').name} "
+        f"({time.perf_counter() - start:.1f} s)")
     sys.stdout.write(f"{page}\n")
     _report_diagnostics(result.diagnostics(), strict)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ._shared import (
     ChainsOpt,
@@ -23,31 +24,36 @@ from ._shared import (
     _json,
     _print_table,
     _report_diagnostics,
-    _write_table,
     app,
     err,
+    say,
 )
+from .checks import check_covariates, check_fit_output, check_positive, check_sampler, check_seed
 
 
 @app.command()
 def simulate(
-    out: Annotated[Path, typer.Option(help="Where to write the run table (.csv or .parquet).")],
+    out: Annotated[Path, typer.Option(help="Where to write the run table (.csv, .tsv or .parquet).")],
     seed: Annotated[int, typer.Option(help="Seed of the noise on log loss.")] = 0,
     noise: Annotated[float, typer.Option(help="Standard deviation of the noise on log loss (0.01 = 1%).")] = 0.01,
 ) -> None:
     """Write example runs: an IsoFLOP grid (6e18 to 3e21 FLOPs) from a known Chinchilla law."""
-    from ..simulate import EXAMPLE_TRUTH, simulate_runs
+    from ..simulate import EXAMPLE_TRUTH, check_runs_output, simulate_runs, write_runs
 
+    check_seed(seed)
+    check_positive(noise, "--noise", allow_zero=True)
+    check_runs_output(out)
     runs = simulate_runs(seed, noise=noise)
-    _write_table(runs, out)
+    write_runs(runs, out)
     truth = ", ".join(f"{k}={v:g}" for k, v in EXAMPLE_TRUTH.items())
-    err.print(f"wrote {len(runs)} runs to {out} (truth: {truth}; noise {noise:g} on log loss)")
+    say(f"wrote {len(runs)} runs to {out} (truth: {truth}; noise {noise:g} on log loss)")
 
 
 @app.command("fit")
 def fit_cmd(
     runs: RunsArg,
-    out: Annotated[Path, typer.Option(help="Where to save the fit (NetCDF, e.g. fit.nc).")],
+    out: Annotated[Path, typer.Option(help="Where to save the fit (NetCDF, e.g. fit.nc); an existing file is "
+                                           "replaced only if it is a bayes-scaling fit.")],
     card: Annotated[str, typer.Option(help="Model card: a bundled name (chinchilla) or a .toml path.")] = "chinchilla",
     method: Annotated[str, typer.Option(help="nuts (Bayesian posterior) or huber (approach 3 + bootstrap).")] = "nuts",
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives identical draws.")] = 0,
@@ -65,16 +71,25 @@ def fit_cmd(
     ] = False,
 ) -> None:
     """Fit a law to a run table and save the posterior (NetCDF)."""
+    from ..cards import load_card
     from ..data import load_runs
+
+    # Everything that can be wrong is checked before sampling: options, output, table, card.
+    check_sampler(chains=chains, warmup=warmup, draws=draws, target_accept=target_accept, seed=seed, method=method,
+                  bootstrap=bootstrap, param_count=param_count)
+    columns = _columns(column)
+    check_fit_output(out, [runs, Path(card)])
+    table = load_runs(runs, columns)
+    model = load_card(card)
+    check_covariates(table, [model], param_count)
     from ..inference import fit
 
-    table = load_runs(runs, _columns(column))
     show = sys.stderr.isatty() if progress is None else progress
-    err.print(f"fitting {len(table)} runs from {runs} with card {card!r}, method {method}")
-    result = fit(table, card, method=method, chains=chains, warmup=warmup, draws=draws, seed=seed,
+    say(f"fitting {len(table)} runs from {runs} with card {card!r}, method {method}")
+    result = fit(table, model, method=method, chains=chains, warmup=warmup, draws=draws, seed=seed,
                  target_accept=target_accept, bootstrap=bootstrap, progress=show, param_count=param_count)
     result.save(out)
-    err.print(f"saved {result!r} to {out} ({result.elapsed_s:.1f} s)")
+    say(f"saved {result!r} to {out} ({result.elapsed_s:.1f} s)")
     _report_diagnostics(result.diagnostics(), strict)
 
 
@@ -85,11 +100,17 @@ def summary(
     fmt: FormatOpt = "table",
     strict: Annotated[bool, typer.Option(help="Exit with status 1 when diagnostics fail.")] = False,
 ) -> None:
-    """Posterior of each parameter (median and interval) and the diagnostics."""
-    from ..diagnostics import gate, gated_parameters, summary_table
+    """Posterior of each parameter (median and interval) and the diagnostics, judged by the fit's method.
+
+    NUTS fits by R-hat, bulk ESS, divergences and tree depth; bootstrap (huber) fits by the
+    share of their refits that converged (R-hat and ESS do not apply to bootstrap draws).
+    """
+    from ..diagnostics import judge, summary_table
     from ..fitfile import read_fit
+    from ..tables import check_level
 
     _check_format(fmt)
+    check_level(level)
     result = read_fit(fit_file)
     # ESS and R-hat were stored when the fit was saved; a fit saved before they were needs ArviZ.
     stats = result.convergence
@@ -98,34 +119,59 @@ def summary(
 
         stats = Fit.load(fit_file).convergence()
     table = summary_table(result, stats, level)
-    diag = gate(stats, gated_parameters(result))
+    diag = judge(result, stats)
     if fmt == "json":
         _json({"parameters": {r["parameter"]: {k: r[k] for k in ("median", "lo", "hi", "r_hat", "ess_bulk", "ess_tail")}
                               for r in table.rows()},
                "divergences": diag.divergences, "max_rhat": diag.max_rhat, "min_ess_bulk": diag.min_ess_bulk,
                "ok": not diag.has_errors, "messages": diag.messages, "level": level,
-               "card": result.card.name, "method": result.method})
+               "card": result.card.name, "method": result.method, "criteria": diag.criteria,
+               **({"converged_share": diag.converged_share} if result.method == "huber" else {})})
     elif fmt == "csv":
         sys.stdout.write(table.to_csv())
     else:
         pct = f"{level:.0%}"
-        rows = [[r["parameter"], f"{r['median']:.4g}", f"[{r['lo']:.4g}, {r['hi']:.4g}]", f"{r['r_hat']:.3f}",
-                 f"{r['ess_bulk']:.0f}"] for r in table.rows()]
+        rows = [[r["parameter"], f"{r['median']:.4g}", f"[{r['lo']:.4g}, {r['hi']:.4g}]", _stat(r["r_hat"], ".3f"),
+                 _stat(r["ess_bulk"], ".0f")] for r in table.rows()]
         _print_table(f"{result.card.name} ({result.method}): {result.card.law.formula}",
                      ["parameter", "median", f"{pct} interval", "R-hat", "ESS bulk"], rows)
         status = "[green]ok[/green]" if not diag.has_errors else "[red]FAILED[/red]"
-        err.print(f"diagnostics {status}: max R-hat {diag.max_rhat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}, "
-                  f"{diag.divergences} divergences")
+        if result.method == "huber":
+            share = "not recorded" if diag.converged_share != diag.converged_share else f"{diag.converged_share:.0%}"
+            facts = f"{share} of {next(iter(result.posterior.values())).size} bootstrap refits converged"
+        else:
+            facts = (f"max R-hat {diag.max_rhat:.3f}, min bulk ESS {diag.min_ess_bulk:.0f}, "
+                     f"{diag.divergences} divergences")
+        err.print(f"diagnostics {status}: {escape(facts)} ({escape(diag.criteria)})", highlight=False,
+                  soft_wrap=True)
     _report_diagnostics(diag, strict)
 
 
+def _stat(value: float, spec: str) -> str:
+    """R-hat or ESS for the table; a dash where it does not apply (bootstrap or constant draws, one chain)."""
+    return f"{value:{spec}}" if value == value else "—"
+
+
 @app.command()
-def cards() -> None:
+def cards(fmt: FormatOpt = "table") -> None:
     """List the bundled model cards and the laws they use."""
     from ..cards import available_cards, load_card
 
+    _check_format(fmt)
     rows = []
     for name in available_cards():
         card = load_card(name)
-        rows.append([name, card.law.name, card.law.formula])
-    _print_table("Bundled model cards", ["card", "law", "formula"], rows)
+        rows.append({"card": name, "law": card.law.name, "formula": card.law.formula,
+                     "description": card.description})
+    if fmt == "json":
+        _json(rows)
+    elif fmt == "csv":
+        import numpy as np
+
+        from ..tables import Table
+
+        sys.stdout.write(Table({k: np.array([r[k] for r in rows], dtype=object)
+                                for k in ("card", "law", "formula")}).to_csv())
+    else:
+        _print_table("Bundled model cards", ["card", "law", "formula"],
+                     [[r["card"], r["law"], r["formula"]] for r in rows])

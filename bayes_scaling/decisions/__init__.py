@@ -24,11 +24,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..allocation import as_budgets
+from ..allocation import as_budgets, warn_budget_range
 from ..errors import InputError
+from ..fitfile import FitArrays, HasArrays, fit_arrays
 from ..posterior import Posterior, PosteriorInput, as_posterior
 from ..risk import Criterion
-from ..tables import Table
+from ..tables import Table, check_seed
 from .constraints import Constraints
 from .plans import (
     Plan,
@@ -110,7 +111,10 @@ def decide_tables(source: PosteriorInput, *, budgets: Sequence[float | str] | fl
         raise InputError("ask a question: give a budget (--budget), a target loss (--target-loss) or plans (--plan)")
     if next_run_budget is not None and budgets is None:
         raise InputError("a next-run budget needs a target budget (--budget) whose N_opt the run should pin down")
+    seed = check_seed(seed)
     post = as_posterior(source, card, group=group)
+    if budgets is not None and isinstance(source, (FitArrays, HasArrays)):
+        warn_budget_range(as_budgets(budgets), fit_arrays(source).constant_data["flops"])
     answers: dict[str, Table] = {}
     if budgets is not None:
         answers["best_plan"] = best_plan_table(post, budgets, risk=risk, level=level, constraints=constraints,

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..averaging import ModelAverage
-from ..errors import InputError
+from ..errors import InputError, OutputFileError
+from ..files import check_output
 from ..provenance import package_versions
 from .averaging_section import averaging_section
 from .backtest_section import BacktestSource, backtest_records, backtest_section
 from .content import ReportContext, default_budgets
 from .decision_section import DecisionRequest, decision_section
-from .html import Section, page, to_json, write_files
+from .html import MARKDOWN_MARK, Section, is_report_file, page, to_json, write_files
 from .sections import DEFAULT_SECTIONS, SectionFn, provenance
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def render_report(fit: Fit | ModelAverage, budgets: Sequence[float | str] | floa
               else "❌ **diagnostics failed**: " + "; ".join(diag.messages))
     parts = [f"# {title}", f"{fit.card.law.formula} (card `{fit.card.name}`, method {fit.method}). {status}."]
     parts += [f"## {s.title}\n\n{s.markdown}" for s in done if s.markdown]
-    return Report(html_text, data, "\n\n".join(parts) + "\n", seconds)
+    return Report(html_text, data, "\n\n".join(parts) + f"\n\n{MARKDOWN_MARK}\n", seconds)
 
 
 def write_report(fit: Fit | ModelAverage, out_html: str | Path,
@@ -151,17 +152,47 @@ def write_report(fit: Fit | ModelAverage, out_html: str | Path,
         The HTML file. All three files are written atomically (temporary file, then
         rename), so an interruption leaves no half-written report.
     """
-    out_html = Path(out_html)
-    if out_html.suffix.lower() not in (".html", ".htm"):
-        raise InputError(f"{out_html}: the report must be an .html file (the .json and .md go beside it)")
+    paths = check_report_outputs(out_html, create_folder=True)
     report = render_report(fit, budgets, level, sections=sections, extra_sections=extra_sections, title=title,
                            group=group, decision=decision, backtest=backtest)
-    out_html.parent.mkdir(parents=True, exist_ok=True)
-    write_files({out_html.with_suffix(".json"): to_json(report.data),
-                 out_html.with_suffix(".md"): report.markdown, out_html: report.html})
-    return out_html
+    html_path, json_path, md_path = paths
+    write_files({json_path: to_json(report.data), md_path: report.markdown, html_path: report.html})
+    return html_path
+
+
+def check_report_outputs(out_html: str | Path, *, option: str = "out_html", inputs: Sequence[str | Path] = (),
+                         create_folder: bool = False) -> tuple[Path, Path, Path]:
+    """The page and its ``.json`` and ``.md`` siblings, checked before anything is rendered.
+
+    Refuses a page that is not ``.html``, a folder that cannot be written, an output that
+    is one of ``inputs``, and any of the three files that exists but was not written by a
+    bayes-scaling report (nothing else is ever overwritten). A missing folder is fine (it
+    is created when the report is written; with ``create_folder``, now).
+
+    Raises
+    ------
+    InputError
+        If ``out_html`` is not an ``.html`` path.
+    OutputFileError
+        Naming the file that cannot be written, and why.
+    """
+    out_html = Path(out_html)
+    if out_html.suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"{out_html} ({option}): the report must be an .html file (the .json and .md go beside it)")
+    paths = (out_html, out_html.with_suffix(".json"), out_html.with_suffix(".md"))
+    if not out_html.parent.exists():  # the report's folder is created: nothing can be overwritten in it
+        ancestor = next(p for p in out_html.parent.parents if p.exists())
+        if not ancestor.is_dir():
+            raise OutputFileError(f"{out_html} ({option}): {ancestor} is a file, not a folder; write elsewhere")
+        if not create_folder:
+            return paths
+        out_html.parent.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        check_output(path, option=option if path == out_html else f"beside {out_html.name}", what="report file",
+                     example="report.html", suffixes=(path.suffix.lower(),), inputs=inputs, is_ours=is_report_file)
+    return paths
 
 
 __all__ = ["DEFAULT_SECTIONS", "BacktestSource", "DecisionRequest", "Report", "ReportContext", "Section", "SectionFn",
-           "backtest_records", "backtest_section", "decision_section", "default_budgets", "render_report",
-           "write_report"]
+           "backtest_records", "backtest_section", "check_report_outputs", "decision_section", "default_budgets",
+           "render_report", "write_report"]

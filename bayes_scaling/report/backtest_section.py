@@ -10,6 +10,7 @@ each: 90% coverage, interval width, log predictive density and CRPS.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,12 @@ def backtest_records(source: BacktestSource) -> list[dict[str, Any]]:
         except FileNotFoundError:
             raise InputError(f"{label}: no such backtest file (write one with "
                              "`bayes-scaling backtest RUNS --format json > backtest.json`)") from None
+        except IsADirectoryError:
+            raise InputError(f"{label}: is a folder, not a backtest JSON file") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"{label}: not a backtest JSON file ({exc})") from None
+        except OSError as exc:
+            raise InputError(f"{label}: cannot be read ({exc.strerror})") from None
     if isinstance(source, Mapping) or not isinstance(source, Sequence) or not source:
         raise InputError(f"{label}: a backtest is a non-empty list of records, one per (card, method, cutoff)")
     records = []
@@ -60,8 +65,42 @@ def backtest_records(source: BacktestSource) -> list[dict[str, Any]]:
         if missing:
             raise InputError(f"{label}: record {i + 1} lacks {', '.join(missing)} (write it with "
                              "`bayes-scaling backtest --format json`)")
+        _check_record(label, i + 1, record)
         records.append(dict(record))
     return records
+
+
+#: Value types of a record's keys: text, a count, a number, or a number that may be null (non-finite).
+_TEXT, _COUNTS = ("card", "method"), ("n_train", "n_test")
+_NUMBERS = ("cutoff", "coverage_50", "coverage_90")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_record(label: str, number: int, record: Mapping[str, Any]) -> None:
+    """Refuse a record whose values are not of the types ``bayes-scaling backtest`` writes."""
+    def wrong(key: str, want: str) -> InputError:
+        return InputError(f"{label}: record {number}, key {key!r}: {record[key]!r} is not {want} (write the file "
+                          "with `bayes-scaling backtest --format json`)")
+
+    for key in _TEXT:
+        if not isinstance(record[key], str):
+            raise wrong(key, "text")
+    for key in _COUNTS:
+        if not (isinstance(record[key], int) and not isinstance(record[key], bool) and record[key] >= 0):
+            raise wrong(key, "a count")
+    for key in _NUMBERS:
+        if not _is_number(record[key]):
+            raise wrong(key, "a number")
+    for key in set(RECORD_KEYS) - set(_TEXT) - set(_COUNTS) - set(_NUMBERS):
+        if record[key] is not None and not _is_number(record[key]):
+            raise wrong(key, "a number (or null)")
+    curve = record["calibration"]
+    if not isinstance(curve, list) or not all(
+            isinstance(p, Mapping) and _is_number(p.get("level")) and _is_number(p.get("coverage")) for p in curve):
+        raise wrong("calibration", 'a list of {"level": number, "coverage": number}')
 
 
 def backtest_section(ctx: ReportContext, *, records: Sequence[Mapping[str, Any]]) -> Section:
@@ -69,10 +108,13 @@ def backtest_section(ctx: ReportContext, *, records: Sequence[Mapping[str, Any]]
     del ctx  # the section depends on the backtest only
     headers = ["card", "method", "cutoff (FLOPs)", "fitted / held out", "90% covered", "50% covered",
                "median 90% width", "log pred. density", "CRPS"]
+    def num(value: Any, spec: str, suffix: str = "") -> str:
+        return "n/a" if value is None else f"{value:{spec}}{suffix}"
+
     rows = [[r["card"], r["method"], f"{float(r['cutoff']):.3g}", f"{r['n_train']} / {r['n_test']}",
              f"{r['coverage_90']:.0%} ({round(r['coverage_90'] * r['n_test'])}/{r['n_test']})",
-             f"{r['coverage_50']:.0%}", f"{r['median_width_90']:.2%} of the loss",
-             f"{r['mean_log_pred_density']:.2f}", f"{r['crps']:.4f}"] for r in records]
+             f"{r['coverage_50']:.0%}", num(r["median_width_90"], ".2%", " of the loss"),
+             num(r["mean_log_pred_density"], ".2f"), num(r["crps"], ".4f")] for r in records]
     body = figure(plot_calibration(records), "Calibration curves of the backtest",
                   "Each line: a card and method fitted on the runs below a compute cutoff; the share of the runs "
                   "above it (held out) inside each central predictive interval, against the interval's level. "

@@ -9,16 +9,21 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..files import write_atomically
 from .figures import to_data_uri
+
+#: Marks each file a report writes, so that a later report may replace it (and no other file).
+GENERATOR = "bayes-scaling report"
+MARKDOWN_MARK = f"<!-- written by {GENERATOR} -->"
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,7 @@ def page(title: str, subtitle: str, sections: Sequence[Section], *, banner: Sequ
         for i, s in enumerate(sections, 1))
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<meta name="generator" content="{GENERATOR}">'
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body><main>"
             f"<header><h1>{escape(title)}</h1><p>{escape(subtitle)}</p></header>{alert}<nav>{nav}</nav>{body}"
             f"<footer>{escape(footer)}</footer></main></body></html>\n")
@@ -164,20 +170,38 @@ def write_files(contents: Mapping[Path, str]) -> None:
     """Write several text files atomically: all to temporary names first, then renamed.
 
     An error while writing leaves every earlier version of the files untouched and no
-    temporary file behind.
+    temporary file behind (see :func:`bayes_scaling.files.write_atomically`).
     """
-    temps: dict[Path, Path] = {}
+    write_atomically({path: partial(_write_text, text=text) for path, text in contents.items()})
+
+
+def _write_text(tmp: Path, text: str) -> None:
+    tmp.write_text(text, encoding="utf-8")
+
+
+def is_report_file(path: Path) -> bool:
+    """Whether ``path`` is a page, JSON or markdown file a bayes-scaling report wrote (so it may be replaced).
+
+    Recognised by the generator mark each file carries (and, for reports written before
+    the mark, by their fixed structure).
+    """
     try:
-        for path, text in contents.items():
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            temps[path] = tmp
-            tmp.write_text(text, encoding="utf-8")
-        for path, tmp in temps.items():
-            os.replace(tmp, path)
-    finally:
-        for tmp in temps.values():
-            if tmp.exists():
-                tmp.unlink()
+        with path.open("rb") as fh:
+            head = fh.read(1 << 16).decode("utf-8", errors="replace")
+            fh.seek(max(0, path.stat().st_size - (1 << 12)))
+            tail = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    suffix = path.suffix.lower()
+    if suffix in (".html", ".htm"):
+        return f'content="{GENERATOR}"' in head or ("report rendered in" in tail and "bayes-scaling" in tail)
+    if suffix == ".json":  # to_json writes the report's own keys first
+        keys = ('"title"', '"generated_utc"', '"bayes_scaling"')
+        return head.lstrip().startswith("{") and all(k in head[:4096] for k in keys)
+    if suffix == ".md":
+        lines = head.splitlines()
+        return MARKDOWN_MARK in tail or (len(lines) > 2 and lines[0].startswith("# ") and "(card `" in lines[2])
+    return False
 
 
 def to_json(data: Mapping[str, Any]) -> str:

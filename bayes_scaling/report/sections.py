@@ -222,8 +222,12 @@ def diagnostics(ctx: ReportContext) -> Section:
     def mark(ok: bool, text: str) -> Raw:
         return Raw(escape(text) if ok else f'<span class="fail">{escape(text)}</span>')
 
-    rows = [[p, mark(not r["r_hat"] >= RHAT_MAX, f"{r['r_hat']:.3f}"), mark(r["ess_bulk"] >= ESS_MIN,
-             f"{r['ess_bulk']:.0f}"), f"{r['ess_tail']:.0f}"] for p, r in summary.iterrows()]
+    def stat(value: float, spec: str) -> str:  # a dash where R-hat/ESS do not apply (bootstrap, constant draws)
+        return f"{value:{spec}}" if value == value else "—"
+
+    rows = [[p, mark(not r["r_hat"] >= RHAT_MAX, stat(r["r_hat"], ".3f")),
+             mark(not r["ess_bulk"] < ESS_MIN, stat(r["ess_bulk"], ".0f")), stat(r["ess_tail"], ".0f")]
+            for p, r in summary.iterrows()]
     post = ctx.fit.posterior
     status = ('<p><span class="ok">all checks passed</span></p>' if not diag.has_errors else
               "<ul>" + "".join(f'<li class="fail">{escape(m)}</li>' for m in diag.messages) + "</ul>")
@@ -232,6 +236,9 @@ def diagnostics(ctx: ReportContext) -> Section:
              ["draws at maximum tree depth", mark(diag.max_tree_depth_hits == 0, str(diag.max_tree_depth_hits))]]
     if "sample_stats" not in ctx.fit.tree.children:
         facts.append(["sampler statistics", f"none ({ctx.fit.method}: not a Markov chain)"])
+    facts.append(["criteria", diag.criteria])
+    if ctx.fit.method == "huber":
+        facts.append(["converged bootstrap refits", f"{diag.converged_share:.0%}"])
     body = status + table(["", ""], facts, cls="kv")
     body += table(["parameter", f"R-hat (< {RHAT_MAX})", f"ESS bulk (≥ {ESS_MIN})", "ESS tail"], rows)
     body += figure(figures.traces(ctx, ctx.fit.parameters), "Trace of each parameter by chain",
@@ -241,7 +248,8 @@ def diagnostics(ctx: ReportContext) -> Section:
     return Section("diagnostics", "Diagnostics", body, {
         "ok": not diag.has_errors, "messages": diag.messages, "max_rhat": diag.max_rhat,
         "min_ess_bulk": diag.min_ess_bulk, "min_ess_tail": diag.min_ess_tail, "divergences": diag.divergences,
-        "max_tree_depth_hits": diag.max_tree_depth_hits, "rhat_max": RHAT_MAX, "ess_min": ESS_MIN}, text)
+        "max_tree_depth_hits": diag.max_tree_depth_hits, "rhat_max": RHAT_MAX, "ess_min": ESS_MIN,
+        "criteria": diag.criteria, "converged_share": diag.converged_share}, text)
 
 
 def provenance(ctx: ReportContext) -> Section:
