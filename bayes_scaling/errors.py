@@ -25,3 +25,7 @@ class FitFileError(BayesScalingError, OSError):
 
 class InputError(BayesScalingError, ValueError):
     """An argument (budget, level, quantity string, ...) is out of its allowed range."""
+
+
+class ConvergenceWarning(UserWarning):
+    """A NUTS fit failed its diagnostics gate (R-hat, ESS, divergences) and was run longer, or still fails."""
