@@ -19,6 +19,7 @@ the leapfrog steps per draw (34 → 11 on that table, same posterior).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -87,7 +88,8 @@ class Schedule:
     chains, warmup, draws : int
         Chains, warm-up iterations and kept draws per chain.
     target_accept : float
-        Target acceptance of the step-size adaptation.
+        Target acceptance of the step-size adaptation (an argument of the compiled program:
+        schedules that differ only in it share one).
     adapt_mass : bool
         Adapt the dense mass matrix (``False``: keep the one given).
     """
@@ -108,7 +110,8 @@ def program_count() -> int:
 
 
 def _program(card: ModelCard, schedule: Schedule, parallel: bool) -> Callable:
-    key = (model_key(card), schedule, parallel)
+    # The target acceptance is an argument of the program, not part of it.
+    key = (model_key(card), dataclasses.replace(schedule, target_accept=0.0), parallel)
     if key not in _PROGRAMS:
         _PROGRAMS[key] = _build_program(build_model(card), schedule, parallel)
     return _PROGRAMS[key]
@@ -118,12 +121,12 @@ def _build_program(model: Callable, schedule: Schedule, parallel: bool) -> Calla
     def potential_gen(x, log_loss, mask):
         return lambda z: potential_energy(model, (x,), {"log_loss": log_loss, "mask": mask}, z)
 
-    def one_chain(key, z0, inverse_mass, x, log_loss, mask):
+    def one_chain(key, z0, inverse_mass, target_accept, x, log_loss, mask):
         init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
         args = (x, log_loss, mask)
         state = init_kernel(z0, schedule.warmup, inverse_mass_matrix=inverse_mass,
                             adapt_mass_matrix=schedule.adapt_mass, dense_mass=True,
-                            target_accept_prob=schedule.target_accept, regularize_mass_matrix=False,
+                            target_accept_prob=target_accept, regularize_mass_matrix=False,
                             model_args=args, rng_key=key)
         state = lax.fori_loop(0, schedule.warmup, lambda _, s: sample_kernel(s, model_args=args), state)
 
@@ -138,8 +141,8 @@ def _build_program(model: Callable, schedule: Schedule, parallel: bool) -> Calla
         return constrained, stats, last.z, last.adapt_state.inverse_mass_matrix
 
     if parallel:
-        return jax.pmap(one_chain, in_axes=(0, 0, None, None, None, 0))
-    return jax.jit(jax.vmap(one_chain, in_axes=(0, 0, None, None, None, 0)))
+        return jax.pmap(one_chain, in_axes=(0, 0, None, None, None, None, 0))
+    return jax.jit(jax.vmap(one_chain, in_axes=(0, 0, None, None, None, None, 0)))
 
 
 @dataclass
@@ -202,7 +205,8 @@ def run_chains(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarra
     parallel = 1 < schedule.chains <= jax.local_device_count()
     run = _program(card, schedule, parallel)
     keys = jax.random.split(jax.random.PRNGKey(seed), schedule.chains)
-    samples, stats, last, adapted = run(keys, init, inverse_mass, {k: jnp.asarray(v) for k, v in px.items()},
+    samples, stats, last, adapted = run(keys, init, inverse_mass, jnp.asarray(float(schedule.target_accept)),
+                                        {k: jnp.asarray(v) for k, v in px.items()},
                                         jnp.asarray(pll), jnp.asarray(pmask))
     stats = {k: np.asarray(v) for k, v in stats.items()}
     stats["tree_depth"] = np.floor(np.log2(np.maximum(stats["n_steps"], 1))).astype(int) + 1

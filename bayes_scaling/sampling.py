@@ -8,6 +8,7 @@ inner leave-future-out fits (:mod:`bayes_scaling.discrepancy_scale`) are ``fit_l
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -47,6 +48,8 @@ LARGE_TABLE_WARMUP = 200
 #: R-hat was below POOL_RHAT keeps its draws; fits of fewer than EXTEND_MIN_DRAWS draws (chains ×
 #: draws: quick looks, tests) are not extended.
 MAX_EXTENSIONS, POOL_RHAT, EXTEND_MIN_DRAWS = 2, 1.05, 1000
+#: Target acceptance of a run after one with divergent transitions (whose draws are then dropped).
+DIVERGENCE_TARGET_ACCEPT = 0.97
 #: Prior draws from which the MAP that starts NUTS is searched (laws without a classic fit).
 MAP_STARTS = 8
 
@@ -306,7 +309,9 @@ def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarr
     A fit that fails the diagnostics gate (R-hat, bulk ESS, divergences; small tables do)
     runs again from where its chains ended, at most :data:`MAX_EXTENSIONS` times, with the
     same compiled program: a run whose chains had agreed (R-hat < :data:`POOL_RHAT`) keeps
-    its draws and the next run's, else it counts as warm-up. Each extension warns
+    its draws and the next run's, else it counts as warm-up; after divergent transitions
+    the next run targets acceptance :data:`DIVERGENCE_TARGET_ACCEPT` and the divergent
+    run's draws are dropped. Each extension warns
     (:class:`~bayes_scaling.errors.ConvergenceWarning`) and is recorded
     (``{"runs": n, "extended_because": [...], "draws_per_chain": d}``); a fit that still
     fails warns again. Fits of fewer than :data:`EXTEND_MIN_DRAWS` draws in all are not extended.
@@ -333,10 +338,15 @@ def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarr
         warnings.warn(f"NUTS fit of card {card.name!r} on {len(log_loss)} runs failed its diagnostics gate "
                       f"({'; '.join(verdict.messages)}); running it again from where its chains ended "
                       f"(run {k + 2} of at most {MAX_EXTENSIONS + 1})", ConvergenceWarning, stacklevel=3)
+        if verdict.divergences:
+            # Divergences: smaller steps (the same program; the target is one of its arguments).
+            target = max(schedule.target_accept, DIVERGENCE_TARGET_ACCEPT)
+            schedule = dataclasses.replace(schedule, target_accept=target)
+            record["target_accept"] = schedule.target_accept
         result = run_chains(card, x, log_loss, result.last, schedule=schedule, seed=seed + 7777 * (k + 1),
                             inverse_mass=inverse_mass)
         more, more_stats = _law_sites(card, result.samples), result.stats
-        if verdict.max_rhat < POOL_RHAT:
+        if verdict.max_rhat < POOL_RHAT and not verdict.divergences:
             samples = {n: np.concatenate([v, more[n]], axis=1) for n, v in samples.items()}
             stats = {n: np.concatenate([v, more_stats[n]], axis=1) for n, v in stats.items()}
         else:

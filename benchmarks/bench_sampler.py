@@ -142,7 +142,97 @@ def adaptation(args, out) -> None:
          rows, out)
 
 
-SECTIONS = {"adaptation": adaptation}
+_WORKER = """
+import json, os, time, warnings
+os.environ["BAYES_SCALING_JAX_CACHE"] = "off"
+import sys; sys.path.insert(0, "benchmarks")
+start = time.perf_counter()
+import jax
+compiles = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda e, d, **k: compiles.append(d) if e == "/jax/core/compile/backend_compile_duration" else None)
+import numpy as np
+import bayes_scaling as bs
+from _common import real_runs
+runs = real_runs()
+warnings.simplefilter("ignore")
+cpu = time.process_time()
+{body}
+print(json.dumps({{"wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu, "compiles": len(compiles),
+                  "compile_s": sum(compiles), **out}}))
+"""
+_ONE_FIT = """
+fit = bs.fit(runs)
+d = fit.diagnostics()
+out = {"max_rhat": d.max_rhat, "min_ess_bulk": d.min_ess_bulk, "divergences": d.divergences}
+"""
+_BACKTEST = """
+cutoffs = np.quantile(runs["flops"], [0.7, 0.8, 0.9])
+result = bs.backtest(runs, cutoffs=cutoffs, methods=["nuts"], executor={executor!r})
+out = {{"fits_ok": int(result.table["diagnostics_ok"].sum()), "n_train": result.table["n_train"].tolist()}}
+"""
+
+
+def backtest_ratio(args, out) -> None:
+    """Section 3: a 3-cutoff backtest of the default card against one default fit, each in a fresh process
+    (import and compilation included, persistent cache off), alternating, ``--repeats`` times."""
+    from _common import run_python
+
+    if real_runs() is None:
+        return
+    sides = {"one fit": _ONE_FIT, "backtest 3 cutoffs, in-process": _BACKTEST.format(executor="sequential"),
+             "backtest 3 cutoffs, local processes": _BACKTEST.format(executor=None)}
+    results: dict[str, list] = {k: [] for k in sides}
+    for _ in range(args.repeats):
+        for name, body in sides.items():
+            figures, _ = run_python(_WORKER.format(body=body))
+            results[name].append(figures)
+    base = statistics.median(r["wall_s"] for r in results["one fit"])
+    base_cpu = statistics.median(r["cpu_s"] for r in results["one fit"])
+    rows = []
+    for name, runs in results.items():
+        wall = statistics.median(r["wall_s"] for r in runs)
+        cpu = statistics.median(r["cpu_s"] for r in runs)
+        rows.append({"run": name, "wall_s": wall, "cpu_s (this process)": cpu, "compiles": runs[-1]["compiles"],
+                     "compile_s": runs[-1]["compile_s"], "wall_ratio": wall / base, "cpu_ratio": cpu / base_cpu,
+                     "target_ratio": TARGET_BACKTEST_RATIO if name != "one fit" else None,
+                     **{k: v for k, v in runs[-1].items() if k not in ("wall_s", "cpu_s", "compiles", "compile_s")},
+                     "load_1m": _load()})
+    emit(f"backtest vs one fit (Chinchilla table, default card, medians of {args.repeats}; a local-process "
+         "backtest's CPU is its workers', not counted here)", rows, out)
+
+
+def small_tables(args, out) -> None:
+    """Section 4: the default fit's diagnostics gate on small tables (see tests/test_sampling.py)."""
+    import warnings
+
+    import numpy as np
+
+    import bayes_scaling as bs
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.small_tables import SMALL_TABLES
+
+    rows = []
+    for name, make in SMALL_TABLES.items():
+        runs = make()
+        if runs is None:
+            continue
+        w0, c0 = time.perf_counter(), time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = bs.fit(runs, seed=0)
+        d = fit.diagnostics()
+        record = fit.extra.get("sampler", {})
+        rows.append({"table": name, "runs": len(runs), "gate": "ok" if not d.has_errors else "FAIL",
+                     "max_rhat": d.max_rhat, "min_ess_bulk": d.min_ess_bulk, "divergences": d.divergences,
+                     "depth_hits": d.max_tree_depth_hits,
+                     "steps_per_draw": float(np.mean(fit.tree["sample_stats"]["n_steps"])),
+                     "sampler_runs": record.get("runs", 1), "wall_s": time.perf_counter() - w0,
+                     "cpu_s": time.process_time() - c0, "load_1m": _load()})
+    emit("small tables: default fit (4 x 1000 + 1000), gate R-hat < 1.01, bulk ESS >= 400, no divergences", rows, out)
+
+
+SECTIONS = {"adaptation": adaptation, "backtest": backtest_ratio, "small": small_tables}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -85,7 +85,8 @@ def test_subsets_drawn_together_match_their_own_fits(example_runs):
     # separate fits of each subset: same posterior within Monte-Carlo error.
     options = {"chains": 4, "warmup": 500, "draws": 500}
     flops = example_runs["flops"].to_numpy()
-    subsets = [np.flatnonzero(flops <= np.sort(np.unique(flops))[-2]), np.flatnonzero(flops <= np.sort(np.unique(flops))[-3])]
+    budgets = np.sort(np.unique(flops))
+    subsets = [np.flatnonzero(flops <= budgets[-2]), np.flatnonzero(flops <= budgets[-3])]
     together = fit_law_subsets(example_runs, bs.load_card("chinchilla-plain"), subsets, seed=3, **options)
     for subset, fit in zip(subsets, together, strict=True):
         assert fit.posterior.sizes["chain"] == 2 and len(fit.runs) == len(subset)
