@@ -47,7 +47,7 @@ LARGE_TABLE_WARMUP = 200
 #: A fit failing the diagnostics gate runs again at most MAX_EXTENSIONS times; a failed run whose
 #: R-hat was below POOL_RHAT keeps its draws; fits of fewer than EXTEND_MIN_DRAWS draws (chains ×
 #: draws: quick looks, tests) are not extended.
-MAX_EXTENSIONS, POOL_RHAT, EXTEND_MIN_DRAWS = 2, 1.05, 1000
+MAX_EXTENSIONS, POOL_RHAT, EXTEND_MIN_DRAWS = 3, 1.05, 1000
 #: Target acceptance of a run after one with divergent transitions (whose draws are then dropped).
 DIVERGENCE_TARGET_ACCEPT = 0.97
 #: Prior draws from which the MAP that starts NUTS is searched (laws without a classic fit).
