@@ -31,8 +31,9 @@ from .discrepancy_evidence import (
 )
 from .errors import InputError
 from .fitted import Fit
+from .nuts import Schedule
 from .provenance import text_sha256
-from .sampling import fit_law
+from .sampling import fit_law_subsets
 
 #: Posterior variables a fit with a discrepancy stores, shape (chain, draw).
 TAU, SLOPE = DISCREPANCY_TAU, DISCREPANCY_SLOPE
@@ -42,12 +43,13 @@ MIN_SPLIT_TRAIN, MIN_SPLIT_TEST = 20, 3
 #: a larger table, e.g. loss curves): the inner fits stay small and the held-out covariance
 #: (rows × rows) stays cheap.
 MAX_SPLIT_TRAIN, MAX_SPLIT_TEST = 2000, 400
-#: Inner fits: chains and warm-up / kept draws per chain (a cheap posterior suffices).
-INNER_CHAINS, INNER_DRAWS = 2, 300
+#: Inner fits when no main fit sets their schedule (:func:`attach`, direct calls): the default
+#: fit's, so that they run the default fit's compiled program.
+INNER_SCHEDULE = Schedule(chains=4, warmup=1000, draws=1000, target_accept=0.9)
 
 
 def calibrate_tau(card: ModelCard, runs: pd.DataFrame, *, seed: int = 0, param_count: str = "total",
-                  splits: Sequence[float] | None = None, draws: int = INNER_DRAWS,
+                  splits: Sequence[float] | None = None, schedule: Schedule = INNER_SCHEDULE,
                   posterior: Any | None = None) -> TauPosterior:
     """Posterior of tau from internal leave-future-out splits and the law's misfit inside the data.
 
@@ -65,8 +67,10 @@ def calibrate_tau(card: ModelCard, runs: pd.DataFrame, *, seed: int = 0, param_c
         ``calibrate`` list. A split with fewer than :data:`MIN_SPLIT_TRAIN` runs below or
         :data:`MIN_SPLIT_TEST` above is skipped (and listed as such). Larger tables are
         subsampled to :data:`MAX_SPLIT_TRAIN` rows to fit and :data:`MAX_SPLIT_TEST` to score.
-    draws : int, default :data:`INNER_DRAWS`
-        Warm-up and kept draws per chain of each inner fit (:data:`INNER_CHAINS` chains).
+    schedule : Schedule, default :data:`INNER_SCHEDULE`
+        Chains (all splits together), warm-up, draws and target acceptance of the inner
+        fits. They run as one compiled program (:func:`bayes_scaling.sampling.fit_law_subsets`),
+        the main fit's when the schedule is the main fit's.
     posterior : mapping, optional
         The main fit's posterior draws; with the card's ``misfit_ratio`` the law's
         residuals on ``runs`` add the misfit likelihood (:func:`misfit_record`).
@@ -81,24 +85,27 @@ def calibrate_tau(card: ModelCard, runs: pd.DataFrame, *, seed: int = 0, param_c
     grid = tau_grid(card.discrepancy.prior, seed)
     log_post = prior_log_density(card.discrepancy.prior, grid)
     log_flops = np.log(runs["flops"].to_numpy(float))
-    info = []
+    info, train, held_out = [], [], []
     for k, offset in enumerate(card.discrepancy.calibrate if splits is None else splits):
         below = log_flops <= log_flops.max() - offset
         record: dict[str, Any] = {"offset": float(offset), "n_train": int(below.sum()), "n_test": int((~below).sum())}
+        info.append(record)
         if record["n_train"] < MIN_SPLIT_TRAIN or record["n_test"] < MIN_SPLIT_TEST:
             record["skipped"] = (f"needs at least {MIN_SPLIT_TRAIN} runs below and {MIN_SPLIT_TEST} above "
                                  "the split")
-            info.append(record)
             continue
         rng = np.random.default_rng(seed + k)
-        train = _at_most(runs[below], MAX_SPLIT_TRAIN, rng)
-        train.attrs = dict(runs.attrs)
-        inner = fit_law(train, plain, chains=INNER_CHAINS, warmup=draws, draws=draws, seed=seed + 101 * (k + 1),
-                        param_count=param_count)
-        ll = split_log_likelihood(plain, inner, _at_most(runs[~below], MAX_SPLIT_TEST, rng), grid)
-        record["tau_mle"] = float(grid[np.argmax(ll)])
-        log_post = log_post + ll
-        info.append(record)
+        train.append(_at_most(np.flatnonzero(below), MAX_SPLIT_TRAIN, rng))
+        test = runs.iloc[_at_most(np.flatnonzero(~below), MAX_SPLIT_TEST, rng)].reset_index(drop=True)
+        held_out.append((record, test))
+    if train:
+        inner = fit_law_subsets(runs, plain, train, chains=schedule.chains, warmup=schedule.warmup,
+                                draws=schedule.draws, target_accept=schedule.target_accept, seed=seed + 101,
+                                param_count=param_count)
+        for fit, (record, test) in zip(inner, held_out, strict=True):
+            ll = split_log_likelihood(plain, fit, test, grid)
+            record["tau_mle"] = float(grid[np.argmax(ll)])
+            log_post = log_post + ll
     misfit = None
     if card.discrepancy.misfit_ratio is not None and posterior is not None:
         ll, misfit = misfit_record(card, posterior, runs, grid, seed=seed, param_count=param_count)
@@ -107,15 +114,15 @@ def calibrate_tau(card: ModelCard, runs: pd.DataFrame, *, seed: int = 0, param_c
     return TauPosterior(grid, weights / weights.sum(), info, misfit)
 
 
-def _at_most(table: pd.DataFrame, rows: int, rng: np.random.Generator) -> pd.DataFrame:
-    """The table, or a random subset of ``rows`` of its rows (order kept), index reset."""
-    if len(table) > rows:
-        table = table.iloc[np.sort(rng.choice(len(table), rows, replace=False))]
-    return table.reset_index(drop=True)
+def _at_most(rows: np.ndarray, most: int, rng: np.random.Generator) -> np.ndarray:
+    """The row positions, or a random subset of ``most`` of them (order kept)."""
+    if len(rows) > most:
+        rows = rows[np.sort(rng.choice(len(rows), most, replace=False))]
+    return rows
 
 
 def discrepancy_posterior(card: ModelCard, runs: pd.DataFrame, shape: tuple[int, int], *, seed: int = 0,
-                          param_count: str = "total", inner_draws: int = INNER_DRAWS,
+                          param_count: str = "total", schedule: Schedule = INNER_SCHEDULE,
                           posterior: Any | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Draws of tau and of the slope s to store with a fit, and a record of how tau was set.
 
@@ -129,8 +136,8 @@ def discrepancy_posterior(card: ModelCard, runs: pd.DataFrame, shape: tuple[int,
         (chains, draws) of the fit's posterior.
     seed : int, default 0
     param_count : {"total", "non_embedding"}
-    inner_draws : int, default :data:`INNER_DRAWS`
-        Warm-up and kept draws per chain of the inner fits (see :func:`calibrate_tau`).
+    schedule : Schedule, default :data:`INNER_SCHEDULE`
+        Of the inner fits (see :func:`calibrate_tau`); a fit passes its own.
     posterior : mapping, optional
         The fit's posterior draws, whose residuals on ``runs`` inform tau with the card's
         ``misfit_ratio``.
@@ -147,7 +154,7 @@ def discrepancy_posterior(card: ModelCard, runs: pd.DataFrame, shape: tuple[int,
     rng = np.random.default_rng(seed + 7919)
     use_misfit = card.discrepancy.misfit_ratio is not None and posterior is not None
     if card.discrepancy.calibrate or use_misfit:
-        learnt = calibrate_tau(card, runs, seed=seed, param_count=param_count, draws=inner_draws,
+        learnt = calibrate_tau(card, runs, seed=seed, param_count=param_count, schedule=schedule,
                                posterior=posterior)
         tau = learnt.sample(n, rng)
         info: dict[str, Any] = {"splits": learnt.splits, "misfit": learnt.misfit}
@@ -197,4 +204,4 @@ def attach(fit: Fit, scale: Prior, *, splits: Sequence[float] = (), misfit_ratio
     return Fit(tree, card=card, attrs=attrs)
 
 
-__all__ = ["INNER_CHAINS", "INNER_DRAWS", "SLOPE", "TAU", "attach", "calibrate_tau", "discrepancy_posterior"]
+__all__ = ["INNER_SCHEDULE", "SLOPE", "TAU", "attach", "calibrate_tau", "discrepancy_posterior"]

@@ -29,3 +29,5 @@ class InputError(BayesScalingError, ValueError):
 
 class OutputFileError(BayesScalingError, OSError):
     """An output path cannot be written safely: missing folder, a folder, an input, or someone else's file."""
+class ConvergenceWarning(UserWarning):
+    """A NUTS fit failed its diagnostics gate (R-hat, ESS, divergences) and was run longer, or still fails."""

@@ -14,9 +14,10 @@ import pandas as pd
 
 from .cards import ModelCard, load_card
 from .data import validate_runs
-from .discrepancy_scale import INNER_DRAWS, discrepancy_posterior
+from .discrepancy_scale import discrepancy_posterior
 from .errors import InputError
 from .fitted import Fit
+from .nuts import Schedule
 from .sampling import METHODS, assemble_fit, draw_law
 from .tables import check_seed
 
@@ -69,8 +70,9 @@ def fit(
     Fit
         With a card that has a ``[discrepancy]`` table, a NUTS fit also stores draws of
         the discrepancy scale tau and slope (:mod:`bayes_scaling.discrepancy`); learning
-        tau by leave-future-out adds two small inner fits (2 chains × up to 300 + 300 draws);
-        with ``misfit_ratio`` the fit's residuals inform tau too.
+        tau by leave-future-out adds the inner fits of its splits, drawn together as one run
+        of the fit's own compiled sampler (its chains dealt out over the splits, its warm-up
+        and draws); with ``misfit_ratio`` the fit's residuals inform tau too.
     """
     card = card if isinstance(card, ModelCard) else load_card(card)
     if method not in METHODS:
@@ -93,7 +95,8 @@ def fit(
         # (bayes_scaling.discrepancy_scale); approach 3 stays the classic baseline, without one.
         shape = np.shape(law_draws.posterior["sigma"])[:2]
         more, law_draws.extra["discrepancy"] = discrepancy_posterior(
-            card, runs, shape, seed=seed, param_count=param_count, inner_draws=min(INNER_DRAWS, warmup, draws),
+            card, runs, shape, seed=seed, param_count=param_count,
+            schedule=Schedule(chains, warmup, draws, target_accept),
             posterior=law_draws.posterior)
         law_draws.posterior.update(more)
     return assemble_fit(card, runs, law_draws, method=method, seed=seed, param_count=param_count,

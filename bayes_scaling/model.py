@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -18,11 +17,13 @@ import numpyro.distributions as dist
 import pandas as pd
 from jax import Array
 from jax.typing import ArrayLike
-from numpyro.infer import Predictive
+from scipy import stats
 
 from .cards import GROUP_COLUMN, ModelCard, Prior
 from .data import row_name
 from .errors import InputError, RunTableError
+from .laws.base import array_namespace
+from .noise import observation_noise
 
 #: How model size N is counted: all parameters, or all but the embedding parameters.
 PARAM_COUNTS = ("total", "non_embedding")
@@ -104,7 +105,8 @@ def law_parameters(card: ModelCard, theta: Mapping[str, ArrayLike],
                    x: Mapping[str, ArrayLike]) -> dict[str, ArrayLike]:
     """Law parameters per run: pooled ones (last axis = group) mapped to each run's group (numpy or JAX in)."""
     pooled = card.pooling.parameters if card.pooling else ()
-    return {k: jnp.einsum("...g,rg->...r", theta[k], x["group_onehot"]) if k in pooled else theta[k]
+    xp = array_namespace(theta, x)
+    return {k: xp.einsum("...g,rg->...r", theta[k], x["group_onehot"]) if k in pooled else theta[k]
             for k in card.law.parameters}
 
 
@@ -116,15 +118,17 @@ def observation(card: ModelCard, loc: Array, sigma: Array, nu: Array | float | N
 
 
 def build_model(card: ModelCard) -> Callable[..., None]:
-    """Return a NumPyro model ``model(x, log_loss=None)`` for the card.
+    """Return a NumPyro model ``model(x, log_loss=None, mask=None)`` for the card.
 
     Sites: one per law parameter (the card's priors), ``sigma`` (noise scale on log
     loss), ``nu`` when the card gives it a prior, and the observed ``log_loss`` in a
     plate ``run``. A pooled parameter p is instead ``mu_log_p``, ``tau_log_p``, a latent
-    ``log_p`` or ``z_p`` per group, and a deterministic p per group.
+    ``log_p`` or ``z_p`` per group, and a deterministic p per group. ``mask`` (bool per
+    run) leaves runs out of the likelihood: the padding rows of a compiled sampler
+    (:mod:`bayes_scaling.nuts`), or the runs above a leave-future-out split.
     """
 
-    def model(x: Mapping[str, Array], log_loss: Array | None = None) -> None:
+    def model(x: Mapping[str, Array], log_loss: Array | None = None, mask: Array | None = None) -> None:
         pooled = card.pooling.parameters if card.pooling else ()
         theta = {name: _pooled_site(card, name, x["group_onehot"].shape[1]) if name in pooled
                  else numpyro.sample(name, prior.to_numpyro()) for name, prior in card.priors.items()}
@@ -132,7 +136,7 @@ def build_model(card: ModelCard) -> Callable[..., None]:
         sigma = numpyro.sample("sigma", card.sigma.to_numpyro())
         nu = numpyro.sample("nu", card.nu.to_numpyro()) if isinstance(card.nu, Prior) else card.nu
         n_runs = next(iter(x.values())).shape[0]
-        with numpyro.plate("run", n_runs):
+        with numpyro.plate("run", n_runs), numpyro.handlers.mask(mask=True if mask is None else mask):
             numpyro.sample("log_loss", observation(card, loc, sigma, nu), obs=log_loss)
 
     return model
@@ -156,28 +160,36 @@ def _pooled_site(card: ModelCard, name: str, n_groups: int) -> Array:
 
 def posterior_predictive_log_loss(card: ModelCard, posterior: Mapping[str, np.ndarray],
                                   x: Mapping[str, np.ndarray], seed: int) -> np.ndarray:
-    """Draws of observed log loss (law + noise) with shape (chain, draw, run)."""
-    model = build_model(card)
-    chains, draws = np.shape(posterior[card.law.parameters[0]])[:2]
-    flat = {k: jnp.asarray(np.reshape(v, (chains * draws, *np.shape(v)[2:]))) for k, v in posterior.items()}
-    pred = Predictive(model, posterior_samples=flat, return_sites=["log_loss"])
-    out = pred(jax.random.PRNGKey(seed + 1), {k: jnp.asarray(v) for k, v in x.items()})["log_loss"]
-    return np.asarray(out).reshape(chains, draws, -1)
+    """Draws of observed log loss (law + noise) with shape (chain, draw, run).
+
+    Computed with numpy (:func:`bayes_scaling.noise.observation_noise`), so that no program
+    is compiled per table size.
+    """
+    loc = _law_log_loss(card, posterior, x)
+    nu = np.asarray(posterior["nu"])[..., None] if "nu" in posterior else card.nu
+    return loc + observation_noise(card, np.asarray(posterior["sigma"])[..., None], nu, loc.shape, seed + 1)
 
 
 def log_likelihood(card: ModelCard, posterior: Mapping[str, np.ndarray],
                    x: Mapping[str, np.ndarray], log_loss: np.ndarray) -> np.ndarray:
-    """Pointwise log-likelihood of each run under each draw, shape (chain, draw, run)."""
-    xj = {k: jnp.asarray(v) for k, v in x.items()}
-    pooled = card.pooling.parameters if card.pooling else ()
-    theta = {k: jnp.asarray(posterior[k]) if k in pooled else jnp.asarray(posterior[k])[..., None]
-             for k in card.law.parameters}
-    loc = card.law.log_loss(law_parameters(card, theta, xj), xj)
-    sigma = jnp.asarray(posterior["sigma"])[..., None]
+    """Pointwise log-likelihood of each run under each draw, shape (chain, draw, run) (numpy)."""
+    loc = _law_log_loss(card, posterior, x)
+    sigma = np.asarray(posterior["sigma"], dtype=float)[..., None]
+    if card.likelihood == "normal":
+        return stats.norm.logpdf(np.asarray(log_loss, dtype=float), loc, sigma)
     if "nu" in posterior:
-        nu: Array | float | None = jnp.asarray(posterior["nu"])[..., None]
+        nu: np.ndarray | float | None = np.asarray(posterior["nu"], dtype=float)[..., None]
     elif isinstance(card.nu, Prior):
         raise InputError(f"posterior draws lack nu (card {card.name!r} gives it a prior)")
     else:
         nu = card.nu
-    return np.asarray(observation(card, loc, sigma, nu).log_prob(jnp.asarray(log_loss)))
+    return stats.t.logpdf(np.asarray(log_loss, dtype=float), nu, loc, sigma)
+
+
+def _law_log_loss(card: ModelCard, posterior: Mapping[str, np.ndarray], x: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The law's log loss of each run under each draw, (..., run), with numpy."""
+    pooled = card.pooling.parameters if card.pooling else ()
+    theta = {k: np.asarray(posterior[k], dtype=float) for k in card.law.parameters}
+    theta = {k: v if k in pooled else v[..., None] for k, v in theta.items()}
+    xn = {k: np.asarray(v, dtype=float) for k, v in x.items()}
+    return np.asarray(card.law.log_loss(law_parameters(card, theta, xn), xn), dtype=float)

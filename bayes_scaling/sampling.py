@@ -8,9 +8,12 @@ inner leave-future-out fits (:mod:`bayes_scaling.discrepancy_scale`) are ``fit_l
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import jax
@@ -28,10 +31,12 @@ from scipy.optimize import minimize
 
 from . import _jax  # noqa: F401  (float64 before any JAX array exists)
 from .cards import ModelCard, Prior
-from .errors import InputError
+from .diagnostics import Diagnostics, convergence_stats, gate
+from .errors import ConvergenceWarning, InputError
 from .fitted import Fit, build_datatree, fit_attrs
 from .huber import fit_huber
 from .model import build_model, covariates
+from .nuts import STATS, Schedule, model_key, pad_table, padded_rows, run_chains
 
 METHODS = ("nuts", "huber")
 #: Tables with more rows (e.g. loss curves: many checkpoints per run) start from a pre-fit
@@ -40,6 +45,12 @@ METHODS = ("nuts", "huber")
 LARGE_TABLE_ROWS = 2_000
 SUBSAMPLE_ROWS = 1_000
 LARGE_TABLE_WARMUP = 200
+#: A fit failing the diagnostics gate runs again at most MAX_EXTENSIONS times; a failed run whose
+#: R-hat was below POOL_RHAT keeps its draws; fits of fewer than EXTEND_MIN_DRAWS draws (chains ×
+#: draws: quick looks, tests) are not extended.
+MAX_EXTENSIONS, POOL_RHAT, EXTEND_MIN_DRAWS = 3, 1.05, 1000
+#: Target acceptance of a run after one with divergent transitions (whose draws are then dropped).
+DIVERGENCE_TARGET_ACCEPT = 0.97
 #: Prior draws from which the MAP that starts NUTS is searched (laws without a classic fit).
 MAP_STARTS = 8
 
@@ -95,9 +106,9 @@ def draw_law(runs: pd.DataFrame, card: ModelCard, *, method: str = "nuts", chain
         extra = {"point_estimate": {k: float(v) for k, v in result.point.items()},
                  "bootstrap_converged": result.converged_fraction}
         return LawDraws(posterior, None, x, log_loss, extra, time.perf_counter() - start)
-    posterior, stats = sample_nuts(card, x, log_loss, runs, chains=chains, warmup=warmup, draws=draws, seed=seed,
-                                   target_accept=target_accept, progress=progress)
-    return LawDraws(posterior, stats, x, log_loss, {}, time.perf_counter() - start)
+    posterior, stats, record = sample_nuts(card, x, log_loss, runs, chains=chains, warmup=warmup, draws=draws,
+                                           seed=seed, target_accept=target_accept, progress=progress)
+    return LawDraws(posterior, stats, x, log_loss, {"sampler": record} if record else {}, time.perf_counter() - start)
 
 
 def assemble_fit(card: ModelCard, runs: pd.DataFrame, law_draws: LawDraws, *, method: str, seed: int,
@@ -123,6 +134,60 @@ def fit_law(runs: pd.DataFrame, card: ModelCard, *, method: str = "nuts", seed: 
     return assemble_fit(card, runs, law_draws, method=method, seed=seed, param_count=param_count)
 
 
+def fit_law_subsets(runs: pd.DataFrame, card: ModelCard, subsets: Sequence[np.ndarray], *, chains: int = 4,
+                    warmup: int = 1000, draws: int = 1000, target_accept: float = 0.9, seed: int = 0,
+                    param_count: str = "total") -> list[Fit]:
+    """The law's posterior on each of several subsets of one run table, drawn as one compiled run.
+
+    The chains are dealt out over the subsets (chain i fits subset i mod len(subsets);
+    ``max(chains, len(subsets))`` chains in all), each masking out the runs not in its
+    subset, so that the fits share one program with every other fit of the same card,
+    table-size bucket and schedule (:mod:`bayes_scaling.nuts`). All chains start around the
+    whole table's robust point estimate. Used for the discrepancy's leave-future-out fits.
+
+    Parameters
+    ----------
+    runs : DataFrame
+        Validated run table.
+    card : ModelCard
+    subsets : sequence of int arrays
+        Row positions in ``runs`` of each subset.
+    chains, warmup, draws, target_accept, seed, param_count
+        See :func:`bayes_scaling.fit`; ``chains`` counts all subsets together.
+
+    Returns
+    -------
+    list of Fit
+        One per subset, without model discrepancy, on that subset's runs.
+    """
+    start = time.perf_counter()
+    union = np.unique(np.concatenate([np.asarray(s, int) for s in subsets]))
+    table = runs.iloc[union].reset_index(drop=True)
+    table.attrs = dict(runs.attrs)
+    total = max(chains, len(subsets))
+    owner = np.arange(total) % len(subsets)
+    masks = np.zeros((total, len(table)), bool)
+    for c in range(total):
+        masks[c, np.searchsorted(union, subsets[owner[c]])] = True
+    x = covariates(table, card, param_count)
+    log_loss = np.log(table["loss"].to_numpy(float))
+    init = _initial_values(card, covariates(runs, card, param_count), np.log(runs["loss"].to_numpy(float)), runs,
+                           total, seed)
+    result = run_chains(card, x, log_loss, init, schedule=Schedule(total, warmup, draws, target_accept), seed=seed,
+                        masks=masks)
+    elapsed = (time.perf_counter() - start) / len(subsets)
+    fits = []
+    for k, subset in enumerate(subsets):
+        sub = runs.iloc[np.asarray(subset, int)].reset_index(drop=True)
+        sub.attrs = dict(runs.attrs)
+        chosen = owner == k
+        law_draws = LawDraws({n: v[chosen] for n, v in _law_sites(card, result.samples).items()},
+                             {n: v[chosen] for n, v in result.stats.items()}, covariates(sub, card, param_count),
+                             np.log(sub["loss"].to_numpy(float)), {}, elapsed)
+        fits.append(assemble_fit(card, sub, law_draws, method="nuts", seed=seed, param_count=param_count))
+    return fits
+
+
 def _chain_method(chains: int) -> str:
     # "parallel" with fewer devices than chains silently runs them one after another.
     return "parallel" if jax.local_device_count() >= chains > 1 else "vectorized"
@@ -144,8 +209,8 @@ def _initial_values(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.n
         best, unravel = _map_start(card, x, log_loss, seed)
         starts = [unravel(jnp.asarray(best + rng.uniform(-0.1, 0.1, best.shape))) for _ in range(chains)]
         return {k: jnp.stack([s[k] for s in starts]) for k in starts[0]}
-    point = fit_huber(runs.assign(params=np.exp(x["log_params"])), n_best=8).point
-    resid = log_loss - np.asarray(card.law.log_loss({k: jnp.asarray(v) for k, v in point.items()}, x))
+    point = dict(_robust_point(np.exp(x["log_params"]), runs["tokens"].to_numpy(float), runs["loss"].to_numpy(float)))
+    resid = log_loss - card.law.log_loss(point, {k: np.asarray(v) for k, v in x.items()})
     point["sigma"] = float(np.clip(np.std(resid), 1e-3, 0.5))
     if isinstance(card.nu, Prior):
         point["nu"] = 5.0
@@ -161,10 +226,38 @@ def _initial_values(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.n
         for k, s in support.items():
             lo, hi = getattr(s, "lower_bound", -np.inf), getattr(s, "upper_bound", np.inf)
             jittered[k] = float(np.clip(jittered[k], np.asarray(lo) + 1e-6, np.asarray(hi) - 1e-6))
-        unc = unconstrain_fn(model, (x,), {"log_loss": log_loss}, jittered)
+        # The transforms do not depend on the runs: one run stands for the table.
+        unc = unconstrain_fn(model, ({k: np.asarray(v)[:1] for k, v in x.items()},), {"log_loss": log_loss[:1]},
+                             jittered)
         for k, v in unc.items():
             out[k].append(v)
     return {k: jnp.stack(v) for k, v in out.items()}
+
+
+def _robust_point(params: np.ndarray, tokens: np.ndarray, loss: np.ndarray) -> dict[str, float]:
+    """Approach 3's point estimate, remembered by the table's content (a fit and its inner fits share it)."""
+    return _robust_point_cached(params.tobytes(), tokens.tobytes(), loss.tobytes())
+
+
+@lru_cache(maxsize=16)
+def _robust_point_cached(params: bytes, tokens: bytes, loss: bytes) -> dict[str, float]:
+    columns = {k: np.frombuffer(v) for k, v in (("params", params), ("tokens", tokens), ("loss", loss))}
+    return fit_huber(pd.DataFrame(columns), n_best=8).point
+
+
+_POTENTIALS: dict[tuple, Any] = {}
+
+
+def _potential_value_and_grad(card: ModelCard, unravel: Any, dim: int) -> Any:
+    """Jitted (potential, gradient) of the card's model at a flat unconstrained point, the padded
+    table an argument: compiled once per card, dimension and table-size bucket."""
+    key = (model_key(card), dim)
+    if key not in _POTENTIALS:
+        model = build_model(card)
+        _POTENTIALS[key] = jax.jit(jax.value_and_grad(
+            lambda u, x, log_loss, mask: potential_energy(model, (x,), {"log_loss": log_loss, "mask": mask},
+                                                          unravel(u))))
+    return _POTENTIALS[key]
 
 
 def _map_start(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, seed: int,
@@ -175,17 +268,21 @@ def _map_start(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarra
     alpha ≈ 0.9), so L-BFGS runs from ``starts`` prior draws and the lowest potential wins.
     """
     model = build_model(card)
-    args, kwargs = ({k: jnp.asarray(v) for k, v in x.items()},), {"log_loss": jnp.asarray(log_loss)}
-    sites = trace(seed_handler(model, seed)).get_trace(*args, **kwargs)
+    # The priors do not depend on the runs: one run stands for the table (no compile per table size).
+    one_run = ({k: jnp.asarray(v[:1]) for k, v in x.items()},)
+    sites = trace(seed_handler(model, seed)).get_trace(*one_run, log_loss=jnp.asarray(log_loss[:1]))
     latent = [n for n, site in sites.items() if site["type"] == "sample" and not site["is_observed"]]
-    prior = Predictive(model, num_samples=starts, return_sites=latent)(jax.random.PRNGKey(seed), *args)
+    prior = Predictive(model, num_samples=starts, return_sites=latent)(jax.random.PRNGKey(seed), *one_run)
     unconstrained = {n: biject_to(sites[n]["fn"].support).inv(prior[n]) for n in latent}
     unravel = ravel_pytree({n: v[0] for n, v in unconstrained.items()})[1]
     u0 = np.asarray(jax.vmap(lambda u: ravel_pytree(u)[0])(unconstrained), dtype=float)
-    value_and_grad = jax.jit(jax.value_and_grad(lambda u: potential_energy(model, args, kwargs, unravel(u))))
+    value_and_grad = _potential_value_and_grad(card, unravel, len(u0[0]))
+    px, pll = pad_table(x, log_loss, padded_rows(len(log_loss)))
+    mask = np.arange(len(pll)) < len(log_loss)
+    data = ({k: jnp.asarray(v) for k, v in px.items()}, jnp.asarray(pll), jnp.asarray(mask))
 
     def objective(u: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad = value_and_grad(jnp.asarray(u))
+        value, grad = value_and_grad(jnp.asarray(u), *data)
         return float(value), np.asarray(grad, dtype=float)
 
     best = None
@@ -203,36 +300,106 @@ def _map_start(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarra
 
 def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, runs: pd.DataFrame, *,
                 chains: int, warmup: int, draws: int, seed: int, target_accept: float, progress: bool
-                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """NUTS draws of the card's model (dense mass matrix), grouped by chain, and the sampler's statistics."""
-    model = build_model(card)
+                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+    """NUTS draws of the card's model (dense mass matrix), grouped by chain, the sampler's statistics, and a record.
+
+    The chains run as a compiled program reused by every fit of the same card, table size
+    bucket and schedule (:mod:`bayes_scaling.nuts`); with ``progress`` through
+    :class:`numpyro.infer.MCMC`, which shows a bar but compiles for every table.
+
+    A fit that fails the diagnostics gate (R-hat, bulk ESS, divergences; small tables do)
+    runs again from where its chains ended, at most :data:`MAX_EXTENSIONS` times, with the
+    same compiled program: a run whose chains had agreed (R-hat < :data:`POOL_RHAT`) keeps
+    its draws and the next run's, else it counts as warm-up; after divergent transitions
+    the next run targets acceptance :data:`DIVERGENCE_TARGET_ACCEPT` and the divergent
+    run's draws are dropped. Each extension warns
+    (:class:`~bayes_scaling.errors.ConvergenceWarning`) and is recorded
+    (``{"runs": n, "extended_because": [...], "draws_per_chain": d}``); a fit that still
+    fails warns again. Fits of fewer than :data:`EXTEND_MIN_DRAWS` draws in all are not extended.
+    """
+    schedule = Schedule(chains, warmup, draws, target_accept)
     if len(log_loss) > LARGE_TABLE_ROWS:
         init, inverse_mass = _prefit(card, x, log_loss, runs, chains=chains, seed=seed, target_accept=target_accept)
-        kernel = NUTS(model, dense_mass=True, target_accept_prob=target_accept, inverse_mass_matrix=inverse_mass,
-                      adapt_mass_matrix=False)
-        warmup = min(warmup, LARGE_TABLE_WARMUP)
+        schedule = Schedule(chains, min(warmup, LARGE_TABLE_WARMUP), draws, target_accept, adapt_mass=False)
     else:
-        kernel = NUTS(model, dense_mass=True, target_accept_prob=target_accept)
-        init = _initial_values(card, x, log_loss, runs, chains, seed)
-        if chains == 1:
-            init = {k: v[0] for k, v in init.items()}
-    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
-                chain_method=_chain_method(chains), progress_bar=progress)
-    xj = {k: jnp.asarray(v) for k, v in x.items()}
-    mcmc.run(jax.random.PRNGKey(seed), xj, log_loss=jnp.asarray(log_loss), init_params=init,
-             extra_fields=("diverging", "num_steps", "energy", "accept_prob", "adapt_state.step_size"))
+        init, inverse_mass = _initial_values(card, x, log_loss, runs, chains, seed), None
+    if progress:
+        samples, stats = _sample_mcmc(card, x, log_loss, init, inverse_mass, schedule, seed)
+        return samples, stats, {}
+    result = run_chains(card, x, log_loss, init, schedule=schedule, seed=seed, inverse_mass=inverse_mass)
+    samples, stats = _law_sites(card, result.samples), result.stats
+    if chains < 2 or chains * draws < EXTEND_MIN_DRAWS:
+        return samples, stats, {}
+    record: dict[str, Any] = {}
+    verdict = _gate(card, samples, stats)
+    for k in range(MAX_EXTENSIONS):
+        if not verdict.has_errors:
+            break
+        record.setdefault("extended_because", []).append(verdict.messages)
+        warnings.warn(f"NUTS fit of card {card.name!r} on {len(log_loss)} runs failed its diagnostics gate "
+                      f"({'; '.join(verdict.messages)}); running it again from where its chains ended "
+                      f"(run {k + 2} of at most {MAX_EXTENSIONS + 1})", ConvergenceWarning, stacklevel=3)
+        if verdict.divergences:
+            # Divergences: smaller steps (the same program; the target is one of its arguments).
+            target = max(schedule.target_accept, DIVERGENCE_TARGET_ACCEPT)
+            schedule = dataclasses.replace(schedule, target_accept=target)
+            record["target_accept"] = schedule.target_accept
+        result = run_chains(card, x, log_loss, result.last, schedule=schedule, seed=seed + 7777 * (k + 1),
+                            inverse_mass=inverse_mass)
+        more, more_stats = _law_sites(card, result.samples), result.stats
+        if verdict.max_rhat < POOL_RHAT and not verdict.divergences:
+            samples = {n: np.concatenate([v, more[n]], axis=1) for n, v in samples.items()}
+            stats = {n: np.concatenate([v, more_stats[n]], axis=1) for n, v in stats.items()}
+        else:
+            samples, stats = more, more_stats
+        verdict = _gate(card, samples, stats)
+    if record:
+        record.update(runs=len(record["extended_because"]) + 1, draws_per_chain=int(stats["n_steps"].shape[1]),
+                      passed=not verdict.has_errors)
+        if verdict.has_errors:
+            warnings.warn(f"NUTS fit of card {card.name!r} on {len(log_loss)} runs still fails its diagnostics gate "
+                          f"after {record['runs']} runs: {'; '.join(verdict.messages)}. Do not trust its intervals; "
+                          "check the run table, or try another card", ConvergenceWarning, stacklevel=3)
+    return samples, stats, record
+
+
+def _gate(card: ModelCard, samples: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray]) -> Diagnostics:
+    """The diagnostics gate (:func:`bayes_scaling.diagnostics.gate`) of draws not yet a fit."""
+    import arviz as az
+
+    names = [*card.law.parameters, "sigma", *(["nu"] if isinstance(card.nu, Prior) else [])]
+    tree = az.from_dict({"posterior": {k: samples[k] for k in names},
+                         "sample_stats": {"diverging": stats["diverging"], "tree_depth": stats["tree_depth"]}})
+    judged = [n for n in names if n != "nu"]
+    return gate(convergence_stats(tree["posterior"].to_dataset(), tree["sample_stats"].to_dataset(), judged), judged)
+
+
+def _law_sites(card: ModelCard, samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The posterior variables a fit stores: every site but the observed one."""
+    return {k: v for k, v in samples.items() if k != "log_loss"}
+
+
+def _sample_mcmc(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, init: Mapping[str, Any],
+                 inverse_mass: Any, schedule: Schedule, seed: int
+                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The same sampler through :class:`numpyro.infer.MCMC`, with its progress bar."""
+    kernel = NUTS(build_model(card), dense_mass=True, target_accept_prob=schedule.target_accept,
+                  inverse_mass_matrix=inverse_mass, adapt_mass_matrix=schedule.adapt_mass,
+                  regularize_mass_matrix=False)
+    chains = schedule.chains
+    mcmc = MCMC(kernel, num_warmup=schedule.warmup, num_samples=schedule.draws, num_chains=chains,
+                chain_method=_chain_method(chains), progress_bar=True)
+    if chains == 1:
+        init = {k: v[0] for k, v in init.items()}
+    mcmc.run(jax.random.PRNGKey(seed), {k: jnp.asarray(v) for k, v in x.items()}, log_loss=jnp.asarray(log_loss),
+             init_params=init, extra_fields=("diverging", "num_steps", "energy", "accept_prob",
+                                             "adapt_state.step_size"))
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    extra = mcmc.get_extra_fields(group_by_chain=True)
-    num_steps = np.asarray(extra["num_steps"])
-    stats = {
-        "diverging": np.asarray(extra["diverging"]),
-        "n_steps": num_steps,
-        "tree_depth": np.floor(np.log2(np.maximum(num_steps, 1))).astype(int) + 1,
-        "energy": np.asarray(extra["energy"]),
-        "acceptance_rate": np.asarray(extra["accept_prob"]),
-        "step_size": np.asarray(extra["adapt_state.step_size"]),
-    }
-    return samples, stats
+    extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
+    stats = dict(zip(STATS, (extra["diverging"], extra["num_steps"], extra["energy"], extra["accept_prob"],
+                             extra["adapt_state.step_size"]), strict=True))
+    stats["tree_depth"] = np.floor(np.log2(np.maximum(stats["n_steps"], 1))).astype(int) + 1
+    return _law_sites(card, samples), stats
 
 
 def _prefit(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, runs: pd.DataFrame, *,
@@ -243,26 +410,21 @@ def _prefit(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, 
     250,000 rows). NUTS on a random subsample of :data:`SUBSAMPLE_ROWS` rows is cheap and
     lands in the same mode; as the posterior covariance shrinks like 1/rows, the
     covariance of its unconstrained draws times ``m / n`` is a good inverse mass matrix
-    for the full table, which then only adapts its step size. (The sampler's own adapted
-    matrix will not do: its shrinkage towards 1e-3·I swamps the tiny variances along the
-    A–alpha and B–beta ridges once scaled down.) Each full-table chain starts where one
-    subsample chain ended.
+    for the full table, which then only adapts its step size. Each full-table chain
+    starts where one subsample chain ended.
     """
     n, m = len(log_loss), SUBSAMPLE_ROWS
     idx = np.sort(np.random.default_rng(seed).choice(n, m, replace=False))
     sub_x = {k: np.asarray(v)[idx] for k, v in x.items()}
     init = _initial_values(card, sub_x, log_loss[idx], runs.iloc[idx], chains, seed)
-    if chains == 1:
-        init = {k: v[0] for k, v in init.items()}
-    mcmc = MCMC(NUTS(build_model(card), dense_mass=True, target_accept_prob=target_accept), num_warmup=400,
-                num_samples=max(1000 // chains, 50), num_chains=chains, chain_method=_chain_method(chains),
-                progress_bar=False)
-    mcmc.run(jax.random.PRNGKey(seed), {k: jnp.asarray(v) for k, v in sub_x.items()},
-             log_loss=jnp.asarray(log_loss[idx]), init_params=init, extra_fields=tuple(f"z.{k}" for k in init))
-    fields = mcmc.get_extra_fields()
-    flat = np.asarray(jax.vmap(lambda u: ravel_pytree(u)[0])({k: fields[f"z.{k}"] for k in init}))
-    return mcmc.last_state.z, jnp.asarray(np.atleast_2d(np.cov(flat, rowvar=False)) * (m / n))
+    result = run_chains(card, sub_x, log_loss[idx], init, seed=seed,
+                        schedule=Schedule(chains, 400, max(1000 // chains, 50), target_accept))
+    model = build_model(card)
+    one_run = ({k: v[:1] for k, v in sub_x.items()},), {"log_loss": log_loss[:1]}
+    flat_samples = {k: v.reshape(-1, *v.shape[2:]) for k, v in result.samples.items() if k in init}
+    unconstrained = jax.vmap(lambda s: ravel_pytree(unconstrain_fn(model, *one_run, s))[0])(flat_samples)
+    flat = np.asarray(unconstrained)
+    return result.last, np.atleast_2d(np.cov(flat, rowvar=False)) * (m / n)
 
 
-
-__all__ = ["METHODS", "LawDraws", "assemble_fit", "draw_law", "fit_law", "sample_nuts"]
+__all__ = ["METHODS", "LawDraws", "assemble_fit", "draw_law", "fit_law", "fit_law_subsets", "sample_nuts"]

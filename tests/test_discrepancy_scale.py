@@ -144,8 +144,7 @@ def test_tau_grid_spans_the_prior():
 def test_learnt_tau_shrinks_when_the_law_is_exact_and_grows_when_it_bends(example_runs):
     card = load_card("chinchilla")
     prior_mean = 0.02 * np.sqrt(2 / np.pi)
-    card = dataclasses.replace(card, discrepancy=dataclasses.replace(card.discrepancy,
-                                                                     prior=Prior("HalfNormal", {"scale": 0.02})))
+    card = card.with_discrepancy(dataclasses.replace(card.discrepancy, prior=Prior("HalfNormal", {"scale": 0.02})))
     exact = calibrate_tau(card, example_runs, seed=0)
     assert all("tau_mle" in s for s in exact.splits)
     assert exact.weights.sum() == pytest.approx(1.0)
