@@ -166,7 +166,12 @@ def posterior_predictive_log_loss(card: ModelCard, posterior: Mapping[str, np.nd
     is compiled per table size.
     """
     loc = _law_log_loss(card, posterior, x)
-    nu = np.asarray(posterior["nu"])[..., None] if "nu" in posterior else card.nu
+    if "nu" in posterior:
+        nu: np.ndarray | float | None = np.asarray(posterior["nu"])[..., None]
+    elif isinstance(card.nu, Prior):
+        raise InputError(f"posterior draws lack nu (card {card.name!r} gives it a prior)")
+    else:
+        nu = card.nu
     return loc + observation_noise(card, np.asarray(posterior["sigma"])[..., None], nu, loc.shape, seed + 1)
 
 

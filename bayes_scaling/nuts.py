@@ -118,10 +118,11 @@ def _program(card: ModelCard, schedule: Schedule, parallel: bool) -> Callable:
 
 
 def _build_program(model: Callable, schedule: Schedule, parallel: bool) -> Callable:
-    def potential_gen(x, log_loss, mask):
+    def potential_gen(x: Any, log_loss: Any, mask: Any) -> Callable[[Any], Any]:
         return lambda z: potential_energy(model, (x,), {"log_loss": log_loss, "mask": mask}, z)
 
-    def one_chain(key, z0, inverse_mass, target_accept, x, log_loss, mask):
+    def one_chain(key: Any, z0: Any, inverse_mass: Any, target_accept: Any, x: Any, log_loss: Any,
+                  mask: Any) -> Any:
         init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
         args = (x, log_loss, mask)
         state = init_kernel(z0, schedule.warmup, inverse_mass_matrix=inverse_mass,
@@ -130,7 +131,7 @@ def _build_program(model: Callable, schedule: Schedule, parallel: bool) -> Calla
                             model_args=args, rng_key=key)
         state = lax.fori_loop(0, schedule.warmup, lambda _, s: sample_kernel(s, model_args=args), state)
 
-        def step(s, _):
+        def step(s: Any, _: Any) -> Any:
             s = sample_kernel(s, model_args=args)
             return s, (s.z, s.num_steps, s.diverging, s.energy, s.accept_prob, s.adapt_state.step_size)
 
@@ -169,7 +170,7 @@ class Chains:
 
 def run_chains(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, init: Mapping[str, Any], *,
                schedule: Schedule, seed: int, masks: np.ndarray | None = None,
-               inverse_mass: np.ndarray | None = None) -> Chains:
+               inverse_mass: Any | None = None) -> Chains:
     """Run ``schedule.chains`` NUTS chains of the card's model on one run table.
 
     Parameters
@@ -201,11 +202,11 @@ def run_chains(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarra
     pmask[:, :n] = chain_masks
     init = {k: jnp.asarray(v) for k, v in init.items()}
     dim = ravel_pytree({k: v[0] for k, v in init.items()})[0].shape[0]
-    inverse_mass = jnp.eye(dim) if inverse_mass is None else jnp.asarray(inverse_mass)
+    mass = jnp.eye(dim) if inverse_mass is None else jnp.asarray(inverse_mass)
     parallel = 1 < schedule.chains <= jax.local_device_count()
     run = _program(card, schedule, parallel)
     keys = jax.random.split(jax.random.PRNGKey(seed), schedule.chains)
-    samples, stats, last, adapted = run(keys, init, inverse_mass, jnp.asarray(float(schedule.target_accept)),
+    samples, stats, last, adapted = run(keys, init, mass, jnp.asarray(float(schedule.target_accept)),
                                         {k: jnp.asarray(v) for k, v in px.items()},
                                         jnp.asarray(pll), jnp.asarray(pmask))
     stats = {k: np.asarray(v) for k, v in stats.items()}

@@ -318,6 +318,8 @@ def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarr
     fails warns again. Fits of fewer than :data:`EXTEND_MIN_DRAWS` draws in all are not extended.
     """
     schedule = Schedule(chains, warmup, draws, target_accept)
+    init: Mapping[str, Any]
+    inverse_mass: np.ndarray | None
     if len(log_loss) > LARGE_TABLE_ROWS:
         init, inverse_mass = _prefit(card, x, log_loss, runs, chains=chains, seed=seed, target_accept=target_accept)
         schedule = Schedule(chains, min(warmup, LARGE_TABLE_WARMUP), draws, target_accept, adapt_mass=False)
@@ -403,7 +405,7 @@ def _sample_mcmc(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndar
 
 
 def _prefit(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, runs: pd.DataFrame, *,
-            chains: int, seed: int, target_accept: float) -> tuple[dict[str, Array], Array]:
+            chains: int, seed: int, target_accept: float) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Starting points and a dense inverse mass matrix for a large table, from a subsample.
 
     A full warm-up costs ~2,000 gradients per chain, each over every row (~10 ms at
