@@ -680,8 +680,8 @@ def test_any_malformed_prior_is_refused_with_its_key_or_accepted_valid(section, 
     except CardError as exc:
         assert str(exc).startswith("prop.toml: ") and f"[{section}]" in str(exc), exc
         return
-    prior = {"likelihood.sigma": card.sigma, "discrepancy": card.discrepancy}.get(section) or \
-        card.priors[section.split(".")[1]]
+    typed = {"likelihood.sigma": card.sigma, "discrepancy": card.discrepancy.prior if card.discrepancy else None}
+    prior = typed.get(section) or card.priors[section.split(".")[1]]
     assert all(np.isfinite(v) for v in prior.kwargs.values())
     prior.to_numpyro(validate_args=True)
 
