@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("inference", ("nuts", "sampling", "discrepancy_scale", "inference")),
     ("allocation", ("allocation",)),
     ("decisions", ("decisions",)),
-    ("analyses", ("approaches", "comparison", "averaging", "backtesting", "sensitivity_analysis")),
+    ("analyses", ("approaches", "comparison", "averaging", "backtesting", "sensitivity_analysis", "calibration")),
     ("report", ("report",)),
     ("cli", ("cli",)),
 )

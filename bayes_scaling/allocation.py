@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .discrepancy import with_discrepancy
+from .discrepancy import UNBOUNDED, FittedRegion, with_discrepancy
 from .errors import InputError
 from .fitfile import FitArrays, HasArrays, fit_arrays
 from .fitted import Fit
@@ -127,7 +127,7 @@ def numeric_optimal_log_params(law: Law, theta: Mapping[str, Any], log_compute: 
 
 
 def allocation_draws(law: Law, theta: Mapping[str, np.ndarray], budgets: np.ndarray, *,
-                     slope: np.ndarray | None = None, max_log_compute: float = math.inf) -> dict[str, np.ndarray]:
+                     slope: np.ndarray | None = None, region: FittedRegion = UNBOUNDED) -> dict[str, np.ndarray]:
     """Draws of the optimum for each budget.
 
     Parameters
@@ -139,9 +139,9 @@ def allocation_draws(law: Law, theta: Mapping[str, np.ndarray], budgets: np.ndar
         Compute budgets in FLOPs.
     slope : array of shape (S,), optional
         Draws of the discrepancy slope (:mod:`bayes_scaling.discrepancy`): beyond
-        ``max_log_compute`` the loss at the optimum carries it.
-    max_log_compute : float, default inf
-        ln C of the largest fitted run (FLOPs).
+        ``region`` the loss at the optimum carries it.
+    region : FittedRegion, default unbounded
+        Where the fitted runs end (:class:`bayes_scaling.discrepancy.FittedRegion`).
 
     Returns
     -------
@@ -154,7 +154,7 @@ def allocation_draws(law: Law, theta: Mapping[str, np.ndarray], budgets: np.ndar
     log_n = optimal_log_params(law, th, log_c)
     log_d = log_c - LOG_6 - log_n
     log_l = law.log_loss(th, {"log_params": log_n, "log_tokens": log_d})
-    log_l = with_discrepancy(log_l, None if slope is None else np.asarray(slope)[:, None], max_log_compute,
+    log_l = with_discrepancy(log_l, None if slope is None else np.asarray(slope)[:, None], region,
                              log_n, log_d)
     return {
         "params_opt": np.exp(log_n),
@@ -173,12 +173,12 @@ def allocation(fit: HasArrays | FitArrays, budgets: Sequence[float | str] | np.n
     warn_budget_range(c, arrays.constant_data["flops"])
     law = arrays.card.law
     theta = arrays.draws(law.parameters, group=group)
-    slope, max_log_compute = arrays.discrepancy()
+    slope, region = arrays.discrepancy()
     # Budgets in blocks of at most _BLOCK_VALUES draws x budgets: in a new process (the CLI),
     # first touching 32 MB arrays (4,000 draws x 1,000 budgets) cost more than the arithmetic.
     step = max(1, _BLOCK_VALUES // len(theta[law.parameters[0]]))
     table = Table.concat([allocation_table(c[i : i + step], allocation_draws(
-        law, theta, c[i : i + step], slope=slope, max_log_compute=max_log_compute), level)
+        law, theta, c[i : i + step], slope=slope, region=region), level)
         for i in range(0, c.size, step)], {"level": level})
     bad = ~np.all([np.isfinite(v) for v in table.columns.values()], axis=0)
     if bad.any():  # draws outside the law's domain (e.g. an altered fit): no number rather than nan

@@ -67,9 +67,9 @@ class ModelAverage:
             fit = self.fits[name]
             theta = {k: v[index] for k, v in fit.draws(list(fit.card.law.parameters)).items()}
             # each card's loss at the optimum carries its own discrepancy beyond its own data
-            slope, max_log_compute = fit_arrays(fit).discrepancy()
+            slope, region = fit_arrays(fit).discrepancy()
             draws = allocation_draws(fit.card.law, theta, c, slope=None if slope is None else slope[index],
-                                     max_log_compute=max_log_compute)
+                                     region=region)
             for q, values in draws.items():
                 parts.setdefault(q, []).append(values)
         table = allocation_table(c, {q: np.concatenate(v) for q, v in parts.items()}, level).to_frame()

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .discrepancy import DIRECTIONS
 from .errors import CardError
 from .laws import Law, available_laws, get_law
 
@@ -127,11 +128,21 @@ class Discrepancy:
         tau (drift one e-fold beyond the data) over the amplitude of the law's smooth
         misfit inside the data, so that the runs' own residuals inform tau; ``None``: the
         residuals are not used (key ``misfit_ratio``).
+    directions : tuple of str, default ("compute",)
+        Directions in which a prediction counts as beyond the fitted region (key
+        ``directions``): any of ``compute``, ``params``, ``tokens`` (see
+        :class:`bayes_scaling.discrepancy.FittedRegion`). Cards that leave the key out count
+        compute only, as cards did before the key existed.
+    misfit_window : float or None, default None
+        Only the runs within this many e-folds of compute below the largest inform the
+        misfit (key ``misfit_window``); ``None``: every run.
     """
 
     prior: Prior
     calibrate: tuple[float, ...] = ()
     misfit_ratio: float | None = None
+    directions: tuple[str, ...] = ("compute",)
+    misfit_window: float | None = None
 
     @property
     def learnt(self) -> bool:
@@ -206,7 +217,9 @@ class ModelCard:
         if self.discrepancy is not None:
             d = self.discrepancy
             out["discrepancy"] = {**prior(d.prior), **({"calibrate": list(d.calibrate)} if d.calibrate else {}),
-                                  **({"misfit_ratio": d.misfit_ratio} if d.misfit_ratio is not None else {})}
+                                  **({"misfit_ratio": d.misfit_ratio} if d.misfit_ratio is not None else {}),
+                                  **({"directions": list(d.directions)} if d.directions != ("compute",) else {}),
+                                  **({"misfit_window": d.misfit_window} if d.misfit_window is not None else {})}
         if self.references:
             out["references"] = {k: dict(v) for k, v in self.references.items()}
         return out
@@ -430,9 +443,21 @@ def _discrepancy(spec: Any, problems: list[str], check: bool) -> Discrepancy | N
     spec = dict(spec)
     splits = spec.pop("calibrate", [])
     ratio = spec.pop("misfit_ratio", None)
+    directions = spec.pop("directions", ["compute"])
+    window = spec.pop("misfit_window", None)
+    if window is not None and (isinstance(window, bool) or not isinstance(window, (int, float)) or not window > 0):
+        problems.append(f"[discrepancy] misfit_window: give a positive number of e-folds of compute below the "
+                        f"largest run (e.g. 2.0) but got {window!r}")
+        window = None
     for key in sorted(set(spec) - {"dist", "kwargs", "rationale"}):
         problems.append(f"[discrepancy] {key}: unknown key (known: dist, kwargs, rationale, calibrate, "
-                        "misfit_ratio)")
+                        "misfit_ratio, directions, misfit_window)")
+    if (not isinstance(directions, list) or not directions
+            or not all(isinstance(v, str) and v in DIRECTIONS for v in directions)
+            or len(set(directions)) != len(directions)):
+        problems.append(f"[discrepancy] directions: give a list of distinct directions among {', '.join(DIRECTIONS)} "
+                        f"(e.g. [\"compute\", \"params\", \"tokens\"]) but got {directions!r}")
+        directions = ["compute"]
     if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 0):
         problems.append(f"[discrepancy] misfit_ratio: give a positive number (tau per unit of the law's misfit "
                         f"amplitude inside the data, e.g. 1.0) but got {ratio!r}")
@@ -446,7 +471,8 @@ def _discrepancy(spec: Any, problems: list[str], check: bool) -> Discrepancy | N
     prior = _prior(spec, "[discrepancy]", problems, check)
     if prior is None:
         return None
-    return Discrepancy(prior, tuple(float(v) for v in splits), None if ratio is None else float(ratio))
+    return Discrepancy(prior, tuple(float(v) for v in splits), None if ratio is None else float(ratio),
+                       tuple(d for d in DIRECTIONS if d in directions), None if window is None else float(window))
 
 
 def _prior(spec: Any, where: str, problems: list[str], check: bool = True) -> Prior | None:

@@ -22,7 +22,9 @@ Pure array functions: numpy or JAX, whichever the inputs are.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -60,6 +62,66 @@ def extrapolation_distance(max_log_compute: float, log_params: Any, log_tokens: 
     return xp.maximum(0.0, LOG_6 + log_params + log_tokens - max_log_compute)
 
 
+#: Directions in which a prediction can leave the fitted region: compute C = 6 N D, parameters N, tokens D.
+DIRECTIONS = ("compute", "params", "tokens")
+
+
+@dataclass(frozen=True)
+class FittedRegion:
+    """Where the fitted runs end, in each direction the discrepancy counts: ln C, ln N, ln D maxima.
+
+    A direction not counted is ``inf``. The distance of a prediction beyond the region
+    is the largest of its e-folds past each maximum (:meth:`distance`): a larger model at
+    a compute inside the data extrapolates in N as surely as a larger budget does in C.
+
+    Attributes
+    ----------
+    log_compute : float
+        ln C (FLOPs) of the largest-compute fitted run.
+    log_params : float
+        ln N of the largest fitted model (as the fit counts parameters); ``inf``: not counted.
+    log_tokens : float
+        ln D of the longest fitted run (tokens); ``inf``: not counted.
+    """
+
+    log_compute: float = math.inf
+    log_params: float = math.inf
+    log_tokens: float = math.inf
+
+    @classmethod
+    def of_runs(cls, log_params: Any, log_tokens: Any, directions: Sequence[str] = DIRECTIONS) -> FittedRegion:
+        """The region of fitted runs with ln N ``log_params`` and ln D ``log_tokens``, counting ``directions``."""
+        unknown = sorted(set(directions) - set(DIRECTIONS))
+        if unknown or not directions:
+            raise ValueError(f"directions must be a non-empty selection of {', '.join(DIRECTIONS)}; "
+                             f"got {list(directions)}")
+        ln_n, ln_d = np.asarray(log_params, float), np.asarray(log_tokens, float)
+        return cls(float(np.max(LOG_6 + ln_n + ln_d)) if "compute" in directions else math.inf,
+                   float(np.max(ln_n)) if "params" in directions else math.inf,
+                   float(np.max(ln_d)) if "tokens" in directions else math.inf)
+
+    def distance(self, log_params: Any, log_tokens: Any) -> Any:
+        """e-folds beyond the region: max over counted directions of max(0, ln x − ln x_max); 0 inside.
+
+        Examples
+        --------
+        >>> region = FittedRegion(np.log(6e20), np.log(1e9), np.log(1e11))
+        >>> float(region.distance(np.log(1e10), np.log(1e10)))  # 10x the largest model, compute inside
+        2.302585092994046
+        """
+        xp = array_namespace(log_params, log_tokens)
+        d = xp.maximum(0.0, LOG_6 + log_params + log_tokens - self.log_compute)
+        if math.isfinite(self.log_params):
+            d = xp.maximum(d, log_params - self.log_params)
+        if math.isfinite(self.log_tokens):
+            d = xp.maximum(d, log_tokens - self.log_tokens)
+        return d
+
+
+#: The region of no fit: nothing is beyond it, so no discrepancy anywhere.
+UNBOUNDED = FittedRegion()
+
+
 def discrepancy_growth(distance: Any) -> Any:
     """How the discrepancy grows with the extrapolation distance d (e-folds): √d.
 
@@ -77,7 +139,27 @@ def fitted_max_log_compute(constant_data: Mapping[str, Any]) -> float:
     return float(np.log(np.max(np.asarray(constant_data["flops"], dtype=float))))
 
 
-def with_discrepancy(log_loss: Any, slope: Any | None, max_log_compute: float, log_params: Any,
+def fitted_region(constant_data: Mapping[str, Any], directions: Sequence[str] = ("compute",),
+                  param_count: str = "total") -> FittedRegion:
+    """The region of a fit's run table (its ``flops``, ``params``, ``tokens`` columns) in ``directions``.
+
+    Compute is the largest ``flops`` value (FLOPs, as the table gives it); parameters are
+    counted as the fit counts them (``param_count="non_embedding"``: ``params −
+    embedding_params``).
+    """
+    unknown = sorted(set(directions) - set(DIRECTIONS))
+    if unknown:
+        raise ValueError(f"unknown direction(s) {', '.join(unknown)}; known: {', '.join(DIRECTIONS)}")
+    params = np.asarray(constant_data["params"], dtype=float)
+    if param_count == "non_embedding" and "embedding_params" in constant_data:
+        params = params - np.asarray(constant_data["embedding_params"], dtype=float)
+    return FittedRegion(fitted_max_log_compute(constant_data) if "compute" in directions else math.inf,
+                        float(np.log(params.max())) if "params" in directions else math.inf,
+                        float(np.log(np.max(np.asarray(constant_data["tokens"], dtype=float))))
+                        if "tokens" in directions else math.inf)
+
+
+def with_discrepancy(log_loss: Any, slope: Any | None, region: FittedRegion, log_params: Any,
                      log_tokens: Any) -> Any:
     """The expected log loss: the law's ``log_loss`` plus ``slope`` times √(extrapolation distance).
 
@@ -88,11 +170,11 @@ def with_discrepancy(log_loss: Any, slope: Any | None, max_log_compute: float, l
     slope : array or None
         Discrepancy slope per draw, shaped to broadcast against ``log_loss`` (e.g. (S, 1));
         ``None`` (a fit without discrepancy) returns ``log_loss`` unchanged.
-    max_log_compute : float
-        See :func:`extrapolation_distance`.
+    region : FittedRegion
+        Where the fitted runs end (:meth:`FittedRegion.distance`).
     log_params, log_tokens : array
         ln N and ln D of the points.
     """
     if slope is None:
         return log_loss
-    return log_loss + slope * discrepancy_growth(extrapolation_distance(max_log_compute, log_params, log_tokens))
+    return log_loss + slope * discrepancy_growth(region.distance(log_params, log_tokens))

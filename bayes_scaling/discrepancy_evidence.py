@@ -47,6 +47,7 @@ on that table's backtest (numbers in ``benchmarks/bench_calibration.py`` and the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from .cards import ModelCard, Prior
-from .discrepancy import discrepancy_growth, extrapolation_distance
+from .discrepancy import discrepancy_growth, fitted_region
 from .fitted import Fit
 from .model import covariates, law_parameters
 from .prediction import heldout_covariates
@@ -154,6 +155,12 @@ def marginal_log_likelihood(resid: np.ndarray, noise_variance: float, growth: np
     resid = np.asarray(resid, float)
     mean = resid.mean(axis=0)
     cov = np.atleast_2d(np.cov(resid, rowvar=False)) if resid.shape[0] > 1 else np.zeros((len(mean),) * 2)
+    return moments_log_likelihood(mean, cov, noise_variance, growth, grid)
+
+
+def moments_log_likelihood(mean: np.ndarray, cov: np.ndarray, noise_variance: float, growth: np.ndarray,
+                           grid: np.ndarray) -> np.ndarray:
+    """:func:`marginal_log_likelihood` from the residual draws' ``mean`` (T,) and covariance ``cov`` (T, T)."""
     chol = np.linalg.cholesky(cov + noise_variance * np.eye(len(mean)))
     white_r = np.linalg.solve(chol, mean)
     white_d = np.linalg.solve(chol, np.asarray(growth, float))
@@ -271,8 +278,18 @@ def misfit_record(card: ModelCard, posterior: Any, runs: pd.DataFrame, grid: np.
         record["skipped"] = f"needs at least {MIN_MISFIT_ROWS} runs"
         return np.zeros_like(grid), record
     rows = np.arange(len(runs))
-    if len(runs) > MAX_MISFIT_ROWS:
-        rows = np.sort(np.random.default_rng(seed).choice(len(runs), MAX_MISFIT_ROWS, replace=False))
+    window = card.discrepancy.misfit_window
+    if window is not None:
+        # only the runs near the frontier: the law's misfit far below it (tiny, under-trained runs)
+        # says little about its drift beyond it
+        log_flops = np.log(runs["flops"].to_numpy(float))
+        rows = np.flatnonzero(log_flops >= log_flops.max() - window)
+        record["n_runs"], record["window"] = int(len(rows)), float(window)
+        if len(rows) < MIN_MISFIT_ROWS:
+            record["skipped"] = f"needs at least {MIN_MISFIT_ROWS} runs within {window:g} e-folds of the largest"
+            return np.zeros_like(grid), record
+    if len(rows) > MAX_MISFIT_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, MAX_MISFIT_ROWS, replace=False))
         record["n_runs"] = MAX_MISFIT_ROWS
     # covariates of the whole table (a pooled card's group columns follow all its groups), then the subsample
     x = {k: np.asarray(v)[rows] for k, v in covariates(runs, card, param_count).items()}
@@ -282,7 +299,8 @@ def misfit_record(card: ModelCard, posterior: Any, runs: pd.DataFrame, grid: np.
     return ll, record
 
 
-def split_log_likelihood(card: ModelCard, inner: Fit, held_out: pd.DataFrame, grid: np.ndarray) -> np.ndarray:
+def split_log_likelihood(card: ModelCard, inner: Fit, held_out: pd.DataFrame, grid: np.ndarray,
+                         directions: Sequence[str] = ("compute",)) -> np.ndarray:
     """log p(held-out runs | tau) for each tau of ``grid``, under an inner fit's posterior.
 
     Parameters
@@ -295,11 +313,14 @@ def split_log_likelihood(card: ModelCard, inner: Fit, held_out: pd.DataFrame, gr
         Runs above the split (validated, with ``loss``).
     grid : array
         Values of tau (log loss per √e-fold of compute).
+    directions : sequence of str, default ("compute",)
+        Directions in which the held-out runs' distance beyond the inner fit's runs is
+        counted (the outer card's ``[discrepancy] directions``).
 
     Returns
     -------
     array of shape grid.shape
-        See :func:`marginal_log_likelihood`; at most 300 posterior draws are used.
+        See :func:`marginal_log_likelihood`; at most 1,000 posterior draws are used.
     """
     x = heldout_covariates(inner, held_out)
     post = inner.posterior
@@ -307,7 +328,8 @@ def split_log_likelihood(card: ModelCard, inner: Fit, held_out: pd.DataFrame, gr
     keep = _draw_index(len(flat["sigma"]), _MAX_DRAWS)                               # the draws of ``loc``
     loc = _law_log_loss(card, post, x, _MAX_DRAWS)                                   # (S, T)
     y = np.log(held_out["loss"].to_numpy(float))
-    growth = discrepancy_growth(extrapolation_distance(inner.arrays.max_log_compute, x["log_params"], x["log_tokens"]))
+    region = fitted_region(inner.arrays.constant_data, directions, str(inner.attrs.get("param_count", "total")))
+    growth = discrepancy_growth(region.distance(x["log_params"], x["log_tokens"]))
     nu = np.asarray(flat["nu"][keep]) if "nu" in flat else card.nu
     noise = float(np.mean(flat["sigma"][keep] ** 2))
     if card.likelihood == "student_t":

@@ -18,7 +18,6 @@ fit in memory, so every answer is computed by one function from either.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -28,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .cards import ModelCard, Prior, parse_card
-from .discrepancy import DISCREPANCY_SLOPE, fitted_max_log_compute
+from .discrepancy import DISCREPANCY_SLOPE, FittedRegion, fitted_max_log_compute, fitted_region
 from .errors import CardError, FitFileError, InputError
 from .posterior import Posterior, posterior_from_draws
 
@@ -122,17 +121,23 @@ class FitArrays:
             return None
         return self.posterior[DISCREPANCY_SLOPE].reshape(-1)
 
-    def discrepancy(self) -> tuple[np.ndarray | None, float]:
-        """The discrepancy slope draws (or ``None``) and where it starts: ln C of the largest run (inf without)."""
+    @property
+    def region(self) -> FittedRegion:
+        """Where the fitted runs end, in the directions the card's discrepancy counts (compute without one)."""
+        directions = self.card.discrepancy.directions if self.card.discrepancy else ("compute",)
+        return fitted_region(self.constant_data, directions, str(self.attrs.get("param_count", "total")))
+
+    def discrepancy(self) -> tuple[np.ndarray | None, FittedRegion]:
+        """The discrepancy slope draws (or ``None``) and where it starts (:attr:`region`; unbounded without)."""
         slope = self.discrepancy_slope()
-        return slope, (math.inf if slope is None else self.max_log_compute)
+        return slope, (FittedRegion() if slope is None else self.region)
 
     def posterior_draws(self, group: str | None = None) -> Posterior:
         """The draws answers integrate over (:class:`bayes_scaling.posterior.Posterior`), with the discrepancy."""
         wanted = (*self.card.law.parameters, "sigma", "nu")
         draws = self.draws([p for p in self.parameters if p in wanted], group=group)
-        slope, max_log_compute = self.discrepancy()
-        return posterior_from_draws(draws, self.card, slope, max_log_compute)
+        slope, region = self.discrepancy()
+        return posterior_from_draws(draws, self.card, slope, region)
 
     def group_label(self, group: str | None) -> str:
         """The group to use: ``group`` itself, checked, or the only group of a one-group fit."""

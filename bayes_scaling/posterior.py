@@ -17,7 +17,6 @@ Everything here is numpy, so answers from a saved fit need no JAX.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .cards import ModelCard, Prior, load_card
-from .discrepancy import with_discrepancy
+from .discrepancy import UNBOUNDED, FittedRegion, with_discrepancy
 from .errors import InputError
 from .noise import observation_noise
 
@@ -56,8 +55,9 @@ class Posterior:
     slope : array of shape (S,) or None, default None
         Draws of the model-discrepancy slope (log loss per √e-fold of compute beyond the
         fitted region, see :func:`bayes_scaling.discrepancy.with_discrepancy`); ``None``: no discrepancy.
-    max_log_compute : float, default inf
-        ln C of the largest run the fit saw (FLOPs), where the discrepancy starts.
+    region : FittedRegion, default unbounded
+        Where the fitted runs end (:class:`bayes_scaling.discrepancy.FittedRegion`): the
+        discrepancy starts beyond it.
     """
 
     theta: dict[str, np.ndarray]
@@ -65,7 +65,7 @@ class Posterior:
     nu: np.ndarray | float | None
     card: ModelCard
     slope: np.ndarray | None = None
-    max_log_compute: float = math.inf
+    region: FittedRegion = FittedRegion()
 
     @property
     def size(self) -> int:
@@ -89,7 +89,7 @@ class Posterior:
         theta = {k: v.reshape(v.shape + (1,) * ndim) for k, v in self.theta.items()}
         log_l = self.card.law.log_loss(theta, {"log_params": log_params, "log_tokens": log_tokens})
         slope = None if self.slope is None else self.slope.reshape(self.slope.shape + (1,) * ndim)
-        return with_discrepancy(log_l, slope, self.max_log_compute, log_params, log_tokens)
+        return with_discrepancy(log_l, slope, self.region, log_params, log_tokens)
 
     def observation(self, loc: np.ndarray) -> Any:
         """The card's NumPyro distribution of observed log loss around ``loc`` (draws on axis -1)."""
@@ -111,7 +111,7 @@ class Posterior:
         nu = self.nu[indices] if isinstance(self.nu, np.ndarray) else self.nu
         slope = None if self.slope is None else self.slope[indices]
         return Posterior({k: v[indices] for k, v in self.theta.items()}, self.sigma[indices], nu, self.card,
-                         slope, self.max_log_compute)
+                         slope, self.region)
 
     def median(self) -> Posterior:
         """A one-draw posterior at the marginal medians (the naive plug-in estimate)."""
@@ -119,7 +119,7 @@ class Posterior:
             return np.median(v, keepdims=True) if isinstance(v, np.ndarray) else v
 
         return Posterior({k: med(v) for k, v in self.theta.items()}, med(self.sigma), med(self.nu), self.card,
-                         med(self.slope), self.max_log_compute)
+                         med(self.slope), self.region)
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,7 @@ def as_posterior(source: PosteriorInput,
 
 
 def posterior_from_draws(draws: Mapping[str, Any], card: ModelCard, slope: np.ndarray | None = None,
-                         max_log_compute: float = math.inf) -> Posterior:
+                         region: FittedRegion = UNBOUNDED) -> Posterior:
     """A :class:`Posterior` from draws ``{name: array}`` of the card's law parameters, ``sigma`` (and ``nu``).
 
     Raises
@@ -256,7 +256,7 @@ def posterior_from_draws(draws: Mapping[str, Any], card: ModelCard, slope: np.nd
         raise InputError(f"posterior draws of {', '.join(bad)} hold non-finite values")
     nu = arrays.pop("nu") if isinstance(card.nu, Prior) else card.nu  # "nu" is in arrays exactly then
     sigma = arrays.pop("sigma")
-    return Posterior(arrays, sigma, nu, card, slope, max_log_compute)
+    return Posterior(arrays, sigma, nu, card, slope, region)
 
 
 def mixture_posterior(components: Mapping[str, Posterior], shares: Mapping[str, np.ndarray],

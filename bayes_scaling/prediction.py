@@ -72,11 +72,11 @@ def shift_draws(fit: Fit, log_params: np.ndarray, log_tokens: np.ndarray) -> np.
     A fit whose card has a discrepancy but whose posterior holds no slope draws (an
     approach-3 fit, the classic baseline) has none.
     """
-    slope, start = fit_arrays(fit).discrepancy()
+    slope, region = fit_arrays(fit).discrepancy()
     if slope is None:
         return 0.0
     zero = np.zeros((len(slope),) + np.shape(log_params))
-    return with_discrepancy(zero, slope.reshape((-1,) + (1,) * np.ndim(log_params)), start,
+    return with_discrepancy(zero, slope.reshape((-1,) + (1,) * np.ndim(log_params)), region,
                             np.asarray(log_params)[None, ...], np.asarray(log_tokens)[None, ...])
 
 

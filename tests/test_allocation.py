@@ -94,10 +94,10 @@ def test_allocation_in_blocks_of_budgets_equals_all_budgets_at_once(small_fit, m
     from bayes_scaling.fitfile import fit_arrays
 
     budgets = np.logspace(19, 25, 11)
-    slope, max_log_compute = fit_arrays(small_fit).discrepancy()
+    slope, region = fit_arrays(small_fit).discrepancy()
     assert slope is not None  # the default card carries a discrepancy beyond the data
     whole = allocation_module.allocation_table(budgets, allocation_draws(
-        LAW, small_fit.draws(list(LAW.parameters)), budgets, slope=slope, max_log_compute=max_log_compute), 0.8)
+        LAW, small_fit.draws(list(LAW.parameters)), budgets, slope=slope, region=region), 0.8)
     monkeypatch.setattr(allocation_module, "_BLOCK_VALUES", 3 * small_fit.draws()["E"].size)  # blocks of 3 budgets
     blocked = allocation_module.allocation(small_fit, budgets, level=0.8)
     assert list(blocked.columns) == list(whole.columns) and blocked.attrs == whole.attrs

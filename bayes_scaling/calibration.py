@@ -1,0 +1,512 @@
+"""Calibration across tables: choose the model discrepancy's hyperparameters from many backtests.
+
+A discrepancy (:mod:`bayes_scaling.discrepancy`) has hyperparameters: the prior scale of
+tau, the misfit ratio that ties tau to the law's misfit inside the data, whether its
+internal leave-future-out splits inform tau, and the directions (compute, parameters,
+tokens) in which a prediction counts as beyond the data. Chosen on one table they are
+tuned to it. Here they are chosen on backtests of many tables, and judged on tables
+they were not chosen on (:func:`leave_one_table_out`).
+
+The plain law's posterior is the same whatever these hyperparameters are (the
+discrepancy is zero inside the data). So each backtest split is fitted once
+(:func:`split_evidence`: the law below the split, its predictions of the runs above,
+the inner leave-future-out fits and the law's misfit), and any setting is then scored
+in milliseconds (:func:`score_setting`): the posterior of tau it implies, the
+predictive distribution of every held-out run, coverage, log predictive density.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.special import gammaln, logsumexp
+
+from .backtesting import score_runs, summarise
+from .cards import Discrepancy, ModelCard, Prior, load_card
+from .discrepancy import DIRECTIONS, FittedRegion, discrepancy_growth
+from .discrepancy_evidence import MIN_MISFIT_ROWS, misfit_log_likelihood, moments_log_likelihood
+from .discrepancy_scale import INNER_SCHEDULE, MIN_SPLIT_TEST, MIN_SPLIT_TRAIN
+from .data import MIN_RUNS
+from .errors import InputError
+from .fitted import Fit
+from .model import covariates, law_parameters
+from .nuts import Schedule
+from .prediction import heldout_covariates
+from .sampling import fit_law, fit_law_subsets
+
+#: Even grid of tau (log loss per √e-fold) on which every setting's posterior is computed.
+TAU_GRID = np.linspace(0.0, 0.2, 801)
+#: Grid of the misfit amplitude eta (log loss) on which the misfit likelihood is stored.
+ETA_GRID = np.linspace(0.0, 0.4, 1601)
+#: Most posterior draws kept per fit for scoring.
+MAX_DRAWS = 1000
+#: Split kinds: fit the runs with compute (FLOPs) or parameters at most the limit.
+SPLIT_KINDS = ("compute", "params")
+
+
+@dataclass(frozen=True)
+class Split:
+    """How a backtest cuts a table: fit the runs with ``kind`` <= ``limit``, predict the rest.
+
+    Attributes
+    ----------
+    kind : {"compute", "params"}
+        ``"compute"``: FLOPs (a larger budget); ``"params"``: parameters (a larger model).
+    limit : float
+        FLOPs or parameters.
+    """
+
+    kind: str
+    limit: float
+
+    def __post_init__(self) -> None:
+        if self.kind not in SPLIT_KINDS:
+            raise InputError(f"split kind must be one of {', '.join(SPLIT_KINDS)} but got {self.kind!r}")
+
+    @property
+    def label(self) -> str:
+        unit = "FLOPs" if self.kind == "compute" else "parameters"
+        return f"{self.kind} <= {self.limit:.3g} {unit}"
+
+    def divide(self, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The runs to fit (at most the limit) and to predict (above it)."""
+        column = "flops" if self.kind == "compute" else "params"
+        below = runs[column].to_numpy(float) <= self.limit
+        return runs[below].reset_index(drop=True), runs[~below].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A plain fit's law at runs it did not see: what any discrepancy setting is scored on.
+
+    Attributes
+    ----------
+    loc : array (S, T)
+        The law's log loss per posterior draw and run.
+    sigma : array (S,)
+        Noise scale on log loss per draw.
+    nu : array (S,) or None
+        Student-t degrees of freedom per draw (``None``: normal noise).
+    observed : array (T,)
+        Observed log loss of the runs.
+    log_params, log_tokens : array (T,)
+        ln N (as the fit counts parameters) and ln D of the runs.
+    fitted : array (R, 2)
+        ln N and ln D of the runs the fit saw (its region in every direction).
+    """
+
+    loc: np.ndarray
+    sigma: np.ndarray
+    nu: np.ndarray | None
+    observed: np.ndarray
+    log_params: np.ndarray
+    log_tokens: np.ndarray
+    fitted: np.ndarray
+
+    def growth(self, directions: Sequence[str]) -> np.ndarray:
+        """√(e-folds beyond the fitted region) of each run, counting ``directions``."""
+        region = FittedRegion.of_runs(self.fitted[:, 0], self.fitted[:, 1], directions)
+        return np.asarray(discrepancy_growth(region.distance(self.log_params, self.log_tokens)))
+
+    @cached_property
+    def residual_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean (T,) and covariance (T, T) over draws of observed minus law log loss."""
+        resid = self.observed[None, :] - self.loc
+        cov = np.atleast_2d(np.cov(resid, rowvar=False)) if len(resid) > 1 else np.zeros((resid.shape[1],) * 2)
+        return resid.mean(axis=0), cov
+
+    def noise_variance(self) -> float:
+        """Mean variance of one run's noise on log loss (Student-t: sigma² nu / (nu − 2), capped at 3 sigma²)."""
+        var = self.sigma**2
+        if self.nu is not None:
+            var = var * np.where(self.nu > 2, self.nu / np.maximum(self.nu - 2, 1e-9), 3.0)
+        return float(np.mean(var))
+
+
+@dataclass(frozen=True)
+class SplitEvidence:
+    """Everything a discrepancy setting needs to be scored on one backtest split.
+
+    Attributes
+    ----------
+    table : str
+        Name of the run table.
+    split : Split
+    n_train : int
+    heldout : Predictions
+        The plain fit below the split, at the runs above it.
+    inner : list of Predictions
+        The plain law fitted below each internal leave-future-out split of the training
+        runs (1 and 2 e-folds of compute below their largest run), at the training runs above.
+    residuals : array (R,)
+        Observed minus posterior-mean law log loss of the training runs.
+    fitted : array (R, 2)
+        ln N and ln D of the training runs.
+    diagnostics_ok : bool
+        Whether the plain fit passed its diagnostics gate.
+    """
+
+    table: str
+    split: Split
+    n_train: int
+    heldout: Predictions
+    inner: list[Predictions]
+    residuals: np.ndarray
+    fitted: np.ndarray
+    diagnostics_ok: bool = True
+    _misfit: dict[float | None, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def misfit(self, window: float | None = None) -> np.ndarray:
+        """log p(residuals | eta) on :data:`ETA_GRID` of the training runs within ``window`` e-folds of
+        compute below the largest (all runs: ``None``), cached."""
+        if window not in self._misfit:
+            self._misfit[window] = misfit_evidence(self.residuals, self.fitted, window)
+        return self._misfit[window]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Hyperparameters of a model discrepancy.
+
+    Attributes
+    ----------
+    scale : float
+        Scale of tau's HalfNormal prior (log loss per √e-fold).
+    misfit_ratio : float or None
+        tau = ratio · eta, eta the law's misfit amplitude inside the data; ``None``: misfit unused.
+    splits : bool
+        Whether internal leave-future-out splits inform tau.
+    directions : tuple of str
+        Directions counted by the extrapolation distance (:data:`bayes_scaling.discrepancy.DIRECTIONS`).
+    misfit_window : float or None
+        Only the runs within this many e-folds of compute below the largest inform the
+        misfit (the law's frontier); ``None``: all runs.
+    """
+
+    scale: float
+    misfit_ratio: float | None = None
+    splits: bool = True
+    directions: tuple[str, ...] = DIRECTIONS
+    misfit_window: float | None = None
+
+    def discrepancy(self, offsets: Sequence[float] = (1.0, 2.0)) -> Discrepancy:
+        """The card's ``[discrepancy]`` table of this setting."""
+        return Discrepancy(Prior("HalfNormal", {"scale": float(self.scale)}), tuple(offsets) if self.splits else (),
+                           self.misfit_ratio, self.directions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def predictions(fit: Fit, runs: pd.DataFrame, *, max_draws: int = MAX_DRAWS) -> Predictions:
+    """A plain fit's law at ``runs`` (not fitted), with the fitted runs' region.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fit without discrepancy (or whose discrepancy is ignored).
+    runs : DataFrame
+        Validated runs with ``loss``, counted as the fit counts parameters.
+    max_draws : int, default :data:`MAX_DRAWS`
+        Posterior draws kept (evenly spaced).
+    """
+    card, param_count = fit.card, str(fit.attrs.get("param_count", "total"))
+    flat = {str(k): np.asarray(v).reshape(-1, *np.shape(v)[2:]) for k, v in fit.posterior.data_vars.items()}
+    keep = np.linspace(0, len(flat["sigma"]) - 1, min(max_draws, len(flat["sigma"]))).astype(int)
+    pooled = card.pooling.parameters if card.pooling else ()
+    theta = {k: flat[k][keep] if k in pooled else flat[k][keep][:, None] for k in card.law.parameters}
+    x = heldout_covariates(fit, runs)
+    loc = np.asarray(card.law.log_loss(law_parameters(card, theta, x), x), float)
+    fx = covariates(fit.runs, card, param_count)
+    nu = None
+    if card.likelihood == "student_t":
+        nu = flat["nu"][keep] if "nu" in flat else np.full(len(keep), float(card.nu))  # type: ignore[arg-type]
+    return Predictions(loc, flat["sigma"][keep], nu, np.log(runs["loss"].to_numpy(float)), x["log_params"],
+                       x["log_tokens"], np.column_stack([fx["log_params"], fx["log_tokens"]]))
+
+
+def split_evidence(runs: pd.DataFrame, card: str | ModelCard, split: Split, *, table: str = "", seed: int = 0,
+                   schedule: Schedule = INNER_SCHEDULE, offsets: Sequence[float] = (1.0, 2.0),
+                   param_count: str = "total") -> SplitEvidence:
+    """Fit the plain law below ``split`` once and keep what every discrepancy setting is scored on.
+
+    Parameters
+    ----------
+    runs : DataFrame
+        Validated run table.
+    card : str or ModelCard
+        The law and priors (its discrepancy, if any, is ignored).
+    split : Split
+    table : str, default ""
+        Name of the table, for the records.
+    seed : int, default 0
+    schedule : Schedule, default :data:`bayes_scaling.discrepancy_scale.INNER_SCHEDULE`
+        Of the plain fit and of the inner fits (the default fit's).
+    offsets : sequence of float, default (1.0, 2.0)
+        Internal leave-future-out splits, e-folds of compute below the training runs' largest.
+    param_count : {"total", "non_embedding"}
+
+    Raises
+    ------
+    InputError
+        If the split leaves too few runs to fit or none to predict.
+    """
+    base = load_card(card) if isinstance(card, str) else card
+    plain = base.with_discrepancy(None)
+    train, test = split.divide(runs)
+    if len(train) < MIN_RUNS or len(test) == 0:
+        raise InputError(f"{table or 'runs'}: split {split.label} leaves {len(train)} runs to fit and {len(test)} to "
+                         f"predict; it needs at least {MIN_RUNS} and 1")
+    options = {"chains": schedule.chains, "warmup": schedule.warmup, "draws": schedule.draws,
+               "target_accept": schedule.target_accept}
+    fit = fit_law(train, plain, seed=seed, param_count=param_count, **options)
+    heldout = predictions(fit, test)
+    log_flops = np.log(train["flops"].to_numpy(float))
+    subsets, tests = [], []
+    for offset in offsets:
+        below = log_flops <= log_flops.max() - offset
+        if below.sum() >= MIN_SPLIT_TRAIN and (~below).sum() >= MIN_SPLIT_TEST:
+            subsets.append(np.flatnonzero(below))
+            tests.append(train[~below].reset_index(drop=True))
+    inner = []
+    if subsets:
+        fits = fit_law_subsets(train, plain, subsets, seed=seed + 101, param_count=param_count, **options)
+        inner = [predictions(f, t) for f, t in zip(fits, tests, strict=True)]
+    x = covariates(train, plain, param_count)
+    resid = np.log(train["loss"].to_numpy(float)) - law_residual_mean(fit, x)
+    return SplitEvidence(table, split, len(train), heldout, inner, resid,
+                         np.column_stack([x["log_params"], x["log_tokens"]]), not fit.diagnostics().has_errors)
+
+
+def misfit_evidence(residuals: np.ndarray, fitted: np.ndarray, window: float | None = None,
+                    amplitudes: np.ndarray = ETA_GRID) -> np.ndarray:
+    """log p(residuals | eta) of the runs within ``window`` e-folds of compute below the largest run.
+
+    ``None`` uses every run. Fewer than :data:`bayes_scaling.discrepancy_evidence.MIN_MISFIT_ROWS`
+    runs in the window carry no evidence (zeros).
+    """
+    log_compute = fitted.sum(axis=1)
+    keep = np.ones(len(residuals), bool) if window is None else log_compute >= log_compute.max() - window
+    if keep.sum() < MIN_MISFIT_ROWS:
+        return np.zeros_like(amplitudes)
+    return misfit_log_likelihood(residuals[keep], fitted[keep], amplitudes)[0]
+
+
+def law_residual_mean(fit: Fit, x: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Posterior-mean law log loss at covariates ``x`` (200 draws at most)."""
+    card = fit.card
+    flat = {str(k): np.asarray(v).reshape(-1, *np.shape(v)[2:]) for k, v in fit.posterior.data_vars.items()}
+    keep = np.linspace(0, len(flat["sigma"]) - 1, min(200, len(flat["sigma"]))).astype(int)
+    pooled = card.pooling.parameters if card.pooling else ()
+    theta = {k: flat[k][keep] if k in pooled else flat[k][keep][:, None] for k in card.law.parameters}
+    return np.asarray(card.law.log_loss(law_parameters(card, theta, x), x), float).mean(axis=0)
+
+
+def tau_log_likelihood(evidence: SplitEvidence, setting: Setting, grid: np.ndarray = TAU_GRID) -> np.ndarray:
+    """log p(evidence | tau) on ``grid`` under a setting: its splits' and its misfit's likelihoods."""
+    ll = np.zeros_like(grid)
+    if setting.splits:
+        for inner in evidence.inner:
+            ll = ll + moments_log_likelihood(*inner.residual_moments, inner.noise_variance(),
+                                             inner.growth(setting.directions), grid)
+    if setting.misfit_ratio is not None:
+        ll = ll + np.interp(grid / setting.misfit_ratio, ETA_GRID, evidence.misfit(setting.misfit_window))
+    return ll
+
+
+def tau_posterior(evidence: SplitEvidence, setting: Setting, grid: np.ndarray = TAU_GRID) -> np.ndarray:
+    """Posterior weights of tau on ``grid`` (sum 1): HalfNormal(setting.scale) prior times the evidence."""
+    log_post = stats.halfnorm.logpdf(grid, scale=setting.scale) + tau_log_likelihood(evidence, setting, grid)
+    weights = np.exp(log_post - log_post.max())
+    return weights / weights.sum()
+
+
+def score_setting(evidence: SplitEvidence, setting: Setting, *, seed: int = 0) -> pd.DataFrame:
+    """Score a setting's predictive distribution at one split's held-out runs.
+
+    The draws of the law (``evidence.heldout``) get a tau from the setting's posterior, a
+    slope s = tau·z and observation noise; the density of each observed log loss is
+    that of the noise at the shifted location.
+
+    Returns
+    -------
+    DataFrame
+        One row per held-out run, as :func:`bayes_scaling.backtesting.score_runs`.
+    """
+    pred = evidence.heldout
+    rng = np.random.default_rng(seed)
+    loc, density = _shifted(evidence, setting, rng)
+    sigma = pred.sigma[:, None]
+    if pred.nu is None:
+        noise = rng.standard_normal(loc.shape)
+    else:
+        noise = rng.standard_t(np.broadcast_to(pred.nu[:, None], loc.shape))
+    return score_runs(np.exp(pred.observed), loc + sigma * noise, density)
+
+
+def mean_log_predictive_density(evidence: SplitEvidence, setting: Setting, *, seed: int = 0) -> float:
+    """The mean over held-out runs of :func:`score_setting`'s log predictive density, without the other scores."""
+    _, density = _shifted(evidence, setting, np.random.default_rng(seed))
+    return float(np.mean(logsumexp(density, axis=0) - np.log(density.shape[0])))
+
+
+def _shifted(evidence: SplitEvidence, setting: Setting, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per draw and held-out run: the law's location shifted by a discrepancy drawn under ``setting``,
+    and the log density of the observed log loss there."""
+    pred = evidence.heldout
+    weights = tau_posterior(evidence, setting)
+    n = len(pred.sigma)
+    cell = rng.choice(len(TAU_GRID), size=n, p=weights)
+    lo = TAU_GRID[np.maximum(cell - 1, 0)]
+    tau = lo + (TAU_GRID[cell] - lo) * rng.uniform(size=n)
+    loc = pred.loc + (tau * rng.standard_normal(n))[:, None] * pred.growth(setting.directions)[None, :]
+    z = (pred.observed[None, :] - loc) / pred.sigma[:, None]
+    log_sigma = np.log(pred.sigma)[:, None]
+    if pred.nu is None:
+        return loc, -0.5 * z * z - 0.5 * np.log(2 * np.pi) - log_sigma
+    nu = pred.nu[:, None]
+    const = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi)
+    return loc, const - log_sigma - (nu + 1) / 2 * np.log1p(z * z / nu)
+
+
+#: Candidate values searched by :func:`candidate_settings`.
+SCALES = (0.005, 0.01, 0.02, 0.04)
+MISFIT_RATIOS = (None, 0.5, 1.0, 1.3, 2.0)
+MISFIT_WINDOWS = (None, 1.0, 2.0, 3.0)
+
+
+def candidate_settings(scales: Sequence[float] = SCALES, ratios: Sequence[float | None] = MISFIT_RATIOS,
+                       windows: Sequence[float | None] = MISFIT_WINDOWS,
+                       directions: Sequence[tuple[str, ...]] = (("compute",), DIRECTIONS)) -> list[Setting]:
+    """Every combination of the candidate hyperparameters (a window only with a misfit ratio)."""
+    out = []
+    for scale, ratio, splits, dirs in itertools.product(scales, ratios, (True, False), directions):
+        for window in (windows if ratio is not None else (None,)):
+            out.append(Setting(float(scale), ratio, splits, tuple(dirs), window))
+    return out
+
+
+def split_scores(evidence: Sequence[SplitEvidence], setting: Setting, *, seed: int = 0) -> pd.DataFrame:
+    """One row per split: ``table``, ``split``, ``n_test`` and the scores of :func:`bayes_scaling.backtesting.summarise`,
+    plus ``tau_mean`` (posterior mean of tau under the setting)."""
+    rows = []
+    for ev in evidence:
+        summary = summarise(score_setting(ev, setting, seed=seed))
+        rows.append({"table": ev.table, "split": ev.split.label, **summary,
+                     "tau_mean": float(tau_posterior(ev, setting) @ TAU_GRID)})
+    return pd.DataFrame(rows)
+
+
+def objective_of(evidence: Sequence[SplitEvidence], setting: Setting, *, seed: int = 0) -> float:
+    """:func:`objective` of a setting on ``evidence``, from the log predictive densities alone (fast)."""
+    table = pd.DataFrame({"table": [ev.table for ev in evidence],
+                          "mean_log_pred_density": [mean_log_predictive_density(ev, setting, seed=seed)
+                                                    for ev in evidence]})
+    return objective(table)
+
+
+def objective(scores: pd.DataFrame) -> float:
+    """What a setting is chosen by: the mean over tables of their splits' mean log predictive density.
+
+    Each table counts once, whatever its number of splits and held-out runs, so that a
+    large table cannot choose for the others. The log predictive density is a proper
+    score: it rewards intervals of the right width, neither wider nor narrower.
+    """
+    return float(scores.groupby("table")["mean_log_pred_density"].mean().mean())
+
+
+def widening(evidence: SplitEvidence, setting: Setting) -> float:
+    """Median over held-out runs of the predictive sd with the setting's discrepancy over the sd without it.
+
+    The sd without is the law's spread over draws plus the noise; the discrepancy adds
+    E[tau²]·g² (g: √distance). On data where the law is exactly right this is what the
+    discrepancy costs in interval width.
+    """
+    pred = evidence.heldout
+    base = pred.loc.var(axis=0) + pred.noise_variance()
+    tau2 = float(tau_posterior(evidence, setting) @ TAU_GRID**2)
+    return float(np.median(np.sqrt((base + tau2 * pred.growth(setting.directions) ** 2) / base)))
+
+
+#: Most widening (:func:`widening`, median over splits) a setting may cost on exact-law tables.
+MAX_WIDENING = 1.25
+#: Settings whose objective is within this of the best are ties, broken by the least widening on
+#: exact-law tables (log predictive density per run: differences below it are noise of the search).
+OBJECTIVE_TIE = 0.005
+
+
+def choose_setting(evidence: Sequence[SplitEvidence], candidates: Sequence[Setting] | None = None, *,
+                   exact: Sequence[SplitEvidence] = (), max_widening: float = MAX_WIDENING,
+                   tie: float = OBJECTIVE_TIE, seed: int = 0) -> tuple[Setting, pd.DataFrame]:
+    """The candidate setting of best :func:`objective` on ``evidence``, and every candidate's objective.
+
+    Parameters
+    ----------
+    evidence : sequence of SplitEvidence
+        Backtest splits of real tables.
+    candidates : sequence of Setting, optional
+        Default :func:`candidate_settings`.
+    exact : sequence of SplitEvidence, default ()
+        Backtest splits of tables where the law is exactly right (generated): a setting
+        whose median :func:`widening` there exceeds ``max_widening`` is not eligible.
+    max_widening : float, default :data:`MAX_WIDENING`
+    tie : float, default :data:`OBJECTIVE_TIE`
+        Eligible settings within ``tie`` of the best objective are ties; the one of least
+        widening on ``exact`` wins (the best objective without ``exact``).
+    seed : int, default 0
+
+    Returns
+    -------
+    (Setting, DataFrame)
+        The chosen setting, and one row per candidate: its fields, ``objective``,
+        ``widening_exact`` (NaN without ``exact``) and ``eligible``, best first.
+    """
+    candidates = list(candidates or candidate_settings())
+    if not evidence:
+        raise InputError("no backtest splits to choose a discrepancy setting on")
+    rows = []
+    for c in candidates:
+        widen = float(np.median([widening(ev, c) for ev in exact])) if exact else float("nan")
+        rows.append({**c.to_dict(), "objective": objective_of(evidence, c, seed=seed), "widening_exact": widen,
+                     "eligible": not widen > max_widening})
+    eligible = [k for k, r in enumerate(rows) if r["eligible"]]
+    if not eligible:
+        raise InputError(f"no candidate setting keeps the widening on exact-law tables within {max_widening:g}")
+    top = max(rows[k]["objective"] for k in eligible)
+    ties = [k for k in eligible if rows[k]["objective"] >= top - tie]
+    best = min(ties, key=lambda k: (rows[k]["widening_exact"] if exact else 0.0, -rows[k]["objective"]))
+    table = pd.DataFrame(rows).sort_values(["eligible", "objective"], ascending=False, kind="stable")
+    return candidates[best], table.reset_index(drop=True)
+
+
+def leave_one_table_out(evidence: Sequence[SplitEvidence], candidates: Sequence[Setting] | None = None, *,
+                        exact: Sequence[SplitEvidence] = (), seed: int = 0) -> pd.DataFrame:
+    """Choose the setting on all tables but one and score it on the one left out, for every table.
+
+    Returns
+    -------
+    DataFrame
+        One row per split of each left-out table: ``table``, ``split``, the scores of the
+        setting chosen without that table, ``chosen`` (the setting, as a dict) and
+        ``chosen_on`` (the tables it was chosen on).
+    """
+    tables = sorted({ev.table for ev in evidence})
+    if len(tables) < 2:
+        raise InputError(f"leave-one-table-out needs at least two tables; got {tables}")
+    out = []
+    for left_out in tables:
+        rest = [ev for ev in evidence if ev.table != left_out]
+        setting, _ = choose_setting(rest, candidates, exact=exact, seed=seed)
+        held = [ev for ev in evidence if ev.table == left_out]
+        scores = split_scores(held, setting, seed=seed)
+        out.append(scores.assign(chosen=[setting.to_dict()] * len(scores),
+                                 chosen_on=[sorted({ev.table for ev in rest})] * len(scores)))
+    return pd.concat(out, ignore_index=True)
