@@ -50,7 +50,7 @@ def as_budgets(budgets: Sequence[float | str] | np.ndarray | float | str, what: 
         raise InputError(f"give at least one {what}")
     bad = ~(np.isfinite(values) & (values > 0))
     if bad.any():
-        unit = {"params": "parameters", "tokens": "tokens"}.get(what, "FLOPs")
+        unit = {"params": "parameters", "max_params": "parameters", "tokens": "tokens"}.get(what, "FLOPs")
         raise InputError(f"{what} must be a positive number of {unit} but got {values[bad][0]:g}")
     return values
 

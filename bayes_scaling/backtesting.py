@@ -30,9 +30,47 @@ if TYPE_CHECKING:
 
     from .fitted import Fit
 
-#: Keys of one machine-readable backtest record (``bayes-scaling backtest --format json``).
-RECORD_KEYS = ("card", "method", "cutoff", "n_train", "n_test", "coverage_50", "coverage_90", "median_width_90",
-               "mean_log_pred_density", "crps", "median_abs_error")
+#: Keys of one machine-readable backtest record (``bayes-scaling backtest --format json``): ``split`` is
+#: ``"compute"`` (``cutoff`` in FLOPs) or ``"params"`` (``cutoff`` = ``max_params``, parameters).
+RECORD_KEYS = ("card", "method", "split", "cutoff", "max_params", "n_train", "n_test", "coverage_50", "coverage_90",
+               "median_width_90", "mean_log_pred_density", "crps", "median_abs_error")
+
+
+#: Split kinds: fit the runs with compute (FLOPs) or parameters at most the limit.
+SPLIT_KINDS = ("compute", "params")
+
+
+@dataclass(frozen=True)
+class Split:
+    """How a backtest cuts a table: fit the runs with ``kind`` <= ``limit``, predict the rest.
+
+    Attributes
+    ----------
+    kind : {"compute", "params"}
+        ``"compute"``: FLOPs (a larger budget); ``"params"``: parameters (a larger model).
+    limit : float
+        FLOPs or parameters.
+    """
+
+    kind: str
+    limit: float
+
+    def __post_init__(self) -> None:
+        if self.kind not in SPLIT_KINDS:
+            raise InputError(f"split kind must be one of {', '.join(SPLIT_KINDS)} but got {self.kind!r}")
+
+    @property
+    def label(self) -> str:
+        unit = "FLOPs" if self.kind == "compute" else "parameters"
+        return f"{self.kind} <= {self.limit:.3g} {unit}"
+
+    def divide(self, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The runs to fit (at most the limit) and to predict (above it)."""
+        column = "flops" if self.kind == "compute" else "params"
+        below = runs[column].to_numpy(float) <= self.limit
+        return runs[below].reset_index(drop=True), runs[~below].reset_index(drop=True)
+
+
 
 
 @dataclass(frozen=True)
@@ -67,11 +105,24 @@ class BacktestResult:
             record = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
             curve = self.calibration[(self.calibration["card"] == row["card"])
                                      & (self.calibration["method"] == row["method"])
+                                     & (self.calibration["split"] == row["split"])
                                      & (self.calibration["cutoff"] == row["cutoff"])]
+            if record.get("max_params") is not None and not np.isfinite(record["max_params"]):
+                record["max_params"] = None
             record["calibration"] = [{"level": float(q), "coverage": float(c)}
                                      for q, c in zip(curve["level"], curve["coverage"], strict=True)]
             out.append(record)
         return out
+
+
+def split_label(record: Mapping[str, Any]) -> str:
+    """What a backtest record was fitted on: ``C ≤ 1e+20 FLOPs`` or ``N ≤ 1.3e+09 parameters``.
+
+    Records written before size splits existed have no ``split``: they are compute cutoffs.
+    """
+    if record.get("split", "compute") == "params":
+        return f"N ≤ {float(record['cutoff']):.3g} parameters"
+    return f"C ≤ {float(record['cutoff']):.3g} FLOPs"
 
 
 def split_runs(runs: pd.DataFrame, cutoff: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -147,11 +198,13 @@ def run_task(task: Mapping[str, Any]) -> tuple[dict[str, Any], pd.DataFrame, pd.
     """Fit one (card, method, cutoff) and score it; the unit of work of :func:`backtest`."""
     from .inference import fit
 
-    train, test = split_runs(task["runs"], task["cutoff"])
+    split: Split = task["split"]
+    train, test = split.divide(task["runs"])
     result = fit(train, task["card"], method=task["method"], seed=task["seed"], **task["fit_kwargs"])
     log_loss_draws, log_density = predictive_draws(result, test, seed=task["seed"])
     scores = score_runs(test["loss"].to_numpy(float), log_loss_draws, log_density)
-    label = {"card": result.card.name, "method": task["method"], "cutoff": float(task["cutoff"])}
+    label = {"card": result.card.name, "method": task["method"], "split": split.kind, "cutoff": float(split.limit),
+             "max_params": float(split.limit) if split.kind == "params" else np.nan}
     row = {**label, "n_train": len(train), **summarise(scores),
            "diagnostics_ok": fit_ok(result), "elapsed_s": result.elapsed_s}
     keep = [c for c in ("name", "params", "tokens", "flops") if c in test]
@@ -163,8 +216,9 @@ def run_task(task: Mapping[str, Any]) -> tuple[dict[str, Any], pd.DataFrame, pd.
 def backtest(
     runs: pd.DataFrame,
     cards: Sequence[str | ModelCard] = ("chinchilla",),
-    cutoffs: Sequence[float] = (1e20,),
+    cutoffs: Sequence[float] | None = None,
     *,
+    max_params: Sequence[float] = (),
     methods: Sequence[str] = ("nuts", "huber"),
     seed: int = 0,
     executor: Any = None,
@@ -178,8 +232,12 @@ def backtest(
     runs : DataFrame
         Validated run table (:func:`bayes_scaling.load_runs`).
     cards : sequence of str or ModelCard, default ("chinchilla",)
-    cutoffs : sequence of float, default (1e20,)
-        Compute cutoffs in FLOPs: runs with ``flops <= cutoff`` are fitted.
+    cutoffs : sequence of float, optional
+        Compute cutoffs in FLOPs: runs with ``flops <= cutoff`` are fitted; default (1e20,)
+        unless ``max_params`` is given.
+    max_params : sequence of float, default ()
+        Size splits in parameters: runs with ``params <= max_params`` are fitted and the
+        larger models predicted (extrapolation in N, often at a compute inside the data).
     methods : sequence of {"nuts", "huber"}, default ("nuts", "huber")
         ``"huber"`` (approach 3 with bootstrap) applies to cards of the Chinchilla law
         only; it is skipped for the others.
@@ -205,16 +263,24 @@ def backtest(
         raise InputError(f"methods must be a non-empty selection of nuts, huber but got {list(methods)}")
     if not models:
         raise InputError("give at least one card")
-    cutoffs = [float(c) for c in as_budgets(cutoffs, what="cutoff")]
-    for cutoff in cutoffs:
-        train, test = split_runs(runs, float(cutoff))
+    if cutoffs is None:
+        cutoffs = () if len(max_params) else (1e20,)
+    splits = [*(Split("compute", float(c)) for c in (as_budgets(cutoffs, what="cutoff") if len(cutoffs) else [])),
+              *(Split("params", float(n)) for n in (as_budgets(max_params, what="max_params")
+                                                    if len(max_params) else []))]
+    if not splits:
+        raise InputError("give at least one compute cutoff or one max_params size split")
+    for split in splits:
+        train, test = split.divide(runs)
         if len(train) < MIN_RUNS or len(test) == 0:
-            raise InputError(f"cutoff {float(cutoff):.3g} FLOPs leaves {len(train)} runs to fit and {len(test)} to "
-                             f"predict; it needs at least {MIN_RUNS} and 1 (runs span {runs['flops'].min():.3g} to "
-                             f"{runs['flops'].max():.3g} FLOPs)")
-    tasks = [{"runs": runs, "card": card, "method": method, "cutoff": float(cutoff), "seed": seed,
+            column, unit = ("flops", "FLOPs") if split.kind == "compute" else ("params", "parameters")
+            what = "cutoff" if split.kind == "compute" else "max_params"
+            raise InputError(f"{what} {split.limit:.3g} {unit} leaves {len(train)} runs to fit and {len(test)} to "
+                             f"predict; it needs at least {MIN_RUNS} and 1 (runs span {runs[column].min():.3g} to "
+                             f"{runs[column].max():.3g} {unit})")
+    tasks = [{"runs": runs, "card": card, "method": method, "split": split, "seed": seed,
               "fit_kwargs": dict(fit_kwargs or {})}
-             for card, method, cutoff in itertools.product(models, methods, cutoffs)
+             for card, method, split in itertools.product(models, methods, splits)
              if method != "huber" or card.law.name == "chinchilla"]
     if not tasks:
         raise InputError("method huber applies to Chinchilla-law cards only; add --method nuts")
@@ -225,5 +291,5 @@ def backtest(
                           pd.concat([r[2] for r in results], ignore_index=True))
 
 
-__all__ = ["RECORD_KEYS", "BacktestResult", "backtest", "fit_ok",
+__all__ = ["RECORD_KEYS", "SPLIT_KINDS", "BacktestResult", "Split", "split_label", "backtest", "fit_ok",
            "predictive_draws", "score_runs", "split_runs", "summarise"]

@@ -29,12 +29,12 @@ import pandas as pd
 from scipy import stats
 from scipy.special import gammaln, logsumexp
 
-from .backtesting import score_runs, summarise
+from .backtesting import Split, score_runs, summarise
 from .cards import Discrepancy, ModelCard, Prior, load_card
+from .data import MIN_RUNS
 from .discrepancy import DIRECTIONS, FittedRegion, discrepancy_growth
 from .discrepancy_evidence import MIN_MISFIT_ROWS, misfit_log_likelihood, moments_log_likelihood
 from .discrepancy_scale import INNER_SCHEDULE, MIN_SPLIT_TEST, MIN_SPLIT_TRAIN
-from .data import MIN_RUNS
 from .errors import InputError
 from .fitted import Fit
 from .model import covariates, law_parameters
@@ -48,41 +48,6 @@ TAU_GRID = np.linspace(0.0, 0.2, 801)
 ETA_GRID = np.linspace(0.0, 0.4, 1601)
 #: Most posterior draws kept per fit for scoring.
 MAX_DRAWS = 1000
-#: Split kinds: fit the runs with compute (FLOPs) or parameters at most the limit.
-SPLIT_KINDS = ("compute", "params")
-
-
-@dataclass(frozen=True)
-class Split:
-    """How a backtest cuts a table: fit the runs with ``kind`` <= ``limit``, predict the rest.
-
-    Attributes
-    ----------
-    kind : {"compute", "params"}
-        ``"compute"``: FLOPs (a larger budget); ``"params"``: parameters (a larger model).
-    limit : float
-        FLOPs or parameters.
-    """
-
-    kind: str
-    limit: float
-
-    def __post_init__(self) -> None:
-        if self.kind not in SPLIT_KINDS:
-            raise InputError(f"split kind must be one of {', '.join(SPLIT_KINDS)} but got {self.kind!r}")
-
-    @property
-    def label(self) -> str:
-        unit = "FLOPs" if self.kind == "compute" else "parameters"
-        return f"{self.kind} <= {self.limit:.3g} {unit}"
-
-    def divide(self, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The runs to fit (at most the limit) and to predict (above it)."""
-        column = "flops" if self.kind == "compute" else "params"
-        below = runs[column].to_numpy(float) <= self.limit
-        return runs[below].reset_index(drop=True), runs[~below].reset_index(drop=True)
-
-
 @dataclass(frozen=True)
 class Predictions:
     """A plain fit's law at runs it did not see: what any discrepancy setting is scored on.
@@ -395,8 +360,8 @@ def candidate_settings(scales: Sequence[float] = SCALES, ratios: Sequence[float 
 
 
 def split_scores(evidence: Sequence[SplitEvidence], setting: Setting, *, seed: int = 0) -> pd.DataFrame:
-    """One row per split: ``table``, ``split``, ``n_test`` and the scores of :func:`bayes_scaling.backtesting.summarise`,
-    plus ``tau_mean`` (posterior mean of tau under the setting)."""
+    """One row per split: ``table``, ``split``, ``n_test``, the scores of
+    :func:`bayes_scaling.backtesting.summarise` and ``tau_mean`` (posterior mean of tau under the setting)."""
     rows = []
     for ev in evidence:
         summary = summarise(score_setting(ev, setting, seed=seed))

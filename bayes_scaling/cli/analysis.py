@@ -92,8 +92,11 @@ def compare(
 @app.command()
 def backtest(
     runs: RunsArg,
-    cutoff: Annotated[list[str], typer.Option(
-        help="Compute cutoff in FLOPs: fit runs with flops <= cutoff, predict the rest; repeatable.")],
+    cutoff: Annotated[list[str] | None, typer.Option(
+        help="Compute cutoff in FLOPs: fit runs with flops <= cutoff, predict the rest; repeatable.")] = None,
+    max_params: Annotated[list[str] | None, typer.Option(
+        help="Size split in parameters: fit runs with params <= this, predict the larger models; repeatable. "
+             "Give --cutoff, --max-params or both.")] = None,
     card: Annotated[list[str] | None, typer.Option(help="Model card (name or .toml path), repeatable.")] = None,
     method: Annotated[list[str] | None, typer.Option(
         help="nuts and/or huber (approach 3 + bootstrap), repeatable; default both.")] = None,
@@ -109,7 +112,7 @@ def backtest(
     column: ColumnOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Fit on the runs below each compute cutoff and score the predictions of the runs above it."""
+    """Fit on the runs below each compute cutoff (or model size) and score the predictions of the runs above it."""
     from ..allocation import as_budgets
     from ..cards import load_card
     from ..data import load_runs
@@ -122,15 +125,21 @@ def backtest(
     if workers is not None:
         check_count(workers, "--workers")
     check_figure_output(plot, [runs])
-    cutoffs = as_budgets(cutoff, what="cutoff")
+    if not cutoff and not max_params:
+        raise InputError("give at least one --cutoff (FLOPs) or --max-params (parameters) at which to split the runs")
+    cutoffs = as_budgets(cutoff, what="cutoff") if cutoff else []
+    sizes = as_budgets(max_params, what="max_params") if max_params else []
     table = load_runs(runs, _columns(column))
     cards = [load_card(c) for c in card or ["chinchilla"]]
     check_covariates(table, cards)
     from ..backtesting import backtest as run_backtest
+    from ..backtesting import split_label
 
     say(f"backtesting {len(table)} runs from {runs}: cards {', '.join(card or ['chinchilla'])}, "
-              f"methods {', '.join(methods)}, cutoffs {', '.join(f'{c:.3g}' for c in cutoffs)}")
-    result = run_backtest(table, cards, [float(c) for c in cutoffs], methods=methods, seed=seed,
+              f"methods {', '.join(methods)}, splits "
+              f"{', '.join([*(f'C <= {c:.3g} FLOPs' for c in cutoffs), *(f'N <= {n:.3g} parameters' for n in sizes)])}")
+    result = run_backtest(table, cards, [float(c) for c in cutoffs], max_params=[float(n) for n in sizes],
+                          methods=methods, seed=seed,
                           executor=scheduler, workers=workers,
                           fit_kwargs={"chains": chains, "warmup": warmup, "draws": draws, "bootstrap": bootstrap})
     for r in result.records():
@@ -140,7 +149,7 @@ def backtest(
                       if r["method"] == "huber" else
                       "R-hat, bulk ESS, divergences or tree depth; raise --draws/--warmup or inspect it with "
                       "`bayes-scaling fit` and `summary`")
-            warn(f"{r['card']} ({r['method']}) at cutoff {r['cutoff']:.3g}: the fit failed its checks: {advice}")
+            warn(f"{r['card']} ({r['method']}) fitted on {split_label(r)}: the fit failed its checks: {advice}")
     if plot is not None:
         save_figure(plot_calibration(result), plot)
         say(f"saved calibration curves to {plot}")
@@ -149,12 +158,12 @@ def backtest(
     elif fmt == "csv":
         sys.stdout.write(result.table.to_csv(index=False))
     else:
-        rows = [[r["card"], r["method"], f"{r['cutoff']:.3g}", str(r["n_train"]), str(r["n_test"]),
+        rows = [[r["card"], r["method"], split_label(r), str(r["n_train"]), str(r["n_test"]),
                  f"{r['coverage_50']:.0%}", f"{r['coverage_90']:.0%}", f"{r['median_width_90']:.2%}",
                  f"{r['mean_log_pred_density']:.2f}", f"{r['crps']:.4f}", f"{r['median_abs_error']:.4f}"]
                 for r in result.records()]
-        _print_table("Backtest: fit on C <= cutoff, predict the larger runs (loss in nats/token)",
-                     ["card", "method", "cutoff (FLOPs)", "fitted", "held out", "50% covered", "90% covered",
+        _print_table("Backtest: fit below each split, predict the larger runs (loss in nats/token)",
+                     ["card", "method", "fitted on", "fitted", "held out", "50% covered", "90% covered",
                       "90% width / loss", "mean log density", "CRPS", "median |error|"], rows)
 
 

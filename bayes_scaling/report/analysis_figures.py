@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..backtesting import BacktestResult
+from ..backtesting import BacktestResult, split_label
 from ..errors import InputError
 
 
@@ -31,18 +31,18 @@ def plot_calibration(result: BacktestResult | Sequence[Mapping[str, Any]]) -> Fi
         ``bayes-scaling backtest --format json``).
     """
     records = result.records() if isinstance(result, BacktestResult) else list(result)
-    cutoffs = sorted({float(r["cutoff"]) for r in records})
-    fig = Figure(figsize=(3.6 * len(cutoffs), 3.6), layout="constrained")
-    axes = fig.subplots(1, len(cutoffs), squeeze=False)[0]
-    for ax, cutoff in zip(axes, cutoffs, strict=True):
+    splits = sorted({(str(r.get("split", "compute")), float(r["cutoff"])) for r in records})
+    fig = Figure(figsize=(3.6 * len(splits), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(splits), squeeze=False)[0]
+    for ax, (kind, cutoff) in zip(axes, splits, strict=True):
         ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--")
         ax.axhspan(0.85, 0.95, xmin=0.85, xmax=0.95, color="0.9", zorder=0)
-        at = [r for r in records if float(r["cutoff"]) == cutoff]
+        at = [r for r in records if str(r.get("split", "compute")) == kind and float(r["cutoff"]) == cutoff]
         for r in at:
             curve = r["calibration"]
             ax.plot([c["level"] for c in curve], [c["coverage"] for c in curve], marker="o", ms=3,
                     label=f"{r['card']} ({r['method']})")
-        ax.set(title=f"fit on C ≤ {cutoff:.3g} FLOPs ({at[0]['n_test']} held out)", xlabel="nominal level",
+        ax.set(title=f"fit on {split_label(at[0])} ({at[0]['n_test']} held out)", xlabel="nominal level",
                xlim=(0, 1), ylim=(0, 1.02), aspect="equal")
     axes[0].set_ylabel("held-out runs covered")
     axes[0].legend(fontsize="small", loc="upper left")

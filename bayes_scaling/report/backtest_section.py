@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..backtesting import RECORD_KEYS, BacktestResult
+from ..backtesting import RECORD_KEYS, SPLIT_KINDS, BacktestResult, split_label
 from ..errors import InputError
 from .analysis_figures import plot_calibration
 from .content import ReportContext
@@ -61,7 +61,7 @@ def backtest_records(source: BacktestSource) -> list[dict[str, Any]]:
     for i, record in enumerate(source):
         if not isinstance(record, Mapping):
             raise InputError(f"{label}: record {i + 1} is not an object")
-        missing = [k for k in (*RECORD_KEYS, "calibration") if k not in record]
+        missing = [k for k in (*RECORD_KEYS, "calibration") if k not in record and k not in _OPTIONAL]
         if missing:
             raise InputError(f"{label}: record {i + 1} lacks {', '.join(missing)} (write it with "
                              "`bayes-scaling backtest --format json`)")
@@ -73,6 +73,8 @@ def backtest_records(source: BacktestSource) -> list[dict[str, Any]]:
 #: Value types of a record's keys: text, a count, a number, or a number that may be null (non-finite).
 _TEXT, _COUNTS = ("card", "method"), ("n_train", "n_test")
 _NUMBERS = ("cutoff", "coverage_50", "coverage_90")
+#: Keys that records written before size splits existed lack (they are compute cutoffs).
+_OPTIONAL = ("split", "max_params")
 
 
 def _is_number(value: Any) -> bool:
@@ -94,8 +96,10 @@ def _check_record(label: str, number: int, record: Mapping[str, Any]) -> None:
     for key in _NUMBERS:
         if not _is_number(record[key]):
             raise wrong(key, "a number")
-    for key in set(RECORD_KEYS) - set(_TEXT) - set(_COUNTS) - set(_NUMBERS):
-        if record[key] is not None and not _is_number(record[key]):
+    if record.get("split", "compute") not in SPLIT_KINDS:
+        raise wrong("split", f"one of {', '.join(SPLIT_KINDS)}")
+    for key in set(RECORD_KEYS) - set(_TEXT) - set(_COUNTS) - set(_NUMBERS) - {"split"}:
+        if record.get(key) is not None and not _is_number(record[key]):
             raise wrong(key, "a number (or null)")
     curve = record["calibration"]
     if not isinstance(curve, list) or not all(
@@ -106,18 +110,18 @@ def _check_record(label: str, number: int, record: Mapping[str, Any]) -> None:
 def backtest_section(ctx: ReportContext, *, records: Sequence[Mapping[str, Any]]) -> Section:
     """The "Backtest" section from backtest records (see :func:`backtest_records`)."""
     del ctx  # the section depends on the backtest only
-    headers = ["card", "method", "cutoff (FLOPs)", "fitted / held out", "90% covered", "50% covered",
+    headers = ["card", "method", "fitted on", "fitted / held out", "90% covered", "50% covered",
                "median 90% width", "log pred. density", "CRPS"]
     def num(value: Any, spec: str, suffix: str = "") -> str:
         return "n/a" if value is None else f"{value:{spec}}{suffix}"
 
-    rows = [[r["card"], r["method"], f"{float(r['cutoff']):.3g}", f"{r['n_train']} / {r['n_test']}",
+    rows = [[r["card"], r["method"], split_label(r), f"{r['n_train']} / {r['n_test']}",
              f"{r['coverage_90']:.0%} ({round(r['coverage_90'] * r['n_test'])}/{r['n_test']})",
              f"{r['coverage_50']:.0%}", num(r["median_width_90"], ".2%", " of the loss"),
              num(r["mean_log_pred_density"], ".2f"), num(r["crps"], ".4f")] for r in records]
     body = figure(plot_calibration(records), "Calibration curves of the backtest",
-                  "Each line: a card and method fitted on the runs below a compute cutoff; the share of the runs "
-                  "above it (held out) inside each central predictive interval, against the interval's level. "
+                  "Each line: a card and method fitted on the runs below a compute cutoff (or a model size); the "
+                  "share of the runs above it (held out) inside each central predictive interval, against the interval's level. "
                   "On the dashed diagonal the intervals are honest; below it they are overconfident. Grey box: "
                   "85-95% coverage of the 90% interval.")
     body += table(headers, rows)
