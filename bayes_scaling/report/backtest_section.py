@@ -121,7 +121,8 @@ def backtest_section(ctx: ReportContext, *, records: Sequence[Mapping[str, Any]]
              num(r["mean_log_pred_density"], ".2f"), num(r["crps"], ".4f")] for r in records]
     body = figure(plot_calibration(records), "Calibration curves of the backtest",
                   "Each line: a card and method fitted on the runs below a compute cutoff (or a model size); the "
-                  "share of the runs above it (held out) inside each central predictive interval, against the interval's level. "
+                  "share of the runs above it (held out) inside each central predictive interval, against the "
+                  "interval's level. "
                   "On the dashed diagonal the intervals are honest; below it they are overconfident. Grey box: "
                   "85-95% coverage of the 90% interval.")
     body += table(headers, rows)
