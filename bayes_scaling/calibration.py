@@ -41,6 +41,7 @@ from .model import covariates, law_parameters
 from .nuts import Schedule
 from .prediction import heldout_covariates
 from .sampling import fit_law, fit_law_subsets
+from .simulate import EXAMPLE_TRUTH, chinchilla_loss
 
 #: Even grid of tau (log loss per √e-fold) on which every setting's posterior is computed.
 TAU_GRID = np.linspace(0.0, 0.2, 801)
@@ -475,3 +476,154 @@ def leave_one_table_out(evidence: Sequence[SplitEvidence], candidates: Sequence[
         out.append(scores.assign(chosen=[setting.to_dict()] * len(scores),
                                  chosen_on=[sorted({ev.table for ev in rest})] * len(scores)))
     return pd.concat(out, ignore_index=True)
+
+
+#: Share of a table's runs each default split holds out: compute cutoffs at these upper quantiles of
+#: compute, and a size split holding out at least the first share of runs among the largest models.
+HELD_OUT_SHARES = (0.15, 0.3)
+#: Noise (sd of log loss) of the exact-law twin of each table (:func:`exact_twin`).
+TWIN_NOISE = 0.005
+
+
+def default_splits(runs: pd.DataFrame) -> list[Split]:
+    """Backtest splits of a table: two compute cutoffs (about 15% and 30% of runs held out) and a size split.
+
+    A split is kept only when it leaves at least :data:`bayes_scaling.data.MIN_RUNS` runs to
+    fit and 3 to predict; the size split holds out the largest model sizes that make up at
+    least 15% of the runs (none when the table has a single size).
+    """
+    flops, params = runs["flops"].to_numpy(float), runs["params"].to_numpy(float)
+    out = []
+    for share in HELD_OUT_SHARES:
+        limit = float(np.quantile(flops, 1 - share))
+        out.append(Split("compute", float(f"{limit:.3g}")))
+    sizes = np.unique(params)[::-1]
+    for k in range(1, len(sizes)):
+        if (params >= sizes[k - 1]).mean() >= HELD_OUT_SHARES[0]:
+            out.append(Split("params", float(np.sqrt(sizes[k] * sizes[k - 1]))))  # between two sizes
+            break
+    kept = []
+    for split in out:
+        train, test = split.divide(runs)
+        if len(train) >= MIN_RUNS and len(test) >= 3 and split not in kept:
+            kept.append(split)
+    return kept
+
+
+def exact_twin(runs: pd.DataFrame, seed: int = 0, noise: float = TWIN_NOISE) -> pd.DataFrame:
+    """The table's design (N, D) with losses from an exactly right law (Besiroglu et al.'s fit) and noise.
+
+    On it a discrepancy can only cost width (:func:`widening`): the guarantee the chosen
+    setting must keep.
+    """
+    rng = np.random.default_rng(seed)
+    law = chinchilla_loss(runs["params"].to_numpy(float), runs["tokens"].to_numpy(float), EXAMPLE_TRUTH)
+    twin = runs[[c for c in runs.columns if c not in ("loss",)]].assign(
+        loss=law * np.exp(noise * rng.standard_normal(len(runs))))
+    twin.attrs = dict(runs.attrs)
+    return twin
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What :func:`calibrate` learnt.
+
+    Attributes
+    ----------
+    card : ModelCard
+        The input card with the chosen ``[discrepancy]`` and a ``[calibration]`` record.
+    setting : Setting
+        The chosen hyperparameters.
+    candidates : DataFrame
+        Every candidate's objective and widening (:func:`choose_setting`).
+    before, after : DataFrame
+        Scores per table and split (:func:`split_scores`) of the input card's discrepancy and of the chosen one.
+    """
+
+    card: ModelCard
+    setting: Setting
+    candidates: pd.DataFrame
+    before: pd.DataFrame
+    after: pd.DataFrame
+
+
+def setting_of(card: ModelCard) -> Setting:
+    """The :class:`Setting` of a card's discrepancy (a HalfNormal prior of tau); plain when it has none."""
+    d = card.discrepancy
+    if d is None:
+        return Setting(1e-9, None, False, ("compute",))
+    if d.prior.dist != "HalfNormal":
+        raise InputError(f"card {card.name!r}: calibrate compares HalfNormal priors of tau; its [discrepancy] has "
+                         f"{d.prior.dist}")
+    return Setting(float(d.prior.kwargs["scale"]), d.misfit_ratio, bool(d.calibrate), d.directions, d.misfit_window)
+
+
+def calibrate(tables: Mapping[str, pd.DataFrame], card: str | ModelCard = "chinchilla", *,
+              splits: Mapping[str, Sequence[Split]] | None = None, candidates: Sequence[Setting] | None = None,
+              exact: bool = True, seed: int = 0, schedule: Schedule = INNER_SCHEDULE) -> Calibration:
+    """Learn a card's model discrepancy from a team's own tables of runs.
+
+    Each table is backtested at its splits (the plain law fitted once per split,
+    :func:`split_evidence`), every candidate setting is scored on all of them, and the one
+    of best :func:`objective` whose widening on exact-law twins of the tables stays within
+    :data:`MAX_WIDENING` is written into the card.
+
+    Parameters
+    ----------
+    tables : mapping of str to DataFrame
+        Validated run tables by name (at least one; two or more to learn what transfers).
+    card : str or ModelCard, default "chinchilla"
+        The law and priors; its current discrepancy is scored as "before".
+    splits : mapping of str to sequence of Split, optional
+        Backtest splits per table; default :func:`default_splits`.
+    candidates : sequence of Setting, optional
+        Default :func:`candidate_settings`.
+    exact : bool, default True
+        Fit the exact-law twin of each table (:func:`exact_twin`, first split) to keep the
+        widening guarantee; ``False`` skips it (faster, no guarantee).
+    seed : int, default 0
+    schedule : Schedule
+        Of every fit.
+
+    Returns
+    -------
+    Calibration
+    """
+    base = load_card(card) if isinstance(card, str) else card
+    if not tables:
+        raise InputError("calibrate needs at least one run table")
+    evidence, twins = [], []
+    for k, (name, runs) in enumerate(tables.items()):
+        chosen = list(splits[name]) if splits and name in splits else default_splits(runs)
+        if not chosen:
+            raise InputError(f"{name}: no backtest split leaves {MIN_RUNS} runs to fit and 3 to predict; "
+                             "it needs more runs or more than one compute budget")
+        evidence += [split_evidence(runs, base, s, table=name, seed=seed, schedule=schedule) for s in chosen]
+        if exact:
+            twins.append(split_evidence(exact_twin(runs, seed + k), base, chosen[0], table=f"exact-{name}",
+                                        seed=seed, schedule=schedule))
+    setting, table = choose_setting(evidence, candidates, exact=twins, seed=seed)
+    before = split_scores(evidence, setting_of(base), seed=seed)
+    after = split_scores(evidence, setting, seed=seed)
+    record = {
+        "tables": list(tables),
+        "splits": [f"{ev.table}: {ev.split.label}" for ev in evidence],
+        "n_test": [int(n) for n in after["n_test"]],
+        "coverage_90_before": [round(float(v), 4) for v in before["coverage_90"]],
+        "coverage_90_after": [round(float(v), 4) for v in after["coverage_90"]],
+        "coverage_50_before": [round(float(v), 4) for v in before["coverage_50"]],
+        "coverage_50_after": [round(float(v), 4) for v in after["coverage_50"]],
+        "log_pred_density_before": [round(float(v), 4) for v in before["mean_log_pred_density"]],
+        "log_pred_density_after": [round(float(v), 4) for v in after["mean_log_pred_density"]],
+        "objective_before": round(objective(before), 4), "objective_after": round(objective(after), 4),
+        "candidates": len(table),
+        "widening_exact": round(float(np.median([widening(ev, setting) for ev in twins])), 4) if exact
+        else "not checked",
+    }
+    discrepancy = dataclasses.replace(setting.discrepancy(), prior=Prior(
+        "HalfNormal", {"scale": setting.scale},
+        f"Learnt by `bayes-scaling calibrate` from {len(evidence)} backtest splits of {', '.join(tables)}: the "
+        "setting of best mean log predictive density (see [calibration])."))
+    learnt = dataclasses.replace(base, discrepancy=discrepancy, calibration=record)
+    learnt = dataclasses.replace(learnt, text=learnt.to_toml())
+    return Calibration(learnt, setting, table, before, after)

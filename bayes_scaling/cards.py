@@ -34,7 +34,7 @@ DISTRIBUTIONS: tuple[str, ...] = (
 LIKELIHOODS = ("student_t", "normal")
 #: Keyword arguments that must be positive in every distribution that takes them.
 _POSITIVE_KWARGS = frozenset({"scale", "rate", "concentration", "concentration0", "concentration1", "df"})
-_TOP_KEYS = {"card", "priors", "likelihood", "references", "pooling", "discrepancy"}
+_TOP_KEYS = {"card", "priors", "likelihood", "references", "pooling", "discrepancy", "calibration"}
 #: Run-table column whose labels define the groups of a pooled card.
 GROUP_COLUMN = "group"
 
@@ -175,6 +175,9 @@ class ModelCard:
         or ``None`` for the law alone.
     references : dict
         Literature point values, ``{"hoffmann2022": {"label": ..., "E": 1.69, ...}}``.
+    calibration : dict
+        How the discrepancy was learnt across tables (``[calibration]``, written by
+        :func:`bayes_scaling.calibrate`: tables, splits, scores before and after); empty otherwise.
     description : str
         One paragraph for reports.
     text : str
@@ -192,6 +195,7 @@ class ModelCard:
     pooling: Pooling | None = None
     discrepancy: Discrepancy | None = None
     references: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     text: str = ""
     source: str = ""
@@ -222,6 +226,8 @@ class ModelCard:
                                   **({"misfit_window": d.misfit_window} if d.misfit_window is not None else {})}
         if self.references:
             out["references"] = {k: dict(v) for k, v in self.references.items()}
+        if self.calibration:
+            out["calibration"] = dict(self.calibration)
         return out
 
     def to_toml(self) -> str:
@@ -377,6 +383,10 @@ def parse_card(text: str, *, source: str = "<card>", check_distributions: bool =
             nu = _prior(spec, "[likelihood.nu]", problems, check)
     pooling = _pooling(data["pooling"], law, priors, problems, check) if "pooling" in data else None
     discrepancy = _discrepancy(data["discrepancy"], problems, check) if "discrepancy" in data else None
+    calibration = data.get("calibration", {})
+    if not isinstance(calibration, dict):
+        problems.append("[calibration]: must be a table (written by `bayes-scaling calibrate`)")
+        calibration = {}
     references = data.get("references", {}) if isinstance(data.get("references", {}), dict) else {}
     for ref, values in references.items():
         if not isinstance(values, dict):
@@ -394,6 +404,7 @@ def parse_card(text: str, *, source: str = "<card>", check_distributions: bool =
         pooling=pooling,
         discrepancy=discrepancy,
         references=references,
+        calibration=calibration,
         description=str(meta.get("description", "")),
         text=text,
         source=source,

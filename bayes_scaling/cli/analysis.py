@@ -234,3 +234,66 @@ def sensitivity(
 
 
 #: Columns ``decide`` shows per answer; a column with ``_lo``/``_hi`` siblings shows its interval.
+
+
+#: First line of a card written by ``calibrate`` (such a file may be replaced by the next run).
+CALIBRATED_HEADER = "# Model card written by `bayes-scaling calibrate`"
+
+
+@app.command()
+def calibrate(
+    runs: Annotated[list[Path], typer.Argument(
+        help="Run tables of past scaling studies (CSV or Parquet with params, tokens or flops, loss); two or more "
+             "to learn what transfers between studies.")],
+    out: Annotated[Path, typer.Option(help="Where to write the learnt model card (.toml).")],
+    card: Annotated[str, typer.Option(
+        help="Card whose law and priors to keep (bundled name or .toml path); its discrepancy is replaced.")]
+    = "chinchilla",
+    exact: Annotated[bool, typer.Option(
+        help="Also fit an exact-law twin of each table, so the learnt discrepancy widens intervals at most "
+             "1.25x where the law is right (one more fit per table).")] = True,
+    seed: Annotated[int, typer.Option(help="Random seed of every fit.")] = 0,
+    column: ColumnOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Learn the model discrepancy (how far intervals widen beyond the data) from your own tables of runs.
+
+    Each table is backtested at two compute cutoffs and one model-size split; every
+    candidate setting of the discrepancy is scored on all of them by log predictive
+    density, and the best is written into a copy of the card with a [calibration] record
+    (tables, splits, coverage and density before and after). Use the card with
+    `bayes-scaling fit RUNS --card OUT`.
+    """
+    from ..calibration import calibrate as learn
+    from ..cards import load_card
+    from ..data import load_runs
+    from ..files import check_output, write_atomically
+
+    _check_format(fmt)
+    if len(set(runs)) != len(runs):
+        raise InputError("calibrate: a run table is given twice; give each study's table once")
+    target = check_output(out, option="--out", what="calibrated card", example="my-card.toml", suffixes=(".toml",),
+                          inputs=runs, is_ours=lambda p: p.read_text(encoding="utf-8", errors="replace")
+                          .startswith(CALIBRATED_HEADER))
+    base = load_card(card)
+    names = [str(p.stem) for p in runs]
+    if len(set(names)) != len(names):
+        names = [str(p) for p in runs]
+    tables = {name: load_runs(path, _columns(column)) for name, path in zip(names, runs, strict=True)}
+    check_covariates(next(iter(tables.values())), [base])
+    say(f"calibrating card {base.name!r} on {len(tables)} table(s): {', '.join(names)}")
+    result = learn(tables, base, exact=exact, seed=seed)
+    text = f"{CALIBRATED_HEADER} from {', '.join(names)}\n" + result.card.text
+    write_atomically({target: lambda tmp: tmp.write_text(text, encoding="utf-8")})
+    say(f"saved the calibrated card to {target}")
+    rows = [[r["table"], r["split"], str(int(r["n_test"])), f"{b['coverage_90']:.0%} -> {r['coverage_90']:.0%}",
+             f"{b['coverage_50']:.0%} -> {r['coverage_50']:.0%}",
+             f"{b['mean_log_pred_density']:.2f} -> {r['mean_log_pred_density']:.2f}"]
+            for (_, r), (_, b) in zip(result.after.iterrows(), result.before.iterrows(), strict=True)]
+    if fmt == "json":
+        _json({"card": str(target), "setting": result.setting.to_dict(), "calibration": result.card.calibration})
+    elif fmt == "csv":
+        sys.stdout.write(result.after.to_csv(index=False))
+    else:
+        _print_table(f"Backtests before (card {base.name!r}) -> after (learnt)",
+                     ["table", "split", "held out", "90% covered", "50% covered", "log pred. density"], rows)
