@@ -253,6 +253,9 @@ def calibrate(
         help="Also fit an exact-law twin of each table, so the learnt discrepancy widens intervals at most "
              "1.25x where the law is right (one more fit per table).")] = True,
     seed: Annotated[int, typer.Option(help="Random seed of every fit.")] = 0,
+    chains: ChainsOpt = 4,
+    warmup: WarmupOpt = 1000,
+    draws: DrawsOpt = 1000,
     column: ColumnOpt = None,
     fmt: FormatOpt = "table",
 ) -> None:
@@ -268,8 +271,10 @@ def calibrate(
     from ..cards import load_card
     from ..data import load_runs
     from ..files import check_output, write_atomically
+    from ..nuts import Schedule
 
     _check_format(fmt)
+    check_sampler(chains=chains, warmup=warmup, draws=draws, seed=seed, method="nuts", bootstrap=1)
     if len(set(runs)) != len(runs):
         raise InputError("calibrate: a run table is given twice; give each study's table once")
     target = check_output(out, option="--out", what="calibrated card", example="my-card.toml", suffixes=(".toml",),
@@ -282,7 +287,7 @@ def calibrate(
     tables = {name: load_runs(path, _columns(column)) for name, path in zip(names, runs, strict=True)}
     check_covariates(next(iter(tables.values())), [base])
     say(f"calibrating card {base.name!r} on {len(tables)} table(s): {', '.join(names)}")
-    result = learn(tables, base, exact=exact, seed=seed)
+    result = learn(tables, base, exact=exact, seed=seed, schedule=Schedule(chains, warmup, draws, 0.9))
     text = f"{CALIBRATED_HEADER} from {', '.join(names)}\n" + result.card.text
     write_atomically({target: lambda tmp: tmp.write_text(text, encoding="utf-8")})
     say(f"saved the calibrated card to {target}")

@@ -1,0 +1,157 @@
+"""Calibration across tables: settings scored from evidence, chosen on some tables, judged on others."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import bayes_scaling as bs
+from bayes_scaling import calibration as cal
+from bayes_scaling.backtesting import Split
+from bayes_scaling.cards import parse_card
+
+ALL = cal.DIRECTIONS
+
+
+def _evidence(table: str, tau_true: float, seed: int, *, n_test: int = 30, draws: int = 400,
+              noise: float = 0.004) -> cal.SplitEvidence:
+    """A split whose held-out runs drift from the law by s·√d, s ~ Normal(0, tau_true²): a known discrepancy.
+
+    The law's draws are exact (no parameter uncertainty); runs lie 0.5-4 e-folds of compute
+    beyond the fitted region. No fit is run: the evidence is constructed.
+    """
+    rng = np.random.default_rng(seed)
+    fitted = np.column_stack([np.log(np.geomspace(1e8, 1e9, 20)), np.log(np.geomspace(2e9, 2e10, 20))])
+    distance = rng.uniform(0.5, 4.0, n_test)
+    # held out along the compute diagonal: half the distance in N and half in D
+    log_n = fitted[:, 0].max() + distance / 2
+    log_d = fitted[:, 1].max() + distance / 2
+    truth = 1.0 + 0.01 * rng.standard_normal(n_test)
+    observed = truth + rng.normal(0, tau_true) * np.sqrt(distance) + noise * rng.standard_normal(n_test)
+    heldout = cal.Predictions(np.tile(truth, (draws, 1)), np.full(draws, noise), None, observed, log_n, log_d, fitted)
+    return cal.SplitEvidence(table, Split("compute", 1e20), 20, heldout, [], np.zeros(20), fitted)
+
+
+def test_a_setting_is_scored_on_its_predictive_distribution():
+    ev = _evidence("t", 0.0, 0)
+    plain = cal.split_scores([ev], cal.Setting(1e-9, None, False, ALL))
+    wide = cal.split_scores([ev], cal.Setting(0.04, None, False, ALL))
+    # the law is exact here: the discrepancy can only widen the intervals and lower the density
+    assert wide.loc[0, "median_width_90"] > 2 * plain.loc[0, "median_width_90"]
+    assert wide.loc[0, "mean_log_pred_density"] < plain.loc[0, "mean_log_pred_density"]
+    # the fast density agrees with the full scores
+    assert cal.mean_log_predictive_density(ev, cal.Setting(0.04, None, False, ALL)) == pytest.approx(
+        wide.loc[0, "mean_log_pred_density"], rel=1e-12)
+    assert cal.widening(ev, cal.Setting(1e-9, None, False, ALL)) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_the_prior_scale_of_a_known_discrepancy_is_recovered_across_tables():
+    # eight tables whose held-out runs drift with tau = 0.02 per √e-fold: the search must find 0.02,
+    # not the narrower or wider candidates
+    evidence = [_evidence(f"t{k}", 0.02, k) for k in range(8)]
+    candidates = [cal.Setting(s, None, False, ALL) for s in (0.005, 0.01, 0.02, 0.04, 0.08)]
+    best, table = cal.choose_setting(evidence, candidates)
+    assert best.scale == 0.02, table
+    exact = [_evidence(f"e{k}", 0.0, 100 + k, noise=0.02) for k in range(3)]  # sd ratio 1.06 at 0.005, 3.3 at 0.08
+    # with exact-law twins, settings that widen them more than 1.25x are not eligible
+    _, table = cal.choose_setting(evidence, candidates, exact=exact)
+    assert not table.loc[table["scale"] == 0.08, "eligible"].item()
+    assert table.loc[table["scale"] == 0.005, "eligible"].item()
+
+
+def test_leave_one_table_out_scores_each_table_with_a_setting_chosen_without_it():
+    evidence = [_evidence("narrow-a", 0.005, 1), _evidence("narrow-b", 0.005, 2), _evidence("wide", 0.04, 3)]
+    candidates = [cal.Setting(s, None, False, ALL) for s in (0.005, 0.04)]
+    loto = cal.leave_one_table_out(evidence, candidates)
+    for _, row in loto.iterrows():
+        assert row["table"] not in row["chosen_on"]
+    # the wide table is judged by the narrow tables' choice, so its intervals are too narrow there
+    wide = loto[loto["table"] == "wide"].iloc[0]
+    assert wide["chosen"]["scale"] == 0.005 and wide["coverage_90"] < 0.8
+    # and each row equals scoring the left-out table with the setting chosen on the others
+    chosen, _ = cal.choose_setting(evidence[:2], candidates)
+    direct = cal.split_scores([evidence[2]], chosen)
+    assert wide["mean_log_pred_density"] == pytest.approx(direct.loc[0, "mean_log_pred_density"], rel=1e-12)
+    with pytest.raises(bs.InputError, match="at least two tables"):
+        cal.leave_one_table_out(evidence[:1], candidates)
+
+
+def test_default_splits_hold_out_the_largest_runs_by_compute_and_by_size(example_runs):
+    splits = cal.default_splits(example_runs)
+    kinds = [s.kind for s in splits]
+    assert kinds.count("compute") == 2 and kinds.count("params") == 1
+    for split in splits:
+        train, test = split.divide(example_runs)
+        column = "flops" if split.kind == "compute" else "params"
+        assert train[column].max() <= split.limit < test[column].min()
+        assert len(train) >= 8 and len(test) >= 3
+
+
+def test_misfit_evidence_only_counts_the_runs_within_the_window():
+    rng = np.random.default_rng(0)
+    fitted = np.column_stack([rng.uniform(18, 22, 60), rng.uniform(20, 24, 60)])
+    resid = 0.002 * rng.standard_normal(60)
+    far = fitted.sum(axis=1) < fitted.sum(axis=1).max() - 2
+    resid[far] += 0.05 * np.sin(3 * fitted[far, 0])             # a large misfit far below the frontier only
+    everywhere = cal.misfit_evidence(resid, fitted)
+    frontier = cal.misfit_evidence(resid, fitted, window=2.0)
+    assert cal.ETA_GRID[np.argmax(everywhere)] > 0.01
+    assert cal.ETA_GRID[np.argmax(frontier)] < 0.004
+
+
+@pytest.mark.slow
+def test_calibrate_on_exact_law_tables_learns_a_small_discrepancy_and_writes_a_valid_card(tmp_path):
+    tables = {f"study{k}": bs.load_runs(bs.simulate_runs(seed=k, noise=0.005)) for k in range(2)}
+    candidates = [cal.Setting(s, r, True, ALL, w) for s in (0.005, 0.02) for r, w in ((None, None), (2.0, 2.0))]
+    schedule = cal.Schedule(2, 300, 300, 0.9)
+    result = bs.calibrate(tables, "chinchilla", candidates=candidates, schedule=schedule)
+    card = parse_card(result.card.text, source="learnt.toml")
+    assert card.discrepancy == result.card.discrepancy and card.calibration["tables"] == ["study0", "study1"]
+    assert len(card.calibration["coverage_90_after"]) == len(card.calibration["splits"]) == len(result.after)
+    # the law is exactly right: the learnt tau (posterior mean on the tables' own splits) stays below 0.005
+    assert result.setting.scale == 0.005
+    assert result.after["tau_mean"].max() < 0.005
+    assert result.card.calibration["widening_exact"] <= cal.MAX_WIDENING
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_porian_misfit_sits_far_below_the_frontier_and_the_window_removes_it():
+    from tests.conftest import real_data_path
+    from tests.real_tables import SHARED_DATA, porian
+
+    real_data_path(SHARED_DATA / "porian_isoflop.csv")
+    runs = porian("rw_cosine")
+    ev = cal.split_evidence(runs, "chinchilla", Split("compute", 5e18), table="porian-rw",
+                            schedule=cal.Schedule(2, 400, 400, 0.9))
+    # all 70 runs: the under-trained smallest-budget runs miss the law by several percent
+    assert cal.ETA_GRID[np.argmax(ev.misfit(None))] > 0.03
+    # within 2 e-folds of the largest compute the law fits to within ~1%
+    assert cal.ETA_GRID[np.argmax(ev.misfit(2.0))] < 0.015
+    old = cal.Setting(0.015, 1.3, True, ("compute",))
+    new = bs.load_card("chinchilla")
+    new_scores = cal.split_scores([ev], cal.setting_of(new))
+    old_scores = cal.split_scores([ev], old)
+    # the 90% intervals of the default card are now less than half as wide, and still cover most runs
+    assert new_scores.loc[0, "median_width_90"] < 0.5 * old_scores.loc[0, "median_width_90"]
+    assert new_scores.loc[0, "coverage_90"] >= 0.8
+    assert new_scores.loc[0, "mean_log_pred_density"] > old_scores.loc[0, "mean_log_pred_density"]
+    assert math.isfinite(new_scores.loc[0, "crps"])
+
+
+def test_calibrate_cli_refuses_a_table_given_twice_and_a_foreign_output(tmp_path, capsys):
+    from bayes_scaling.cli import main
+
+    table = tmp_path / "runs.csv"
+    bs.simulate_runs(seed=0).to_csv(table, index=False)
+    before = table.read_bytes()
+    assert main(["calibrate", str(table), str(table), "--out", str(tmp_path / "c.toml")]) == 2
+    assert "given twice" in capsys.readouterr().err
+    foreign = tmp_path / "mine.toml"
+    foreign.write_text("[card]\nname = 'mine'\n")
+    assert main(["calibrate", str(table), "--out", str(foreign)]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert foreign.read_text() == "[card]\nname = 'mine'\n" and table.read_bytes() == before
+    assert not (tmp_path / "c.toml").exists()
