@@ -124,12 +124,12 @@ def test_pooling_parametrisation_is_validated_and_names_the_latent_site():
 
 
 def test_discrepancy_directions_and_misfit_window_round_trip_and_bad_values_are_named():
-    card = bs.load_card("chinchilla")
+    card = load_card("chinchilla")
     assert card.discrepancy.directions == ("compute", "params", "tokens") and card.discrepancy.misfit_window == 2.0
-    assert bs.cards.parse_card(card.to_toml()).discrepancy == card.discrepancy
+    assert parse_card(card.to_toml()).discrepancy == card.discrepancy
     text = card.to_toml().replace('directions = ["compute", "params", "tokens"]', 'directions = ["width"]')
-    with pytest.raises(bs.CardError, match=r"\[discrepancy\] directions"):
-        bs.cards.parse_card(text)
+    with pytest.raises(CardError, match=r"\[discrepancy\] directions"):
+        parse_card(text)
     text = card.to_toml().replace("misfit_window = 2.0", "misfit_window = -1")
-    with pytest.raises(bs.CardError, match=r"\[discrepancy\] misfit_window"):
-        bs.cards.parse_card(text)
+    with pytest.raises(CardError, match=r"\[discrepancy\] misfit_window"):
+        parse_card(text)
