@@ -231,9 +231,8 @@ def split_evidence(runs: pd.DataFrame, card: str | ModelCard, split: Split, *, t
     if len(train) < MIN_RUNS or len(test) == 0:
         raise InputError(f"{table or 'runs'}: split {split.label} leaves {len(train)} runs to fit and {len(test)} to "
                          f"predict; it needs at least {MIN_RUNS} and 1")
-    options = {"chains": schedule.chains, "warmup": schedule.warmup, "draws": schedule.draws,
-               "target_accept": schedule.target_accept}
-    fit = fit_law(train, plain, seed=seed, param_count=param_count, **options)
+    fit = fit_law(train, plain, seed=seed, param_count=param_count, chains=schedule.chains, warmup=schedule.warmup,
+                  draws=schedule.draws, target_accept=schedule.target_accept)
     heldout = predictions(fit, test)
     log_flops = np.log(train["flops"].to_numpy(float))
     subsets, tests = [], []
@@ -244,7 +243,9 @@ def split_evidence(runs: pd.DataFrame, card: str | ModelCard, split: Split, *, t
             tests.append(train[~below].reset_index(drop=True))
     inner = []
     if subsets:
-        fits = fit_law_subsets(train, plain, subsets, seed=seed + 101, param_count=param_count, **options)
+        fits = fit_law_subsets(train, plain, subsets, seed=seed + 101, param_count=param_count,
+                               chains=schedule.chains, warmup=schedule.warmup, draws=schedule.draws,
+                               target_accept=schedule.target_accept)
         inner = [predictions(f, t) for f, t in zip(fits, tests, strict=True)]
     x = covariates(train, plain, param_count)
     resid = np.log(train["loss"].to_numpy(float)) - law_residual_mean(fit, x)

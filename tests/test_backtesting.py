@@ -87,6 +87,35 @@ def test_pit_and_calibration_of_held_out_runs_are_kept(monkeypatch):
         figure.savefig(io.BytesIO(), format="png")  # renders every artist
 
 
+def test_a_size_split_fits_the_smaller_models_and_predicts_the_larger(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "runs.csv"
+    constructed_runs().to_csv(path, index=False)
+    fitted = []
+
+    def counting_fit(train, card, **kwargs):
+        fitted.append(sorted(train["params"]))
+        return fake_fit(train, card)
+
+    monkeypatch.setattr(inference, "fit", counting_fit)
+    monkeypatch.setattr(bt, "predictive_draws", fake_predictive)
+    code = main(["backtest", str(path), "--max-params", "1e9", "--method", "nuts", "--workers", "1", "--format", "json"])
+    assert code == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    # the 9 runs of at most 1e9 parameters are fitted, the 3 larger models predicted
+    assert fitted == [[1e8, 1e8, 2e8, 2e8, 4e8, 4e8, 8e8, 8e8, 1e9]]
+    assert (record["split"], record["cutoff"], record["max_params"]) == ("params", 1e9, 1e9)
+    assert (record["n_train"], record["n_test"]) == (9, 3)
+    assert bt.split_label(record) == "N ≤ 1e+09 parameters"
+    # a compute cutoff and a size split in one backtest: two records, told apart by split
+    result = bt.backtest(bs.load_runs(constructed_runs()), cutoffs=[1e20], max_params=[1e9], methods=["nuts"],
+                         workers=1)
+    assert list(result.table["split"]) == ["compute", "params"]
+    assert [r["max_params"] for r in result.records()] == [None, 1e9]
+    assert isinstance(plot_calibration(result), Figure)
+    assert main(["backtest", str(path), "--workers", "1"]) == 2
+    assert "--max-params" in capsys.readouterr().err
+
+
 def test_a_cutoff_that_leaves_nothing_to_fit_or_predict_is_a_user_error(tmp_path, capsys):
     path = tmp_path / "runs.csv"
     constructed_runs().to_csv(path, index=False)

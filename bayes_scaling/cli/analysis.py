@@ -127,8 +127,8 @@ def backtest(
     check_figure_output(plot, [runs])
     if not cutoff and not max_params:
         raise InputError("give at least one --cutoff (FLOPs) or --max-params (parameters) at which to split the runs")
-    cutoffs = as_budgets(cutoff, what="cutoff") if cutoff else []
-    sizes = as_budgets(max_params, what="max_params") if max_params else []
+    cutoffs: list[float] = [float(c) for c in as_budgets(cutoff, what="cutoff")] if cutoff else []
+    sizes: list[float] = [float(n) for n in as_budgets(max_params, what="max_params")] if max_params else []
     table = load_runs(runs, _columns(column))
     cards = [load_card(c) for c in card or ["chinchilla"]]
     check_covariates(table, cards)

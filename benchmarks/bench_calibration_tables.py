@@ -1,0 +1,117 @@
+"""Calibration across every real table (issue #18): approach 3, plain NUTS and the default card, per table and split.
+
+For each table of ``../shared/data`` (Chinchilla, Porian RefinedWeb and OpenWebText2,
+Gemstones, OLMo ladder C4) at two compute cutoffs and one or two model-size splits:
+coverage of the 50% and 90% intervals, median 90% width, log predictive density and CRPS
+of approach 3 (Huber + bootstrap), the plain law (``chinchilla-plain``), the previous default
+discrepancy (prior 0.015, misfit ratio 1.3 on every run, compute only) and today's default
+card. Then the leave-one-table-out summary: the discrepancy's hyperparameters chosen on four
+tables (and the exact-law twins of all five) and scored on the fifth.
+
+    python benchmarks/bench_calibration_tables.py            # default schedule (4 x 1000 + 1000), ~15 min
+    python benchmarks/bench_calibration_tables.py --quick    # 2 x 400 + 400, one split per table
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import bayes_scaling as bs  # before JAX: sets the host-device flag so chains run in parallel
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import emit, machine  # noqa: E402
+
+from bayes_scaling import calibration as cal  # noqa: E402
+from bayes_scaling.backtesting import Split  # noqa: E402
+from tests.real_tables import REAL_TABLES  # noqa: E402
+
+SPLITS = {
+    "chinchilla": [Split("compute", 1e20), Split("compute", 5e20), Split("compute", 1.5e21), Split("params", 2.5e9)],
+    "porian-rw": [Split("compute", 1.6e18), Split("compute", 5e18), Split("params", 4e8)],
+    "porian-owt2": [Split("compute", 1.6e18), Split("compute", 5e18), Split("params", 4e8)],
+    "gemstones": [Split("compute", 1.5e20), Split("compute", 3.5e20), Split("params", 1.1e9)],
+    "olmo-c4": [Split("compute", 3e20), Split("compute", 1.1e21), Split("params", 8e8), Split("params", 1.3e9)],
+}
+PREVIOUS_DEFAULT = cal.Setting(0.015, 1.3, True, ("compute",), None)
+PLAIN = cal.Setting(1e-9, None, False, ("compute",), None)
+
+
+def approach3(runs: pd.DataFrame, split: Split, bootstrap: int) -> dict:
+    kwargs = {"cutoffs": [split.limit]} if split.kind == "compute" else {"max_params": [split.limit]}
+    result = bs.backtest(runs, ["chinchilla-plain"], methods=["huber"], workers=1,
+                         fit_kwargs={"bootstrap": bootstrap}, **kwargs)
+    return result.table.iloc[0].to_dict()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    schedule = cal.Schedule(2, 400, 400, 0.9) if args.quick else cal.INNER_SCHEDULE
+    bootstrap = 50 if args.quick else 200
+    emit("machine", [machine()], args.out)
+    default = cal.setting_of(bs.load_card("chinchilla"))
+    evidence, exact, rows = [], [], []
+    start = time.perf_counter()
+    for k, (name, build) in enumerate(REAL_TABLES.items()):
+        runs = build()
+        if runs is None:
+            print(f"{name}: absent (../shared/data), skipped")
+            continue
+        splits = SPLITS[name][:1] if args.quick else SPLITS[name]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for split in splits:
+                ev = cal.split_evidence(runs, "chinchilla", split, table=name, schedule=schedule)
+                evidence.append(ev)
+                a3 = approach3(runs, split, bootstrap)
+                row = {"table": name, "split": split.label, "n_test": len(ev.heldout.observed),
+                       "plain_fit_ok": ev.diagnostics_ok}
+                row.update({f"a3_{k2}": a3[k1] for k1, k2 in (("coverage_50", "c50"), ("coverage_90", "c90"),
+                            ("median_width_90", "width"), ("mean_log_pred_density", "lpd"), ("crps", "crps"))})
+                for label, setting in (("plain", PLAIN), ("previous", PREVIOUS_DEFAULT), ("default", default)):
+                    s = cal.split_scores([ev], setting).iloc[0]
+                    row.update({f"{label}_c50": s["coverage_50"], f"{label}_c90": s["coverage_90"],
+                                f"{label}_width": s["median_width_90"], f"{label}_lpd": s["mean_log_pred_density"],
+                                f"{label}_crps": s["crps"]})
+                rows.append(row)
+            twin = cal.exact_twin(runs, seed=k)
+            exact.append(cal.split_evidence(twin, "chinchilla", splits[0], table=f"exact-{name}", schedule=schedule))
+    table = pd.DataFrame(rows)
+    emit("per table and split: approach 3 (a3), plain NUTS, previous default, default card "
+         "(c50/c90: coverage of the 50%/90% intervals; width: median 90% width / loss; lpd: mean log predictive "
+         "density; crps: nats/token)", table.round(4).to_dict(orient="records"), args.out)
+    n = table["n_test"]
+    pooled = {label: {"c90": float((table[f"{label}_c90"] * n).sum() / n.sum()),
+                      "c50": float((table[f"{label}_c50"] * n).sum() / n.sum())}
+              for label in ("a3", "plain", "previous", "default")}
+    emit("pooled coverage over every split (weighted by held-out runs)",
+         [{"method": k, **{a: round(b, 3) for a, b in v.items()}} for k, v in pooled.items()], args.out)
+    widen = [cal.widening(ev, default) for ev in exact]
+    emit("exact-law twins: widening of the default over the plain fit (median sd ratio per split)",
+         [{"table": ev.table, "widening": round(w, 3)} for ev, w in zip(exact, widen, strict=True)], args.out)
+    if len({ev.table for ev in evidence}) >= 2:
+        loto = cal.leave_one_table_out(evidence, exact=exact)
+        n = loto["n_test"]
+        emit("leave-one-table-out: setting chosen without the table, scored on it",
+             loto.assign(chosen=[str(c) for c in loto["chosen"]]).drop(columns=["chosen_on"]).round(4)
+             .to_dict(orient="records"), args.out)
+        print(f"LOTO pooled 90% coverage {float((loto['coverage_90'] * n).sum() / n.sum()):.3f}, "
+              f"50% coverage {float((loto['coverage_50'] * n).sum() / n.sum()):.3f} (targets 0.85-0.95, 0.40-0.60)")
+    print(f"total {time.perf_counter() - start:.0f} s")
+    np.seterr(all="ignore")
+
+
+if __name__ == "__main__":
+    main()
