@@ -98,7 +98,8 @@ def test_a_size_split_fits_the_smaller_models_and_predicts_the_larger(tmp_path, 
 
     monkeypatch.setattr(inference, "fit", counting_fit)
     monkeypatch.setattr(bt, "predictive_draws", fake_predictive)
-    code = main(["backtest", str(path), "--max-params", "1e9", "--method", "nuts", "--workers", "1", "--format", "json"])
+    code = main(["backtest", str(path), "--max-params", "1e9", "--method", "nuts", "--workers", "1",
+                 "--format", "json"])
     assert code == 0
     (record,) = json.loads(capsys.readouterr().out)
     # the 9 runs of at most 1e9 parameters are fitted, the 3 larger models predicted
