@@ -68,12 +68,17 @@ def headline(ctx: ReportContext) -> Section:
                "misfit": "learnt from the law's misfit to the runs",
                "misfit + leave-future-out": "learnt from the law's misfit to the runs and leave-future-out splits",
                }.get(str(info.get("tau_source")), "from the card's prior")
-        note += (f" Beyond the largest run the loss carries the card's model discrepancy: s·√d in log loss, "
-                 f"d the e-folds of compute beyond the largest run, s ~ Normal(0, tau²), tau {how} (posterior mean "
-                 f"{info['tau_mean']:.4f}, 90% quantile {info['tau_q90']:.4f}).")
+        directions = ctx.fit.card.discrepancy.directions if ctx.fit.card.discrepancy else ("compute",)
+        names = {"compute": "compute", "params": "model size", "tokens": "tokens"}
+        beyond = " or ".join(names[d] for d in directions)
+        note += (f" Beyond the fitted runs the loss carries the card's model discrepancy: s·√d in log loss, "
+                 f"d the e-folds beyond the largest run in {beyond} (the furthest), s ~ Normal(0, tau²), tau {how} "
+                 f"(posterior mean {info['tau_mean']:.4f}, 90% quantile {info['tau_q90']:.4f}).")
         misfit = info.get("misfit") or {}
         if "amplitude_mle" in misfit:
-            note += (f" The law's smooth misfit to the {misfit['n_runs']:,} runs has amplitude "
+            within = (f" within {misfit['window']:g} e-folds of compute of the largest" if "window" in misfit
+                      else "")
+            note += (f" The law's smooth misfit to the {misfit['n_runs']:,} runs{within} has amplitude "
                      f"{misfit['amplitude_mle']:.2%} of the loss (most likely value; 0 when the law fits them to "
                      "noise level).")
     if ctx.average is not None:
