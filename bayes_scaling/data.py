@@ -323,9 +323,10 @@ def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: i
         first = [row_name(table, int(i)) for i in np.flatnonzero(dup.to_numpy())[:5]]
         rows = (f"{'rows' if first[0].startswith('row') else 'index labels'} "
                 f"{', '.join(r.split(' ', 1)[1] for r in first)}")
+        what = "params, tokens and experts" if "experts" in table else "params and tokens"
         warnings.warn(
-            f"{label}: {int(dup.sum())} run(s) repeat the params and tokens{' and experts' if 'experts' in table else ''} "
-            f"of an earlier run ({rows}); they are kept as independent observations",
+            f"{label}: {int(dup.sum())} run(s) repeat the {what} of an earlier run ({rows}); they are kept as "
+            "independent observations",
             RunTableWarning,
             stacklevel=2,
         )
