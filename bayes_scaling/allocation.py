@@ -1,10 +1,12 @@
 """Compute-optimal allocation and predicted loss, integrated over posterior draws.
 
 Everything here is vectorised over draws × budgets. For C = 6 N D, a law with a closed
-form (Chinchilla) uses it; any other law is minimised along the IsoFLOP line by a
-vectorised golden-section search in log N (the loss along an IsoFLOP line is unimodal
-for every law shipped: a monotone function of a sum of exponentials in log N). Both
-compute with numpy or JAX, whichever the inputs are.
+form (Chinchilla) uses it; any other law is minimised along the IsoFLOP line by a grid in
+log N, then a vectorised golden-section search between the neighbours of the grid's best
+point (a broken power law with a sharp break can have two local minima along the line).
+Both compute with numpy or JAX, whichever the inputs are. A law without a compute-optimal
+allocation (:attr:`~bayes_scaling.laws.Law.no_optimum`, e.g. the routed-model law, which
+has no term in tokens) is refused with an :class:`~bayes_scaling.errors.InputError`.
 
 Each answer is computed once, as a :class:`~bayes_scaling.tables.Table`, from a ``Fit``
 or from the arrays of a saved fit (:func:`bayes_scaling.fitfile.read_fit`): the Python
@@ -28,7 +30,7 @@ from .laws import Law, array_namespace
 from .noise import observation_noise
 from .posterior import Posterior, PosteriorSource, as_posterior
 from .tables import Table, check_level, check_seed, interval_columns, ranked_interval_columns
-from .units import LOG_6, parse_quantity
+from .units import COLUMN_MINIMUM, LOG_6, parse_quantity
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,6 +40,8 @@ QUANTITIES = ("params_opt", "tokens_opt", "tokens_per_param", "loss_opt")
 #: the golden-section optimum and of every decision's plans.
 MIN_COUNT = 1e3
 _GOLDEN_ITERATIONS = 90
+#: Points of the grid in ln N that brackets the golden-section search.
+_GRID_POINTS = 65
 #: Most draws x budgets computed at once by :func:`allocation` (8 MB per array).
 _BLOCK_VALUES = 2**20
 
@@ -50,7 +54,8 @@ def as_budgets(budgets: Sequence[float | str] | np.ndarray | float | str, what: 
         raise InputError(f"give at least one {what}")
     bad = ~(np.isfinite(values) & (values > 0))
     if bad.any():
-        unit = {"params": "parameters", "max_params": "parameters", "tokens": "tokens"}.get(what, "FLOPs")
+        unit = {"params": "parameters", "max_params": "parameters", "tokens": "tokens", "unique_tokens": "tokens",
+                "experts": "experts"}.get(what, "FLOPs")
         raise InputError(f"{what} must be a positive number of {unit} but got {values[bad][0]:g}")
     return values
 
@@ -98,13 +103,25 @@ def optimal_log_params(law: Law, theta: Mapping[str, Any], log_compute: Any) -> 
     log_compute : array
         ln C, C in FLOPs.
     """
+    check_allocatable(law)
     if law.compute_optimal is not None:
         return law.compute_optimal(theta, log_compute)[0]
     return numeric_optimal_log_params(law, theta, log_compute)
 
 
+def check_allocatable(law: Law) -> None:
+    """Raise :class:`InputError` naming the law if it has no compute-optimal allocation (:attr:`Law.no_optimum`)."""
+    if law.no_optimum:
+        raise InputError(f"law {law.name!r} has no compute-optimal allocation: {law.no_optimum}")
+
+
 def numeric_optimal_log_params(law: Law, theta: Mapping[str, Any], log_compute: Any) -> Any:
-    """ln N_opt by golden-section search of ln L(N, C/(6N)) over ln N (any law)."""
+    """ln N_opt minimising ln L(N, C/(6N)) over ln N (any law): a grid, then golden section around its best point.
+
+    The grid (:data:`_GRID_POINTS` points from N = D = :data:`MIN_COUNT`) picks the valley
+    of the global minimum, should the loss along the line have several; golden section
+    then pins it down between the grid point's neighbours.
+    """
     xp = array_namespace(theta, log_compute)
     log_c6 = xp.asarray(log_compute) - LOG_6
     shape = np.broadcast_shapes(log_c6.shape, *(np.shape(v) for v in theta.values()))
@@ -115,6 +132,13 @@ def numeric_optimal_log_params(law: Law, theta: Mapping[str, Any], log_compute: 
     def f(u: Any) -> Any:
         return law.log_loss(theta, {"log_params": u, "log_tokens": log_c6 - u})
 
+    step = (hi - lo) / (_GRID_POINTS - 1)
+    best, best_value = xp.zeros(shape), xp.full(shape, xp.inf)
+    for i in range(_GRID_POINTS):  # a running minimum: one array of draws x budgets at a time
+        value = f(lo + i * step)
+        better = value < best_value  # False for nan
+        best, best_value = xp.where(better, i, best), xp.where(better, value, best_value)
+    lo, hi = lo + xp.maximum(best - 1, 0) * step, lo + xp.minimum(best + 1, _GRID_POINTS - 1) * step
     c, d = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
     fc, fd = f(c), f(d)
     for _ in range(_GOLDEN_ITERATIONS):
@@ -231,20 +255,68 @@ def allocation_table(budgets: np.ndarray, draws: Mapping[str, np.ndarray], level
                  {"level": level})
 
 
+#: Covariate values: one number (or quantity string) or several, by run-table column name.
+Covariates = Mapping[str, Sequence[float | str] | np.ndarray | float | str]
+
+
 def prediction(fit: HasArrays | FitArrays, params: Sequence[float | str] | float | str,
                tokens: Sequence[float | str] | float | str, *, level: float = 0.9, seed: int = 0,
-               group: str | None = None) -> Table:
+               group: str | None = None, covariates: Covariates | None = None) -> Table:
     """The table of :func:`predict_loss` as a :class:`~bayes_scaling.tables.Table` (what the CLI prints)."""
     level = check_level(level)
     seed = check_seed(seed)
     n, d = plan_arrays(params, tokens)
-    log_l, pred = loss_draws(fit_arrays(fit), n, d, group=group, seed=seed)
-    return loss_table(n, d, log_l, pred, level)
+    arrays = fit_arrays(fit)
+    extra = covariate_arrays(arrays.card.law, covariates, n.shape)
+    n, d, *columns = np.broadcast_arrays(n, d, *extra.values())
+    extra = dict(zip(extra, columns, strict=True))
+    log_l, pred = loss_draws(arrays, n, d, group=group, seed=seed, covariates=extra)
+    return loss_table(n, d, log_l, pred, level, extra)
+
+
+def covariate_arrays(law: Law, covariates: Covariates | None, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """A prediction's covariates beyond N and D (e.g. ``experts``), checked against the law, broadcast to ``shape``.
+
+    Parameters
+    ----------
+    law : Law
+    covariates : mapping of str to number(s), optional
+        Values by run-table column name, each one value or as many as the plans.
+    shape : tuple of int
+        Shape of the plans' N and D.
+
+    Returns
+    -------
+    dict of str to array
+        Each covariate's values, broadcast to ``shape``; empty when none are given.
+
+    Raises
+    ------
+    InputError
+        For a covariate the law does not take, a value that is not positive (or below
+        the column's minimum, e.g. one expert), or too few or too many values.
+    """
+    takes = [c for c in law.covariates if c not in ("params", "tokens")]
+    out: dict[str, np.ndarray] = {}
+    for name, values in (covariates or {}).items():
+        if name not in takes:
+            raise InputError(f"law {law.name!r} takes no covariate {name!r}; it takes "
+                             f"{', '.join(takes) if takes else 'only params and tokens'}")
+        array = as_budgets(values, what=name)
+        low = COLUMN_MINIMUM.get(name)
+        if low is not None and (array < low).any():
+            raise InputError(f"{name} must be at least {low:g} but got {array[array < low][0]:g}")
+        try:
+            out[name] = np.broadcast_to(array, np.broadcast_shapes(shape, array.shape))
+        except ValueError:
+            raise InputError(f"give as many {name} values as plans (or one); got {array.size} for "
+                             f"{int(np.prod(shape))} plans") from None
+    return out
 
 
 def predict_loss(fit: HasArrays | FitArrays, params: Sequence[float | str] | float | str,
                  tokens: Sequence[float | str] | float | str, *, level: float = 0.9, seed: int = 0,
-                 group: str | None = None) -> pd.DataFrame:
+                 group: str | None = None, covariates: Covariates | None = None) -> pd.DataFrame:
     """Predicted loss at given model sizes and token counts.
 
     Two intervals, on purpose distinct: ``loss`` is the credible interval of the law
@@ -264,14 +336,23 @@ def predict_loss(fit: HasArrays | FitArrays, params: Sequence[float | str] | flo
         Seed of the simulated observation noise.
     group : str, optional
         For a pooled (hierarchical) fit: whose per-group parameters to use.
+    covariates : mapping of str to number(s), optional
+        The law's inputs beyond N and D by run-table column, broadcast with them: the
+        routed-model law needs ``{"experts": E}``; the data-constrained law takes
+        ``unique_tokens`` (without it, unlimited unique data).
 
     Returns
     -------
     DataFrame
-        Columns ``params``, ``tokens``, ``flops`` (6 N D), ``loss``, ``loss_lo``,
-        ``loss_hi``, ``loss_predictive``, ``loss_predictive_lo``, ``loss_predictive_hi``.
+        Columns ``params``, ``tokens``, any covariates, ``flops`` (6 N D), ``loss``,
+        ``loss_lo``, ``loss_hi``, ``loss_predictive``, ``loss_predictive_lo``,
+        ``loss_predictive_hi``.
+
+    Examples
+    --------
+    >>> predict_loss(moe_fit, "1.3B", "130B", covariates={"experts": [1, 64]})  # doctest: +SKIP
     """
-    return prediction(fit, params, tokens, level=level, seed=seed, group=group).to_frame()
+    return prediction(fit, params, tokens, level=level, seed=seed, group=group, covariates=covariates).to_frame()
 
 
 def plan_arrays(params: Sequence[float | str] | float | str,
@@ -287,10 +368,11 @@ def plan_arrays(params: Sequence[float | str] | float | str,
 
 
 def loss_draws(fit: PosteriorSource | Posterior, n: np.ndarray, d: np.ndarray, *, group: str | None = None,
-               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+               seed: int = 0, covariates: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Draws of ln L at (N, D): the law's (with any discrepancy) and one run's (with noise).
 
     The noise is independent per draw and point, drawn by :func:`bayes_scaling.noise.observation_noise`.
+    ``covariates`` (by column name, shaped like ``n``) are the law's other inputs, e.g. ``experts``.
 
     Returns
     -------
@@ -300,15 +382,16 @@ def loss_draws(fit: PosteriorSource | Posterior, n: np.ndarray, d: np.ndarray, *
     post = as_posterior(fit, group=group)
     if not isinstance(post, Posterior):
         raise InputError("loss draws need the posterior of one fit, not of a model average")
-    log_l = post.log_loss(np.log(n), np.log(d))
+    log_l = post.log_loss(np.log(n), np.log(d), {f"log_{k}": np.log(v) for k, v in (covariates or {}).items()})
     nu = post.nu[:, None] if isinstance(post.nu, np.ndarray) else post.nu
     noise = observation_noise(post.card, post.sigma[:, None], nu, log_l.shape, seed)
     return log_l, log_l + noise
 
 
-def loss_table(n: np.ndarray, d: np.ndarray, log_l: np.ndarray, pred: np.ndarray, level: float) -> Table:
-    """The table of :func:`predict_loss` from draws of expected and single-run log loss."""
-    columns = {"params": n, "tokens": d, "flops": 6 * n * d,
+def loss_table(n: np.ndarray, d: np.ndarray, log_l: np.ndarray, pred: np.ndarray, level: float,
+               covariates: Mapping[str, np.ndarray] | None = None) -> Table:
+    """The table of :func:`predict_loss` from draws of expected and single-run log loss (covariates after D)."""
+    columns = {"params": n, "tokens": d, **(covariates or {}), "flops": 6 * n * d,
                **interval_columns("loss", np.exp(log_l), level),
                **interval_columns("loss_predictive", np.exp(pred), level)}
     return Table(columns, {"level": level})
@@ -321,9 +404,10 @@ def _fit_allocate(self: Fit, budgets: Sequence[float | str] | np.ndarray | float
 
 
 def _fit_predict(self: Fit, params: Sequence[float | str] | float | str, tokens: Sequence[float | str] | float | str,
-                 level: float = 0.9, seed: int = 0, group: str | None = None) -> pd.DataFrame:
+                 level: float = 0.9, seed: int = 0, group: str | None = None,
+                 covariates: Covariates | None = None) -> pd.DataFrame:
     """Predicted loss at (N, D); see :func:`bayes_scaling.predict_loss`."""
-    return predict_loss(self, params, tokens, level=level, seed=seed, group=group)
+    return predict_loss(self, params, tokens, level=level, seed=seed, group=group, covariates=covariates)
 
 
 # Fit's answers are attached from this layer (as ArviZ attaches accessors), so that the

@@ -12,6 +12,9 @@ Canonical columns
     Training compute C (FLOPs). Optional; defaults to 6 N D.
 ``unique_tokens``, ``epochs``, ``embedding_params``
     Optional, used by the data-constrained law and parameter-counting switch.
+``experts``
+    Optional, the number of experts of a routed (mixture-of-experts) model, at least 1
+    (1: dense); used by the routed-model law, whose ``params`` is the dense model's size.
 ``group``, ``name``
     Optional labels (model family / dataset, run name).
 """
@@ -28,9 +31,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import RunTableError
-from .units import parse_quantity
+from .units import COLUMN_MINIMUM, parse_quantity
 
-NUMERIC_COLUMNS = ("params", "tokens", "loss", "flops", "unique_tokens", "epochs", "embedding_params")
+NUMERIC_COLUMNS = ("params", "tokens", "loss", "flops", "unique_tokens", "epochs", "embedding_params", "experts")
 LABEL_COLUMNS = ("group", "name")
 #: Runs with fewer rows than this cannot identify a five-parameter law plus noise.
 MIN_RUNS = 8
@@ -258,7 +261,7 @@ def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: i
         Naming the row (1-based) and column of the first invalid value.
     """
     table = runs.copy()
-    for col in ("params", "tokens", "flops", "loss", "unique_tokens", "epochs", "embedding_params"):
+    for col in NUMERIC_COLUMNS:
         if col not in table:
             continue
         values = table[col].to_numpy(dtype="float64")
@@ -268,6 +271,12 @@ def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: i
             what = "is missing (empty or NaN)" if np.isnan(values[row]) else f"is {values[row]} (infinite)"
             raise RunTableError(f"{label}: {row_name(table, row)}, column {col!r} {what}; every run needs a finite "
                                 f"{col}")
+        if col in COLUMN_MINIMUM:
+            low = COLUMN_MINIMUM[col]
+            if (values < low).any():
+                row = int(np.flatnonzero(values < low)[0])
+                raise RunTableError(f"{label}: {row_name(table, row)}, column {col!r} is {values[row]:g}; it must be "
+                                    f"at least {low:g} ({_unit(col)})")
         if col == "embedding_params":
             nonpos = values < 0
         else:
@@ -300,22 +309,24 @@ def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: i
             f"{label}: only {n} run(s); at least {min_runs} runs over several model sizes and token "
             "counts are needed to identify E, A, B, alpha and beta"
         )
-    for col in ("params", "tokens"):
+    # Routed-model tables (with experts) often train every model on the same tokens, and their law has no D term.
+    for col in ("params",) if "experts" in table else ("params", "tokens"):
         distinct = table[col].round(-1).nunique()
         if distinct < 3:
             raise RunTableError(
                 f"{label}: column {col!r} has only {distinct} distinct value(s); the law's exponent for "
                 f"{col} cannot be identified without at least 3 different {col}"
             )
-    key = table[["params", "tokens"]]
+    key = table[["params", "tokens", *(["experts"] if "experts" in table else [])]]
     dup = key.duplicated(keep="first")
     if dup.any():
         first = [row_name(table, int(i)) for i in np.flatnonzero(dup.to_numpy())[:5]]
         rows = (f"{'rows' if first[0].startswith('row') else 'index labels'} "
                 f"{', '.join(r.split(' ', 1)[1] for r in first)}")
+        what = "params, tokens and experts" if "experts" in table else "params and tokens"
         warnings.warn(
-            f"{label}: {int(dup.sum())} run(s) repeat the params and tokens of an earlier run "
-            f"({rows}); they are kept as independent observations",
+            f"{label}: {int(dup.sum())} run(s) repeat the {what} of an earlier run ({rows}); they are kept as "
+            "independent observations",
             RunTableWarning,
             stacklevel=2,
         )
@@ -385,4 +396,5 @@ def _unit(col: str) -> str:
         "loss": "a cross-entropy loss in nats per token",
         "unique_tokens": "a number of unique tokens",
         "epochs": "a number of passes over the unique tokens",
+        "experts": "a number of experts, 1 for a dense model",
     }.get(col, "a count")

@@ -82,12 +82,17 @@ class Posterior:
         """The law, for an answer's assumptions."""
         return self.card.law.formula
 
-    def log_loss(self, log_params: np.ndarray, log_tokens: np.ndarray) -> np.ndarray:
-        """Expected ln L(N, D) for every draw (the law, plus any discrepancy): shape (S, *input shape)."""
+    def log_loss(self, log_params: np.ndarray, log_tokens: np.ndarray,
+                 covariates: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """Expected ln L(N, D) for every draw (the law, plus any discrepancy): shape (S, *input shape).
+
+        ``covariates`` are the law's other inputs as logs (``{"log_experts": ...}``), broadcast with N and D.
+        """
         log_params, log_tokens = np.asarray(log_params, dtype=float), np.asarray(log_tokens, dtype=float)
-        ndim = len(np.broadcast_shapes(log_params.shape, log_tokens.shape))
+        extra = {k: np.asarray(v, dtype=float) for k, v in (covariates or {}).items()}
+        ndim = len(np.broadcast_shapes(log_params.shape, log_tokens.shape, *(v.shape for v in extra.values())))
         theta = {k: v.reshape(v.shape + (1,) * ndim) for k, v in self.theta.items()}
-        log_l = self.card.law.log_loss(theta, {"log_params": log_params, "log_tokens": log_tokens})
+        log_l = self.card.law.log_loss(theta, {"log_params": log_params, "log_tokens": log_tokens, **extra})
         slope = None if self.slope is None else self.slope.reshape(self.slope.shape + (1,) * ndim)
         return with_discrepancy(log_l, slope, self.region, log_params, log_tokens)
 
@@ -166,9 +171,10 @@ class MixturePosterior:
         """The laws of the mixture, ``; ``-separated."""
         return "; ".join(dict.fromkeys(c.card.law.formula for c in self.components))
 
-    def log_loss(self, log_params: np.ndarray, log_tokens: np.ndarray) -> np.ndarray:
+    def log_loss(self, log_params: np.ndarray, log_tokens: np.ndarray,
+                 covariates: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """Expected ln L(N, D) per draw, each card's draws by its own law: shape (S, *input shape)."""
-        return np.concatenate([c.log_loss(log_params, log_tokens) for c in self.components])
+        return np.concatenate([c.log_loss(log_params, log_tokens, covariates) for c in self.components])
 
     def log_noise(self, seed: int | None) -> np.ndarray:
         """One run's noise on ln L per draw, each card's by its own observation model (seeds seed, seed+1, ...)."""

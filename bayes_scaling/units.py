@@ -19,6 +19,10 @@ from .errors import InputError
 #: so ln C = LOG_6 + ln N + ln D.
 LOG_6 = math.log(6.0)
 
+#: Run-table covariates whose smallest valid value is more than "positive": a model has at least one expert
+#: (1 = a dense model).
+COLUMN_MINIMUM: dict[str, float] = {"experts": 1.0}
+
 SUFFIXES: dict[str, float] = {
     "": 1.0,
     "K": 1e3,

@@ -17,6 +17,28 @@ DATA_CONSTRAINED_TRUTH = {"E": 1.87, "A": 521.0, "B": 1488.0, "alpha": 0.353, "b
                           "R_star_N": 5.3, "R_star_D": 15.4}
 
 
+#: One smooth break in the data exponent (0.15 -> 0.55) at 1e10 tokens, about an e-fold wide: at 1e12
+#: tokens the data term is 0.04 nats instead of the unbroken 0.25.
+BROKEN_TRUTH = {"E": 1.8, "A": 400.0, "B": 16.0, "alpha": 0.34, "beta": 0.15, "c": 0.4,
+                "log_D_b": float(np.log(1e10)), "f": 0.5}
+#: Chinchilla-like terms with a plateau 5 nats above E, reached by the smallest models of BOUNDED_GRID.
+BOUNDED_TRUTH = {"E": 1.8, "G": 5.0, "A": 400.0, "B": 1500.0, "alpha": 0.34, "beta": 0.3}
+#: Routed models: experts help (b < 0), less for larger dense models (c > 0), saturating at 300 experts.
+MOE_TRUTH = {"a": -0.08, "b": -0.05, "c": 0.004, "d": 0.8, "E_start": 1.8, "E_max": 300.0}
+
+
+def factorial_grid(params: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (N, D) pair of the two axes, as two flat arrays."""
+    n, d = np.meshgrid(params, tokens, indexing="ij")
+    return n.ravel(), d.ravel()
+
+
+def moe_runs(seed: int = 0, noise: float = 0.01) -> pd.DataFrame:
+    """Six dense sizes (1e7 to 3e9) × 1 to 512 experts, every model on 130B tokens (as Clark et al.)."""
+    n, experts = factorial_grid(np.logspace(7, 9.5, 6), 2.0 ** np.arange(10))
+    return law_runs("moe", MOE_TRUTH, n, np.full(n.size, 1.3e11), seed=seed, noise=noise, experts=experts)
+
+
 def law_runs(law: str, truth: Mapping[str, float], params: np.ndarray, tokens: np.ndarray, *, seed: int,
              noise: float = 0.01, **columns: np.ndarray) -> pd.DataFrame:
     """Runs at (params, tokens) with loss from ``law`` at ``truth`` times log-normal noise.

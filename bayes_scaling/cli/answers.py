@@ -77,6 +77,9 @@ def predict(
     group: Annotated[
         str | None, typer.Option(help="For a pooled (hierarchical) fit: the group whose parameters to use.")
     ] = None,
+    covariate: Annotated[list[str] | None, typer.Option(
+        help="The law's other inputs as COLUMN=VALUE, repeatable (e.g. experts=64 for the moe card; "
+             "unique_tokens=300B for data-constrained).")] = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Predicted loss at (N, D): the law's credible interval and a single run's predictive interval."""
@@ -85,19 +88,34 @@ def predict(
 
     _check_format(fmt)
     check_seed(seed)
-    table = prediction(read_fit(fit_file), params, tokens, level=level, seed=seed, group=group)
+    covariates = _covariates(covariate)
+    table = prediction(read_fit(fit_file), params, tokens, level=level, seed=seed, group=group, covariates=covariates)
     if fmt == "json":
-        items = [{"params": float(r["params"]), "tokens": float(r["tokens"]), "loss": _interval(r, "loss"),
+        items = [{"params": float(r["params"]), "tokens": float(r["tokens"]),
+                  **{k: float(r[k]) for k in covariates}, "loss": _interval(r, "loss"),
                   "loss_predictive": _interval(r, "loss_predictive"), "level": level} for r in table.rows()]
         _json(items[0] if len(items) == 1 else items)
     elif fmt == "csv":
         sys.stdout.write(table.to_csv())
     else:
-        rows = [[format_quantity(r["params"]), format_quantity(r["tokens"]), f"{r['flops']:.3g}",
+        rows = [[format_quantity(r["params"]), format_quantity(r["tokens"]),
+                 *(f"{r[k]:g}" for k in covariates), f"{r['flops']:.3g}",
                  _fmt_interval(r, "loss", "loss"), _fmt_interval(r, "loss_predictive", "loss")]
                 for r in table.rows()]
         _print_table(f"Predicted loss, nats/token (median [{level:.0%} interval])",
-                     ["parameters N", "tokens D", "compute (FLOPs)", "law L(N, D)", "one run (with noise)"], rows)
+                     ["parameters N", "tokens D", *covariates, "compute (FLOPs)", "law L(N, D)",
+                      "one run (with noise)"], rows)
+
+
+def _covariates(items: list[str] | None) -> dict[str, list[str]]:
+    """``--covariate experts=8 --covariate experts=64`` as ``{"experts": ["8", "64"]}``."""
+    out: dict[str, list[str]] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise InputError(f"--covariate wants COLUMN=VALUE (e.g. experts=64) but got {item!r}")
+        out.setdefault(name.strip(), []).append(value.strip())
+    return out
 
 
 _DECISION_COLUMNS = {

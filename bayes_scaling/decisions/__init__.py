@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..allocation import as_budgets, warn_budget_range
+from ..allocation import as_budgets, check_allocatable, warn_budget_range
 from ..errors import InputError
 from ..fitfile import FitArrays, HasArrays, fit_arrays
-from ..posterior import Posterior, PosteriorInput, as_posterior
+from ..posterior import MixturePosterior, Posterior, PosteriorInput, as_posterior
 from ..risk import Criterion
 from ..tables import Table, check_seed
 from .constraints import Constraints
@@ -105,7 +105,8 @@ def decide_tables(source: PosteriorInput, *, budgets: Sequence[float | str] | fl
     Raises
     ------
     InputError
-        If no question is asked, or a next run is asked for without a budget.
+        If no question is asked, a next run is asked for without a budget, or the law has
+        no compute-optimal allocation (:attr:`bayes_scaling.laws.Law.no_optimum`).
     """
     if budgets is None and target_loss is None and not len(plans):
         raise InputError("ask a question: give a budget (--budget), a target loss (--target-loss) or plans (--plan)")
@@ -113,6 +114,8 @@ def decide_tables(source: PosteriorInput, *, budgets: Sequence[float | str] | fl
         raise InputError("a next-run budget needs a target budget (--budget) whose N_opt the run should pin down")
     seed = check_seed(seed)
     post = as_posterior(source, card, group=group)
+    for part in post.components if isinstance(post, MixturePosterior) else [post]:
+        check_allocatable(part.card.law)  # every question here is about plans (N, D) and their optimum
     if budgets is not None and isinstance(source, (FitArrays, HasArrays)):
         warn_budget_range(as_budgets(budgets), fit_arrays(source).constant_data["flops"])
     answers: dict[str, Table] = {}

@@ -70,6 +70,10 @@ class Law:
         closed form; ``None`` means allocation minimises numerically.
     formula : str
         The law in plain text, for reports and ``--help``.
+    no_optimum : str
+        Why the law has no compute-optimal allocation (e.g. it has no term in tokens D),
+        for the message with which allocation and decisions refuse it; empty (the
+        default) when it has one, in closed form or numerically.
     """
 
     name: str
@@ -78,6 +82,7 @@ class Law:
     covariates: tuple[str, ...] = ("params", "tokens")
     compute_optimal: OptimumFn | None = None
     formula: str = ""
+    no_optimum: str = ""
 
 
 _REGISTRY: dict[str, Law] = {}

@@ -45,8 +45,19 @@ def _row_interval(row: pd.Series, name: str, kind: str = "count") -> str:
     return interval(row[name], row[f"{name}_lo"], row[f"{name}_hi"], kind)
 
 
+def _no_optimum(ctx: ReportContext, key: str, title: str) -> Section | None:
+    """The section of a law without a compute-optimal allocation: why there is none; ``None`` for other laws."""
+    law = ctx.fit.card.law
+    if not law.no_optimum:
+        return None
+    text = f"Law {law.name!r} has no compute-optimal allocation: {law.no_optimum}."
+    return Section(key, title, f"<p>{escape(text)}</p>", {"no_optimum": law.no_optimum}, text)
+
+
 def headline(ctx: ReportContext) -> Section:
     """Recommended N, D, tokens/param and loss at each budget, with credible intervals."""
+    if (refused := _no_optimum(ctx, "headline", "Recommended allocation")) is not None:
+        return refused
     alloc, c_max = ctx.allocation, float(ctx.runs["flops"].max())
     headers = ["compute C (FLOPs)", "parameters N", "tokens D", "tokens / parameter", "loss (nats/token)",
                "beyond largest run"]
@@ -153,6 +164,8 @@ def posterior_predictive(ctx: ReportContext) -> Section:
 
 def frontier(ctx: ReportContext) -> Section:
     """N_opt(C) and D_opt(C) with bands, beyond the data, against the literature."""
+    if (refused := _no_optimum(ctx, "frontier", "Compute-optimal frontier")) is not None:
+        return refused
     observed = ctx.runs.loc[[g["loss"].idxmin() for _, g in ctx.groups]]
     fig, grid = figures.frontier(ctx, observed)
     c1 = float(ctx.runs.loc[ctx.in_group, "flops"].max())
