@@ -1,9 +1,10 @@
 """Compute-optimal allocation and predicted loss, integrated over posterior draws.
 
 Everything here is vectorised over draws × budgets. For C = 6 N D, a law with a closed
-form (Chinchilla) uses it; any other law is minimised along the IsoFLOP line by a grid in
-log N, then a vectorised golden-section search between the neighbours of the grid's best
-point (a broken power law with a sharp break can have two local minima along the line).
+form (Chinchilla) uses it; any other law is minimised along the IsoFLOP line by a
+vectorised golden-section search in log N, preceded, for a law whose loss along the line
+may have several minima (``Law.unimodal`` false: a broken power law with a sharp break), by
+a grid that picks the valley of the global one.
 Both compute with numpy or JAX, whichever the inputs are. A law without a compute-optimal
 allocation (:attr:`~bayes_scaling.laws.Law.no_optimum`, e.g. the routed-model law, which
 has no term in tokens) is refused with an :class:`~bayes_scaling.errors.InputError`.
@@ -116,11 +117,11 @@ def check_allocatable(law: Law) -> None:
 
 
 def numeric_optimal_log_params(law: Law, theta: Mapping[str, Any], log_compute: Any) -> Any:
-    """ln N_opt minimising ln L(N, C/(6N)) over ln N (any law): a grid, then golden section around its best point.
+    """ln N_opt minimising ln L(N, C/(6N)) over ln N (any law) by golden section.
 
-    The grid (:data:`_GRID_POINTS` points from N = D = :data:`MIN_COUNT`) picks the valley
-    of the global minimum, should the loss along the line have several; golden section
-    then pins it down between the grid point's neighbours.
+    For a law that is not :attr:`~bayes_scaling.laws.Law.unimodal`, a grid
+    (:data:`_GRID_POINTS` points from N = D = :data:`MIN_COUNT`) first picks the valley of the
+    global minimum; golden section then pins it down between the grid point's neighbours.
     """
     xp = array_namespace(theta, log_compute)
     log_c6 = xp.asarray(log_compute) - LOG_6
@@ -132,13 +133,14 @@ def numeric_optimal_log_params(law: Law, theta: Mapping[str, Any], log_compute: 
     def f(u: Any) -> Any:
         return law.log_loss(theta, {"log_params": u, "log_tokens": log_c6 - u})
 
-    step = (hi - lo) / (_GRID_POINTS - 1)
-    best, best_value = xp.zeros(shape), xp.full(shape, xp.inf)
-    for i in range(_GRID_POINTS):  # a running minimum: one array of draws x budgets at a time
-        value = f(lo + i * step)
-        better = value < best_value  # False for nan
-        best, best_value = xp.where(better, i, best), xp.where(better, value, best_value)
-    lo, hi = lo + xp.maximum(best - 1, 0) * step, lo + xp.minimum(best + 1, _GRID_POINTS - 1) * step
+    if not law.unimodal:
+        step = (hi - lo) / (_GRID_POINTS - 1)
+        best, best_value = xp.zeros(shape), xp.full(shape, xp.inf)
+        for i in range(_GRID_POINTS):  # a running minimum: one array of draws x budgets at a time
+            value = f(lo + i * step)
+            better = value < best_value  # False for nan
+            best, best_value = xp.where(better, i, best), xp.where(better, value, best_value)
+        lo, hi = lo + xp.maximum(best - 1, 0) * step, lo + xp.minimum(best + 1, _GRID_POINTS - 1) * step
     c, d = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
     fc, fd = f(c), f(d)
     for _ in range(_GOLDEN_ITERATIONS):

@@ -581,7 +581,8 @@ def calibrate(tables: Mapping[str, pd.DataFrame], card: str | ModelCard = "chinc
         Default :func:`candidate_settings`.
     exact : bool, default True
         Fit the exact-law twin of each table (:func:`exact_twin`, first split) to keep the
-        widening guarantee; ``False`` skips it (faster, no guarantee).
+        widening guarantee; ``False`` skips it (faster, no guarantee). The twins follow the
+        Chinchilla law, so cards of other laws skip them (recorded in ``[calibration]``).
     seed : int, default 0
     schedule : Schedule
         Of every fit.
@@ -593,6 +594,8 @@ def calibrate(tables: Mapping[str, pd.DataFrame], card: str | ModelCard = "chinc
     base = load_card(card) if isinstance(card, str) else card
     if not tables:
         raise InputError("calibrate needs at least one run table")
+    unchecked = "not checked" if not exact else "not checked (the twins follow the Chinchilla law)"
+    exact = exact and base.law.name == "chinchilla"
     evidence, twins = [], []
     for k, (name, runs) in enumerate(tables.items()):
         chosen = list(splits[name]) if splits and name in splits else default_splits(runs)
@@ -619,7 +622,7 @@ def calibrate(tables: Mapping[str, pd.DataFrame], card: str | ModelCard = "chinc
         "objective_before": round(objective(before), 4), "objective_after": round(objective(after), 4),
         "candidates": len(table),
         "widening_exact": round(float(np.median([widening(ev, setting) for ev in twins])), 4) if exact
-        else "not checked",
+        else unchecked,
     }
     discrepancy = dataclasses.replace(setting.discrepancy(), prior=Prior(
         "HalfNormal", {"scale": setting.scale},

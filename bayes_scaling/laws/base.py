@@ -74,6 +74,11 @@ class Law:
         Why the law has no compute-optimal allocation (e.g. it has no term in tokens D),
         for the message with which allocation and decisions refuse it; empty (the
         default) when it has one, in closed form or numerically.
+    unimodal : bool, default True
+        Whether the loss along an IsoFLOP line has a single minimum in ln N (a monotone
+        function of a sum of exponentials does). Numerical allocation searches a law that
+        is not (a sharply broken power law) on a grid before golden section; a unimodal one
+        goes straight to golden section.
     """
 
     name: str
@@ -83,6 +88,7 @@ class Law:
     compute_optimal: OptimumFn | None = None
     formula: str = ""
     no_optimum: str = ""
+    unimodal: bool = True
 
 
 _REGISTRY: dict[str, Law] = {}

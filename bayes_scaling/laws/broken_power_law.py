@@ -66,5 +66,6 @@ BROKEN_POWER_LAW = register(
         parameters=("E", "A", "B", "alpha", "beta", "c", "log_D_b", "f"),
         log_loss=log_loss,
         formula="L(N, D) = E + A / N^alpha + B / D^beta · (1 + (D / D_b)^(1/f))^(-c·f), D_b = exp(log_D_b)",
+        unimodal=False,  # a sharp break can give an IsoFLOP line two valleys
     )
 )

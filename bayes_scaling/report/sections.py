@@ -80,8 +80,8 @@ def headline(ctx: ReportContext) -> Section:
                "misfit + leave-future-out": "learnt from the law's misfit to the runs and leave-future-out splits",
                }.get(str(info.get("tau_source")), "from the card's prior")
         directions = ctx.fit.card.discrepancy.directions if ctx.fit.card.discrepancy else ("compute",)
-        names = {"compute": "compute", "params": "model size", "tokens": "tokens"}
-        beyond = " or ".join(names[d] for d in directions)
+        spoken = {"compute": "compute", "params": "model size", "tokens": "tokens"}
+        beyond = " or ".join(spoken[d] for d in directions)
         note += (f" Beyond the fitted runs the loss carries the card's model discrepancy: s·√d in log loss, "
                  f"d the e-folds beyond the largest run in {beyond} (the furthest), s ~ Normal(0, tau²), tau {how} "
                  f"(posterior mean {info['tau_mean']:.4f}, 90% quantile {info['tau_q90']:.4f}).")
