@@ -81,9 +81,9 @@ def headline(ctx: ReportContext) -> Section:
                }.get(str(info.get("tau_source")), "from the card's prior")
         directions = ctx.fit.card.discrepancy.directions if ctx.fit.card.discrepancy else ("compute",)
         spoken = {"compute": "compute", "params": "model size", "tokens": "tokens"}
-        beyond = " or ".join(spoken[d] for d in directions)
+        counted = " or ".join(spoken[d] for d in directions)
         note += (f" Beyond the fitted runs the loss carries the card's model discrepancy: s·√d in log loss, "
-                 f"d the e-folds beyond the largest run in {beyond} (the furthest), s ~ Normal(0, tau²), tau {how} "
+                 f"d the e-folds beyond the largest run in {counted} (the furthest), s ~ Normal(0, tau²), tau {how} "
                  f"(posterior mean {info['tau_mean']:.4f}, 90% quantile {info['tau_q90']:.4f}).")
         misfit = info.get("misfit") or {}
         if "amplitude_mle" in misfit:
