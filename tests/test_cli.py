@@ -232,6 +232,17 @@ def test_decide_from_the_saved_fit_equals_the_api_on_the_loaded_fit(which, args,
                                      t.to_csv(index=False)]) for name, t in answers.items())
 
 
+def test_decide_next_batch_from_the_saved_fit_equals_the_api(fit_file, capsys):
+    args = ["--budget", "1e24", "--next-run-budget", "1e20", "--next-batch", "3", "--batch-budget", "2.5e20"]
+    out = json.loads(_cli(capsys, "decide", fit_file, *args, "--format", "json"))
+    rows = out["next_batch"]["rows"]
+    assert 1 <= len(rows) <= 3 and rows[-1]["total_flops"] <= 2.5e20 * (1 + 1e-12)
+    assert len({r["plan"] for r in rows}) == len(rows)          # each candidate at most once
+    api = decide(Fit.load(fit_file), budgets=["1e24"], next_run_budget="1e20", next_batch=3, batch_budget="2.5e20")
+    assert [r["plan"] for r in rows] == list(api["next_batch"]["plan"])
+    assert "--next-batch" in _cli(capsys, "decide", "--help")
+
+
 @pytest.mark.parametrize("argv", [
     ["allocate", "FIT", "--budget", "1e21", "--budget", "1e24", "--format", "json"],
     ["predict", "FIT", "--params", "70B", "--tokens", "1.4T"],

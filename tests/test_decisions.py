@@ -189,6 +189,37 @@ def test_next_run_reweighting_matches_the_conjugate_normal_update() -> None:
     assert table["width_now"].iloc[0] == pytest.approx(2 * float(ndtri(0.95)) * tau, rel=0.01)
 
 
+def test_next_batch_matches_the_conjugate_normal_update_of_its_runs_together() -> None:
+    # the toy law of the test above; three candidates of equal cost (N D = 1e18) with slopes 0.05, 0.1, 0.2:
+    # the greedy batch takes the steepest first, then the next, and after both the sd of u is exactly
+    # 1 / sqrt(1/tau^2 + (0.2^2 + 0.1^2) / sigma^2)
+    from bayes_scaling.decisions import next_batch_value
+
+    law = Law("toy-linear", ("u",), lambda th, x: 0.5 + th["u"] * (x["log_params"] - x["log_tokens"]) / 10,
+              compute_optimal=lambda th, log_c: (th["u"] + log_c / 2, log_c / 2 - th["u"]))
+    card = dataclasses.replace(bs.load_card("chinchilla"), name="toy", law=law, likelihood="normal", nu=None)
+    size, tau, sigma = 4000, 0.1, 0.01
+    draws = {"u": tau * ndtri((np.arange(size) + 0.5) / size), "sigma": np.full(size, sigma)}
+    plans = [(1e9 * math.exp(x), 1e9 * math.exp(-x)) for x in (0.25, 0.5, 1.0)]
+    batch = next_batch_value(draws, 1e24, 2, candidates=plans, card=card, scenarios=256)
+    assert list(batch["params"]) == pytest.approx([plans[2][0], plans[1][0]])
+    ratio = (batch["width_after"] / batch["width_now"]).to_numpy()
+    exact = [1 / math.sqrt(1 + (s * tau / sigma) ** 2) for s in (0.2, math.hypot(0.2, 0.1))]
+    np.testing.assert_allclose(ratio, exact, atol=0.03)
+    assert (batch["gain"] > 0).all() and batch["total_flops"].iloc[-1] == pytest.approx(2 * 6e18)
+    # a batch of one is the single next run's first choice, with the same expected width
+    single = next_run_value(draws, 1e24, candidates=plans, card=card, scenarios=256).iloc[0]
+    one = next_batch_value(draws, 1e24, 1, candidates=plans, card=card, scenarios=256).iloc[0]
+    assert one["plan"] == single["plan"] and one["width_after"] == pytest.approx(single["width_after"], rel=1e-12)
+    # the batch budget binds: 1.5 runs' worth buys one run
+    capped = next_batch_value(draws, 1e24, 3, candidates=plans, card=card, batch_budget=9e18, scenarios=64)
+    assert len(capped) == 1 and capped["total_flops"].iloc[0] <= 9e18
+    with pytest.raises(InputError, match="batch budget"):
+        next_batch_value(draws, 1e24, 2, candidates=plans, card=card, batch_budget=1e18)
+    with pytest.raises(InputError, match="batch size"):
+        next_batch_value(draws, 1e24, 0, candidates=plans, card=card)
+
+
 def test_api_takes_a_fit_or_its_draws_with_the_card(draws_fit: Fit) -> None:
     from_fit = best_plan(draws_fit, 1e23, risk="cvar:0.9")
     from_draws = best_plan(draws_fit.draws(), 1e23, risk="cvar:0.9", card=draws_fit.card)

@@ -127,6 +127,7 @@ _DECISION_COLUMNS = {
                            "prob_se"),
     "compare_plans": ("plan", "compute", "expected_loss", "prob_best", "diff", "regret", "best_params", "best_tokens"),
     "next_run": ("rank", "plan", "flops", "width_now", "width_after", "shrinkage", "shrinkage_per_flop", "ess"),
+    "next_batch": ("step", "plan", "flops", "total_flops", "width_after", "shrinkage", "gain", "ess"),
 }
 _DECISION_TITLES = {
     "best_plan": "Best plan per budget (loss in nats/token; deltas vs the chosen / risk-neutral plan)",
@@ -134,6 +135,7 @@ _DECISION_TITLES = {
     "target_probability": "Chance of reaching the target loss",
     "compare_plans": "Plans compared (diff: loss minus the first plan's; regret: vs the best plan of equal cost)",
     "next_run": "Next run: expected shrinkage of the N_opt interval (ln hi/lo) at the target budget",
+    "next_batch": "Next batch, chosen jointly: expected N_opt interval (ln hi/lo) after the runs so far",
 }
 
 
@@ -143,9 +145,9 @@ def _decision_cell(table: Table, row: dict[str, Any], col: str) -> str:
         return value
     if col in ("params", "tokens", "best_params", "best_tokens"):
         return format_quantity(value)
-    if col in ("compute", "training_flops", "inference_flops", "flops", "shrinkage_per_flop"):
+    if col in ("compute", "training_flops", "inference_flops", "flops", "total_flops", "shrinkage_per_flop"):
         return f"{value:.3g}"
-    if col in ("rank", "ess"):
+    if col in ("rank", "step", "ess"):
         return f"{value:.0f}"
     text = f"{value:.4f}" if col not in ("tokens_per_param",) else f"{value:.1f}"
     if f"{col}_lo" in table:
@@ -172,6 +174,11 @@ def decide(
     next_run_budget: Annotated[str | None, typer.Option(
         help="FLOPs of a candidate small run: rank runs by how much they pin down N_opt "
              "at the first --budget.")] = None,
+    next_batch: Annotated[int, typer.Option(
+        help="With --next-run-budget: also choose a batch of this many runs jointly (greedily, each given the "
+             "ones before it).")] = 1,
+    batch_budget: Annotated[str | None, typer.Option(
+        help="With --next-batch: most FLOPs the whole batch may spend.")] = None,
     noise: Annotated[bool, typer.Option(
         "--noise/--no-noise", help="Judge one run's loss (law x observation noise) or the law's.")] = True,
     group: Annotated[str | None, typer.Option(help="For a pooled fit: the group whose parameters to use.")] = None,
@@ -191,7 +198,8 @@ def decide(
     limits = Constraints(max_params=max_params or math.inf, max_tokens=max_tokens or math.inf,
                          inference_tokens=inference_tokens)
     answers = decide_tables(read_fit(fit_file), budgets=budget, risk=risk, target_loss=target_loss, prob=prob,
-                            plans=plan or (), constraints=limits, next_run_budget=next_run_budget, level=level,
+                            plans=plan or (), constraints=limits, next_run_budget=next_run_budget,
+                            next_batch=next_batch, batch_budget=batch_budget, level=level,
                             noise=noise, seed=seed, group=group)
     if fmt == "json":
         _json({name: {"assumptions": dict(t.attrs), "rows": t.rows()} for name, t in answers.items()})

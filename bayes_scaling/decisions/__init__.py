@@ -48,11 +48,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["Constraints", "Posterior", "as_posterior", "best_plan", "cheapest_compute", "compare_plans", "decide",
-           "decide_tables", "next_run_value", "parse_plans", "target_probability"]
+           "decide_tables", "next_batch_value", "next_run_value", "parse_plans", "target_probability"]
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: the next-run value (JAX, NumPyro) loads on first use
-    if name in ("next_run_value", "next_run_table"):
+    if name in ("next_run_value", "next_run_table", "next_batch_value", "next_batch_table"):
         from . import next_run
 
         return getattr(next_run, name)
@@ -67,7 +67,8 @@ def decide(source: PosteriorInput, **questions: Any) -> dict[str, pd.DataFrame]:
 def decide_tables(source: PosteriorInput, *, budgets: Sequence[float | str] | float | str | None = None,
                   risk: str | Criterion = "mean", target_loss: float | None = None, prob: float = 0.9,
                   plans: Sequence[Plan] = (), constraints: Constraints | None = None,
-                  next_run_budget: float | str | None = None, level: float = 0.9, noise: bool = True, seed: int = 0,
+                  next_run_budget: float | str | None = None, next_batch: int = 1,
+                  batch_budget: float | str | None = None, level: float = 0.9, noise: bool = True, seed: int = 0,
                   card: Any = None, group: str | None = None) -> dict[str, Table]:
     """Answer every question the arguments ask.
 
@@ -90,6 +91,11 @@ def decide_tables(source: PosteriorInput, *, budgets: Sequence[float | str] | fl
     next_run_budget : float or str, optional
         FLOPs of a candidate small run: asks which one best pins down N_opt at the
         first budget (needs ``budgets``).
+    next_batch : int, default 1
+        With ``next_run_budget``: more than 1 also asks for a batch of that many runs chosen
+        jointly (``next_batch``, see :func:`bayes_scaling.decisions.next_run.next_batch_table`).
+    batch_budget : float or str, optional
+        Most FLOPs the batch may spend in all.
     level, noise, seed, card
         As in :func:`best_plan`.
     group : str, optional
@@ -99,7 +105,7 @@ def decide_tables(source: PosteriorInput, *, budgets: Sequence[float | str] | fl
     -------
     dict of str to Table (to DataFrame from :func:`decide`)
         Keys, in this order, among ``best_plan``, ``cheapest_compute``,
-        ``target_probability``, ``compare_plans``, ``next_run``; each table's
+        ``target_probability``, ``compare_plans``, ``next_run``, ``next_batch``; each table's
         ``attrs`` holds its assumptions.
 
     Raises
@@ -137,4 +143,13 @@ def decide_tables(source: PosteriorInput, *, budgets: Sequence[float | str] | fl
 
         answers["next_run"] = next_run_table(post, as_budgets(budgets)[0], run_budget=next_run_budget, level=level,
                                              seed=seed)
+        if next_batch != 1 or batch_budget is not None:
+            from .next_run import next_batch_table
+
+            answers["next_batch"] = next_batch_table(post, as_budgets(budgets)[0], next_batch,
+                                                     run_budget=next_run_budget, batch_budget=batch_budget,
+                                                     level=level, seed=seed)
+    elif next_batch != 1 or batch_budget is not None:
+        raise InputError("a batch of next runs needs a candidate run budget (--next-run-budget) and a target "
+                         "budget (--budget)")
     return answers

@@ -21,7 +21,7 @@ of the weights, says how many draws carry the estimate (below ~50 it is coarse).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
@@ -129,15 +129,9 @@ def next_run_table(source: PosteriorInput, target_budget: float | str, *, run_bu
     if not (isinstance(scenarios, int) and 1 <= scenarios):
         raise InputError(f"scenarios must be a positive integer but got {scenarios!r}")
     log_opt = np.asarray(optimal_log_params(post.card.law, post.theta, np.array(math.log(target))))
-    loc = post.log_loss(np.log(n), np.log(d))  # (S, K)
-    rng = np.random.default_rng(seed)
-    picked = rng.choice(post.size, size=scenarios, replace=scenarios > post.size)
-    truth = post.take(picked)
     width_now = float(weighted_interval_width(log_opt, np.ones(post.size), level))
     width_after, ess = np.empty(n.size), np.empty(n.size)
-    for k in range(n.size):  # one candidate at a time keeps memory at scenarios x draws
-        outcome = np.asarray(truth.observation(loc[picked, k]).sample(jax.random.PRNGKey(seed + k)))  # (R,)
-        log_w = np.asarray(post.observation(loc[:, k]).log_prob(jnp.asarray(outcome)[:, None]))  # (R, S)
+    for k, log_w in enumerate(_outcome_log_weights(post, n, d, scenarios, seed)):
         weights = np.exp(log_w - log_w.max(axis=-1, keepdims=True))
         width_after[k] = weighted_interval_width(log_opt, weights, level).mean()
         ess[k] = ((weights.sum(-1) ** 2) / (weights**2).sum(-1)).mean()
@@ -152,4 +146,112 @@ def next_run_table(source: PosteriorInput, target_budget: float | str, *, run_bu
                              method=f"pre-posterior importance reweighting, {scenarios} scenarios per candidate"))
 
 
+def _outcome_log_weights(post: Posterior | MixturePosterior, n: np.ndarray, d: np.ndarray, scenarios: int,
+                         seed: int) -> Iterator[np.ndarray]:
+    """Per candidate run: log p(simulated outcome | draw), shape (scenarios, draws).
+
+    The same ``scenarios`` posterior draws are the truth for every candidate (so that
+    candidates, and runs of one batch, are judged on the same worlds); each candidate's
+    outcome is simulated under them with its own noise.
+    """
+    loc = post.log_loss(np.log(n), np.log(d))  # (S, K)
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(post.size, size=scenarios, replace=scenarios > post.size)
+    truth = post.take(picked)
+    for k in range(n.size):  # one candidate at a time keeps memory at scenarios x draws
+        outcome = np.asarray(truth.observation(loc[picked, k]).sample(jax.random.PRNGKey(seed + k)))  # (R,)
+        yield np.asarray(post.observation(loc[:, k]).log_prob(jnp.asarray(outcome)[:, None]))  # (R, S)
+
+
+def next_batch_table(source: PosteriorInput, target_budget: float | str, size: int, *,
+                     run_budget: float | str | None = None, candidates: Sequence[Plan] = (),
+                     batch_budget: float | str | None = None, level: float = 0.9, scenarios: int = 128,
+                     seed: int = 0, card: Any = None) -> Table:
+    """A batch of up to ``size`` runs chosen jointly (greedily) to pin down N_opt at a target budget.
+
+    Each step adds the candidate of largest expected shrinkage of the N_opt interval per
+    FLOP *given the runs already in the batch*: the outcomes of all the batch's runs are
+    simulated in the same scenarios (posterior draws taken as the truth) and the draws are
+    reweighted by their joint likelihood, so two runs that teach the same thing are not
+    both chosen for it. Each candidate is used at most once (its simulated outcome is one
+    run's). See the module docstring for the approximation.
+
+    Parameters
+    ----------
+    source, target_budget, run_budget, candidates, level, scenarios, seed, card
+        As in :func:`next_run_table`.
+    size : int
+        Most runs in the batch.
+    batch_budget : float or str, optional
+        Most FLOPs the batch may spend in all (6 N D summed); runs that would exceed it are
+        skipped, and the batch stops when none fits.
+
+    Returns
+    -------
+    Table (a DataFrame from :func:`next_batch_value`)
+        One row per chosen run, in the order chosen: ``step``, ``plan``, ``params``,
+        ``tokens``, ``flops``, ``total_flops`` (the batch so far), ``width_now``,
+        ``width_after`` (expected ln(hi/lo) of the N_opt interval after the batch so far),
+        ``shrinkage`` (width_now - width_after), ``gain`` (this run's part of it) and ``ess``.
+    """
+    post, level = as_posterior(source, card), check_level(level)
+    target = parse_quantity(target_budget, what="target budget")
+    if not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
+        raise InputError(f"the batch size must be a positive integer but got {size!r}")
+    if len(candidates):
+        n, d = parse_plans(candidates)
+    elif run_budget is None:
+        raise InputError("give a run budget (FLOPs) for the candidate grid, or explicit candidates")
+    else:
+        n, d = candidate_runs(post, parse_quantity(run_budget, what="run budget"))
+    limit = math.inf if batch_budget is None else parse_quantity(batch_budget, what="batch budget")
+    if post.size < 2:
+        raise InputError("the value of a batch of runs needs at least 2 posterior draws")
+    if not (isinstance(scenarios, int) and 1 <= scenarios):
+        raise InputError(f"scenarios must be a positive integer but got {scenarios!r}")
+    flops = 6 * n * d
+    if flops.min() > limit:
+        raise InputError(f"no candidate run fits the batch budget {limit:.3g} FLOPs; the cheapest costs "
+                         f"{flops.min():.3g}")
+    log_opt = np.asarray(optimal_log_params(post.card.law, post.theta, np.array(math.log(target))))
+    log_lik = np.stack(list(_outcome_log_weights(post, n, d, scenarios, seed)))  # (K, R, S)
+    width_now = float(weighted_interval_width(log_opt, np.ones(post.size), level))
+    chosen: list[int] = []
+    rows: dict[str, list[Any]] = {k: [] for k in ("width_after", "gain", "ess", "total_flops")}
+    acc, width, spent = np.zeros(log_lik.shape[1:]), width_now, 0.0
+    for _ in range(size):
+        best, best_key, best_width, best_ess = -1, -math.inf, width, 0.0
+        for k in range(n.size):
+            if k in chosen or spent + flops[k] > limit:
+                continue
+            log_w = acc + log_lik[k]
+            weights = np.exp(log_w - log_w.max(axis=-1, keepdims=True))
+            after = float(weighted_interval_width(log_opt, weights, level).mean())
+            key = (width - after) / flops[k]
+            if key > best_key:
+                best, best_key, best_width = k, key, after
+                best_ess = float(((weights.sum(-1) ** 2) / (weights**2).sum(-1)).mean())
+        if best < 0:
+            break
+        chosen.append(best)
+        acc = acc + log_lik[best]
+        spent += flops[best]
+        rows["width_after"].append(best_width)
+        rows["gain"].append(width - best_width)
+        rows["ess"].append(best_ess)
+        rows["total_flops"].append(spent)
+        width = best_width
+    pick = np.array(chosen)
+    after = np.array(rows["width_after"])
+    columns = {"step": np.arange(1, len(pick) + 1),
+               "plan": np.array([plan_label(a, b) for a, b in zip(n[pick], d[pick], strict=True)]),
+               "params": n[pick], "tokens": d[pick], "flops": flops[pick], "total_flops": np.array(rows["total_flops"]),
+               "width_now": np.full(len(pick), width_now), "width_after": after, "shrinkage": width_now - after,
+               "gain": np.array(rows["gain"]), "ess": np.array(rows["ess"])}
+    return Table(columns, assumptions(post, Constraints(), noise=True, seed=seed, level=level, target_budget=target,
+                                      method=f"greedy batch by pre-posterior importance reweighting, {scenarios} "
+                                             "scenarios shared by the batch's runs"))
+
+
 next_run_value = frame_returning(next_run_table)
+next_batch_value = frame_returning(next_batch_table)
