@@ -242,11 +242,11 @@ def next_batch_table(source: PosteriorInput, target_budget: float | str, size: i
         rows["total_flops"].append(spent)
         width = best_width
     pick = np.array(chosen)
-    after = np.array(rows["width_after"])
+    widths = np.array(rows["width_after"])
     columns = {"step": np.arange(1, len(pick) + 1),
                "plan": np.array([plan_label(a, b) for a, b in zip(n[pick], d[pick], strict=True)]),
                "params": n[pick], "tokens": d[pick], "flops": flops[pick], "total_flops": np.array(rows["total_flops"]),
-               "width_now": np.full(len(pick), width_now), "width_after": after, "shrinkage": width_now - after,
+               "width_now": np.full(len(pick), width_now), "width_after": widths, "shrinkage": width_now - widths,
                "gain": np.array(rows["gain"]), "ess": np.array(rows["ess"])}
     return Table(columns, assumptions(post, Constraints(), noise=True, seed=seed, level=level, target_budget=target,
                                       method=f"greedy batch by pre-posterior importance reweighting, {scenarios} "
