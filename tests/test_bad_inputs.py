@@ -449,8 +449,7 @@ class SamplingStarted(Exception):
 
 #: Where work on a fit starts; an in-process case that reaches one is stopped there and fails.
 SAMPLING_STARTS = (
-    "bayes_scaling.sampling.run_chains",  # NUTS, the compiled program
-    "bayes_scaling.sampling.MCMC",  # NUTS with a progress bar
+    "bayes_scaling.sampling.run_chains",  # NUTS, with or without a progress bar
     "bayes_scaling.sampling.fit_huber",  # the robust start of NUTS, and approach 3's bootstrap
     "bayes_scaling.approaches.fit_huber",
     "bayes_scaling.executor.ProcessPoolExecutor",  # fits in local processes
