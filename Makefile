@@ -46,7 +46,7 @@ BENCH_OUT   ?= bench-results.jsonl
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[bench]"
 	$(BIN)/python benchmarks/bench_fit.py $(BENCH_FLAGS) --out $(BENCH_OUT)
-	$(BIN)/python benchmarks/bench_samplers.py $(BENCH_FLAGS) --out $(BENCH_OUT)
+	$(BIN)/python benchmarks/bench_sampler.py $(BENCH_FLAGS) --out $(BENCH_OUT)
 	$(BIN)/python benchmarks/bench_compile_cache.py $(BENCH_FLAGS) --out $(BENCH_OUT)
 	$(BIN)/python benchmarks/bench_cli.py $(BENCH_FLAGS) --out $(BENCH_OUT)
 	$(BIN)/python benchmarks/bench_growth.py $(BENCH_FLAGS) --out $(BENCH_OUT)

@@ -60,7 +60,8 @@ def fit(
     bootstrap : int, default 1000
         Resamples for ``method="huber"``.
     progress : bool, default False
-        Show a progress bar while sampling.
+        Show a progress bar while sampling (on stderr, or a widget in a notebook). The draws
+        are the same without it.
     param_count : {"total", "non_embedding"}, default "total"
         Fit on the ``params`` column, or on ``params - embedding_params`` (Kaplan's
         counting); allocations and predictions then use the same counting.

@@ -15,6 +15,10 @@ The dense mass matrix is adapted without Stan's shrinkage towards 1e-3·I: the p
 of a scaling law has ridge directions whose variance (~2e-7 in unconstrained space on the
 Chinchilla table) is far below that shrinkage, which then sets the step size and tripled
 the leapfrog steps per draw (34 → 11 on that table, same posterior).
+
+A run goes in pieces (:func:`pieces`: warm-up iterations, then draws), each a call of the
+same compiled programs, between which :func:`run_chains` can report progress: a fit with a
+progress bar runs exactly what one without runs, and draws the same.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ from .model import build_model
 MIN_ROWS, LINEAR_ABOVE = 64, 2048
 #: Statistics of every draw (names as stored in a fit's ``sample_stats``).
 STATS = ("diverging", "n_steps", "energy", "acceptance_rate", "step_size")
+#: Pieces each phase of a run (warm-up, draws) is cut into, whether or not progress is reported.
+PIECES = 20
 
 
 def padded_rows(n: int) -> int:
@@ -101,7 +107,35 @@ class Schedule:
     adapt_mass: bool = True
 
 
-_PROGRAMS: dict[tuple, Callable] = {}
+def pieces(schedule: Schedule) -> list[tuple[str, int, int]]:
+    """The pieces a run goes in, ``(phase, start, stop)`` in iterations (warm-up first, then draws).
+
+    Each phase is cut into at most :data:`PIECES` pieces of equal length (the last shorter);
+    the cut depends on the schedule alone.
+
+    Examples
+    --------
+    >>> pieces(Schedule(chains=1, warmup=50, draws=30, target_accept=0.9))[16:19]
+    [('warmup', 48, 50), ('draws', 50, 52), ('draws', 52, 54)]
+    """
+    out = []
+    for phase, first, n in (("warmup", 0, schedule.warmup), ("draws", schedule.warmup, schedule.draws)):
+        step = max(1, math.ceil(n / PIECES))
+        out += [(phase, first + lo, first + min(lo + step, n)) for lo in range(0, n, step)]
+    return out
+
+
+@dataclass(frozen=True)
+class _Program:
+    """The compiled programs of one (model, schedule): ``start`` the chains, ``advance`` them by some
+    iterations (recording the draws), ``finish`` (constrain the draws)."""
+
+    start: Callable
+    advance: Callable
+    finish: Callable
+
+
+_PROGRAMS: dict[tuple, _Program] = {}
 
 
 def program_count() -> int:
@@ -109,7 +143,7 @@ def program_count() -> int:
     return len(_PROGRAMS)
 
 
-def _program(card: ModelCard, schedule: Schedule, parallel: bool) -> Callable:
+def _program(card: ModelCard, schedule: Schedule, parallel: bool) -> _Program:
     # The target acceptance is an argument of the program, not part of it.
     key = (model_key(card), dataclasses.replace(schedule, target_accept=0.0), parallel)
     if key not in _PROGRAMS:
@@ -117,33 +151,59 @@ def _program(card: ModelCard, schedule: Schedule, parallel: bool) -> Callable:
     return _PROGRAMS[key]
 
 
-def _build_program(model: Callable, schedule: Schedule, parallel: bool) -> Callable:
+def _build_program(model: Callable, schedule: Schedule, parallel: bool) -> _Program:
     def potential_gen(x: Any, log_loss: Any, mask: Any) -> Callable[[Any], Any]:
         return lambda z: potential_energy(model, (x,), {"log_loss": log_loss, "mask": mask}, z)
 
-    def one_chain(key: Any, z0: Any, inverse_mass: Any, target_accept: Any, x: Any, log_loss: Any,
-                  mask: Any) -> Any:
+    def kernel(z: Any, key: Any, inverse_mass: Any, target_accept: Any, args: tuple) -> tuple[Any, Callable]:
+        # numpyro's init_kernel sets up its sample_kernel (adaptation schedule, tree depth, integrator)
+        # in the program being traced, so both programs call it; where only the sampler is wanted
+        # (advance), the start state it returns is unused and compiled away.
         init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
-        args = (x, log_loss, mask)
-        state = init_kernel(z0, schedule.warmup, inverse_mass_matrix=inverse_mass,
+        state = init_kernel(z, schedule.warmup, inverse_mass_matrix=inverse_mass,
                             adapt_mass_matrix=schedule.adapt_mass, dense_mass=True,
                             target_accept_prob=target_accept, regularize_mass_matrix=False,
                             model_args=args, rng_key=key)
-        state = lax.fori_loop(0, schedule.warmup, lambda _, s: sample_kernel(s, model_args=args), state)
+        return state, lambda s: sample_kernel(s, model_args=args)
 
-        def step(s: Any, _: Any) -> Any:
-            s = sample_kernel(s, model_args=args)
-            return s, (s.z, s.num_steps, s.diverging, s.energy, s.accept_prob, s.adapt_state.step_size)
+    def start(key: Any, z0: Any, inverse_mass: Any, target_accept: Any, x: Any, log_loss: Any, mask: Any) -> Any:
+        state, _ = kernel(z0, key, inverse_mass, target_accept, (x, log_loss, mask))
+        records = jax.tree.map(lambda v: jnp.zeros((schedule.draws, *jnp.shape(v)), jnp.result_type(v)),
+                               _record(state))
+        return state, records
 
-        last, (z, n_steps, diverging, energy, accept, step_size) = lax.scan(step, state, None, length=schedule.draws)
+    def advance(state: Any, records: Any, lo: Any, hi: Any, target_accept: Any, x: Any, log_loss: Any,
+                mask: Any) -> Any:
+        _, step = kernel(state.z, state.rng_key, state.adapt_state.inverse_mass_matrix, target_accept,
+                         (x, log_loss, mask))
+
+        def body(i: Any, carry: Any) -> Any:
+            s, rec = carry
+            s = step(s)
+            draw = i - schedule.warmup  # warm-up iterations (draw < 0) leave the records as they are
+            at = jnp.maximum(draw, 0)
+            return s, jax.tree.map(lambda r, v: r.at[at].set(jnp.where(draw >= 0, v, r[at])), rec, _record(s))
+
+        return lax.fori_loop(lo, hi, body, (state, records))
+
+    def finish(records: Any, x: Any, log_loss: Any, mask: Any) -> Any:
         kwargs = {"log_loss": log_loss, "mask": mask}
-        constrained = jax.vmap(lambda u: constrain_fn(model, (x,), kwargs, u, return_deterministic=True))(z)
-        stats = dict(zip(STATS, (diverging, n_steps, energy, accept, step_size), strict=True))
-        return constrained, stats, last.z, last.adapt_state.inverse_mass_matrix
+        constrained = jax.vmap(lambda u: constrain_fn(model, (x,), kwargs, u, return_deterministic=True))(
+            records["z"])
+        return constrained, {k: records[k] for k in STATS}
 
-    if parallel:
-        return jax.pmap(one_chain, in_axes=(0, 0, None, None, None, None, 0))
-    return jax.jit(jax.vmap(one_chain, in_axes=(0, 0, None, None, None, None, 0)))
+    def compiled(fn: Callable, in_axes: tuple) -> Callable:
+        return jax.pmap(fn, in_axes=in_axes) if parallel else jax.jit(jax.vmap(fn, in_axes=in_axes))
+
+    return _Program(start=compiled(start, (0, 0, None, None, None, None, 0)),
+                    advance=compiled(advance, (0, 0, None, None, None, None, None, 0)),
+                    finish=compiled(finish, (0, None, None, 0)))
+
+
+def _record(state: Any) -> dict[str, Any]:
+    """What a draw keeps of a NUTS state: the unconstrained point and :data:`STATS`."""
+    return {"z": state.z, "diverging": state.diverging, "n_steps": state.num_steps, "energy": state.energy,
+            "acceptance_rate": state.accept_prob, "step_size": state.adapt_state.step_size}
 
 
 @dataclass
@@ -170,7 +230,7 @@ class Chains:
 
 def run_chains(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, init: Mapping[str, Any], *,
                schedule: Schedule, seed: int, masks: np.ndarray | None = None,
-               inverse_mass: Any | None = None) -> Chains:
+               inverse_mass: Any | None = None, progress: Callable[[int], None] | None = None) -> Chains:
     """Run ``schedule.chains`` NUTS chains of the card's model on one run table.
 
     Parameters
@@ -189,6 +249,9 @@ def run_chains(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarra
         The runs each chain fits (default all): chains may fit different subsets.
     inverse_mass : array, optional
         Starting (or, with ``adapt_mass=False``, fixed) dense inverse mass matrix; default identity.
+    progress : callable, optional
+        Called after each of the run's :func:`pieces` with the iterations done per chain
+        (warm-up and draws, out of ``schedule.warmup + schedule.draws``). It changes no draw.
 
     Returns
     -------
@@ -204,15 +267,21 @@ def run_chains(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarra
     dim = ravel_pytree({k: v[0] for k, v in init.items()})[0].shape[0]
     mass = jnp.eye(dim) if inverse_mass is None else jnp.asarray(inverse_mass)
     parallel = 1 < schedule.chains <= jax.local_device_count()
-    run = _program(card, schedule, parallel)
+    program = _program(card, schedule, parallel)
     keys = jax.random.split(jax.random.PRNGKey(seed), schedule.chains)
-    samples, stats, last, adapted = run(keys, init, mass, jnp.asarray(float(schedule.target_accept)),
-                                        {k: jnp.asarray(v) for k, v in px.items()},
-                                        jnp.asarray(pll), jnp.asarray(pmask))
+    target_accept = jnp.asarray(float(schedule.target_accept))
+    table = ({k: jnp.asarray(v) for k, v in px.items()}, jnp.asarray(pll), jnp.asarray(pmask))
+    state, records = program.start(keys, init, mass, target_accept, *table)
+    for _, lo, hi in pieces(schedule):
+        state, records = program.advance(state, records, lo, hi, target_accept, *table)
+        if progress is not None:
+            jax.block_until_ready(state)
+            progress(hi)
+    samples, stats = program.finish(records, *table)
     stats = {k: np.asarray(v) for k, v in stats.items()}
     stats["tree_depth"] = np.floor(np.log2(np.maximum(stats["n_steps"], 1))).astype(int) + 1
     return Chains({k: np.asarray(v) for k, v in samples.items()}, stats,
-                  {k: np.asarray(v) for k, v in last.items()}, np.asarray(adapted))
+                  {k: np.asarray(v) for k, v in state.z.items()}, np.asarray(state.adapt_state.inverse_mass_matrix))
 
 
-__all__ = ["Chains", "Schedule", "model_key", "pad_table", "padded_rows", "program_count", "run_chains"]
+__all__ = ["Chains", "Schedule", "model_key", "pad_table", "padded_rows", "pieces", "program_count", "run_chains"]

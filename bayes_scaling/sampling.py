@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -25,7 +26,7 @@ from jax.flatten_util import ravel_pytree
 from numpyro.distributions.transforms import biject_to
 from numpyro.handlers import seed as seed_handler
 from numpyro.handlers import trace
-from numpyro.infer import MCMC, NUTS, Predictive
+from numpyro.infer import Predictive
 from numpyro.infer.util import potential_energy, unconstrain_fn
 from scipy.optimize import minimize
 
@@ -36,7 +37,7 @@ from .errors import ConvergenceWarning, InputError
 from .fitted import Fit, build_datatree, fit_attrs
 from .huber import fit_huber
 from .model import build_model, covariates
-from .nuts import STATS, Schedule, model_key, pad_table, padded_rows, run_chains
+from .nuts import Schedule, model_key, pad_table, padded_rows, run_chains
 
 METHODS = ("nuts", "huber")
 #: Tables with more rows (e.g. loss curves: many checkpoints per run) start from a pre-fit
@@ -188,11 +189,6 @@ def fit_law_subsets(runs: pd.DataFrame, card: ModelCard, subsets: Sequence[np.nd
     return fits
 
 
-def _chain_method(chains: int) -> str:
-    # "parallel" with fewer devices than chains silently runs them one after another.
-    return "parallel" if jax.local_device_count() >= chains > 1 else "vectorized"
-
-
 def _initial_values(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray,
                     runs: pd.DataFrame, chains: int, seed: int) -> dict[str, jnp.ndarray]:
     """Per-chain unconstrained starting points jittered around a robust point estimate.
@@ -304,8 +300,8 @@ def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarr
     """NUTS draws of the card's model (dense mass matrix), grouped by chain, the sampler's statistics, and a record.
 
     The chains run as a compiled program reused by every fit of the same card, table size
-    bucket and schedule (:mod:`bayes_scaling.nuts`); with ``progress`` through
-    :class:`numpyro.infer.MCMC`, which shows a bar but compiles for every table.
+    bucket and schedule (:mod:`bayes_scaling.nuts`); ``progress`` shows a bar (stderr, or a
+    notebook widget) moved between the pieces of that program: the draws are the same without it.
 
     A fit that fails the diagnostics gate (R-hat, bulk ESS, divergences; small tables do)
     runs again from where its chains ended, at most :data:`MAX_EXTENSIONS` times, with the
@@ -325,10 +321,9 @@ def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarr
         schedule = Schedule(chains, min(warmup, LARGE_TABLE_WARMUP), draws, target_accept, adapt_mass=False)
     else:
         init, inverse_mass = _initial_values(card, x, log_loss, runs, chains, seed), None
-    if progress:
-        samples, stats = _sample_mcmc(card, x, log_loss, init, inverse_mass, schedule, seed)
-        return samples, stats, {}
-    result = run_chains(card, x, log_loss, init, schedule=schedule, seed=seed, inverse_mass=inverse_mass)
+    with _progress_bar(progress, schedule, f"NUTS, {chains} chain(s)") as report:
+        result = run_chains(card, x, log_loss, init, schedule=schedule, seed=seed, inverse_mass=inverse_mass,
+                            progress=report)
     samples, stats = _law_sites(card, result.samples), result.stats
     if chains < 2 or chains * draws < EXTEND_MIN_DRAWS:
         return samples, stats, {}
@@ -346,8 +341,9 @@ def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarr
             target = max(schedule.target_accept, DIVERGENCE_TARGET_ACCEPT)
             schedule = dataclasses.replace(schedule, target_accept=target)
             record["target_accept"] = schedule.target_accept
-        result = run_chains(card, x, log_loss, result.last, schedule=schedule, seed=seed + 7777 * (k + 1),
-                            inverse_mass=inverse_mass)
+        with _progress_bar(progress, schedule, f"NUTS, {chains} chain(s), run {k + 2}") as report:
+            result = run_chains(card, x, log_loss, result.last, schedule=schedule, seed=seed + 7777 * (k + 1),
+                                inverse_mass=inverse_mass, progress=report)
         more, more_stats = _law_sites(card, result.samples), result.stats
         if verdict.max_rhat < POOL_RHAT and not verdict.divergences:
             samples = {n: np.concatenate([v, more[n]], axis=1) for n, v in samples.items()}
@@ -365,6 +361,23 @@ def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarr
     return samples, stats, record
 
 
+@contextmanager
+def _progress_bar(show: bool, schedule: Schedule, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar over a run's warm-up and draws (tqdm), or ``None`` when not shown."""
+    if not show:
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=schedule.warmup + schedule.draws, desc=f"{label}: warm-up", unit="it") as bar:
+        def report(done: int) -> None:
+            if done > schedule.warmup:
+                bar.set_description(f"{label}: draws", refresh=False)
+            bar.update(done - bar.n)
+
+        yield report
+
+
 def _gate(card: ModelCard, samples: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray]) -> Diagnostics:
     """The diagnostics gate (:func:`bayes_scaling.diagnostics.gate`) of draws not yet a fit."""
     import arviz as az
@@ -379,29 +392,6 @@ def _gate(card: ModelCard, samples: Mapping[str, np.ndarray], stats: Mapping[str
 def _law_sites(card: ModelCard, samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The posterior variables a fit stores: every site but the observed one."""
     return {k: v for k, v in samples.items() if k != "log_loss"}
-
-
-def _sample_mcmc(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, init: Mapping[str, Any],
-                 inverse_mass: Any, schedule: Schedule, seed: int
-                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The same sampler through :class:`numpyro.infer.MCMC`, with its progress bar."""
-    kernel = NUTS(build_model(card), dense_mass=True, target_accept_prob=schedule.target_accept,
-                  inverse_mass_matrix=inverse_mass, adapt_mass_matrix=schedule.adapt_mass,
-                  regularize_mass_matrix=False)
-    chains = schedule.chains
-    mcmc = MCMC(kernel, num_warmup=schedule.warmup, num_samples=schedule.draws, num_chains=chains,
-                chain_method=_chain_method(chains), progress_bar=True)
-    if chains == 1:
-        init = {k: v[0] for k, v in init.items()}
-    mcmc.run(jax.random.PRNGKey(seed), {k: jnp.asarray(v) for k, v in x.items()}, log_loss=jnp.asarray(log_loss),
-             init_params=init, extra_fields=("diverging", "num_steps", "energy", "accept_prob",
-                                             "adapt_state.step_size"))
-    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
-    stats = dict(zip(STATS, (extra["diverging"], extra["num_steps"], extra["energy"], extra["accept_prob"],
-                             extra["adapt_state.step_size"]), strict=True))
-    stats["tree_depth"] = np.floor(np.log2(np.maximum(stats["n_steps"], 1))).astype(int) + 1
-    return _law_sites(card, samples), stats
 
 
 def _prefit(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, runs: pd.DataFrame, *,

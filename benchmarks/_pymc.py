@@ -1,6 +1,6 @@
 """The card's Chinchilla model in PyMC, sampled by PyMC's default NUTS or by nutpie.
 
-Used by ``bench_fit.py`` and ``bench_samplers.py`` (imported by path, like ``_common``).
+Used by ``bench_fit.py`` and ``bench_sampler.py`` (imported by path, like ``_common``).
 PyMC and nutpie are in the ``bench`` extra only: ``pip install -c constraints.txt -e ".[bench]"``.
 """
 
@@ -62,27 +62,27 @@ def chain_figures(tree, names: list[str], wall: float) -> dict[str, Any]:
             "divergences": int(stats["diverging"].sum()), "steps_per_draw": float(np.mean(steps))}
 
 
-def pymc_figures(card, runs, draws: int, tune: int) -> dict[str, Any]:
-    """PyMC's default NUTS (4 chains, jitter+adapt_diag), one process per core, compile included."""
+def pymc_figures(card, runs, draws: int, tune: int, chains: int = 4) -> dict[str, Any]:
+    """PyMC's default NUTS (jitter+adapt_diag), one process per core, compile included."""
     import pymc as pm
 
     start = time.perf_counter()
     with pymc_model(card, runs):
         # PyMC's default assumes half the CPUs are hyper-threads (1 core here): give it all.
-        idata = pm.sample(draws=draws, tune=tune, chains=4, cores=min(4, os.cpu_count() or 1), random_seed=0,
+        idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1), random_seed=0,
                           progressbar=False, compute_convergence_checks=False, mp_ctx="forkserver")
     return chain_figures(idata, sampled_names(card), time.perf_counter() - start)
 
 
-def nutpie_figures(card, runs, draws: int, tune: int, adaptation: str = "diag") -> dict[str, Any]:
-    """nutpie (numba backend) on the PyMC model, 4 chains on all cores; compile and sampling timed apart."""
+def nutpie_figures(card, runs, draws: int, tune: int, chains: int = 4, adaptation: str = "diag") -> dict[str, Any]:
+    """nutpie (numba backend) on the PyMC model, chains on all cores; compile and sampling timed apart."""
     import nutpie
 
     start = time.perf_counter()
     compiled = nutpie.compile_pymc_model(pymc_model(card, runs))
     compiled_at = time.perf_counter()
-    tree = nutpie.sample(compiled, draws=draws, tune=tune, chains=4, cores=min(4, os.cpu_count() or 1), seed=0,
-                         progress_bar=False, adaptation=adaptation)
+    tree = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
+                         seed=0, progress_bar=False, adaptation=adaptation)
     wall = time.perf_counter() - start
     return {**chain_figures(tree, sampled_names(card), wall), "compile_s": compiled_at - start,
             "sample_s": wall - (compiled_at - start)}

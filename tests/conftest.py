@@ -11,6 +11,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 import bayes_scaling as bs  # noqa: E402  (enables x64 before any JAX array exists)
+from tests.lawdata import KAPLAN_TRUTH, isoflop_grid, law_runs  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CHINCHILLA_CSV = SHARED_DATA / "chinchilla_fig4_epoch.csv"
@@ -54,3 +55,12 @@ def chinchilla_runs() -> pd.DataFrame:
 def chinchilla_fit(chinchilla_runs: pd.DataFrame) -> bs.Fit:
     """The default card on the real table, 2 chains × (500 warm-up + 500 draws): one fit many tests read."""
     return bs.fit(chinchilla_runs, chains=2, warmup=500, draws=500, seed=0)
+
+
+@pytest.fixture(scope="session")
+def kaplan_fits() -> dict[str, bs.Fit]:
+    """Cards kaplan and chinchilla fitted to runs drawn from Kaplan's law (32 runs, 1% noise),
+    2 chains × (300 warm-up + 300 draws): read by the averaging and the comparison tests."""
+    n, d = isoflop_grid()
+    runs = bs.load_runs(law_runs("kaplan", KAPLAN_TRUTH, n, d, seed=0, noise=0.01))
+    return {card: bs.fit(runs, card, chains=2, warmup=300, draws=300, seed=0) for card in ("kaplan", "chinchilla")}

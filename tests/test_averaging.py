@@ -4,15 +4,6 @@ import pytest
 import bayes_scaling as bs
 from bayes_scaling.averaging import average
 from bayes_scaling.errors import InputError
-from tests.lawdata import KAPLAN_TRUTH, isoflop_grid, law_runs
-
-
-@pytest.fixture(scope="module")
-def kaplan_fits():
-    n, d = isoflop_grid()
-    runs = bs.load_runs(law_runs("kaplan", KAPLAN_TRUTH, n, d, seed=0, noise=0.01))
-    kwargs = {"chains": 2, "warmup": 300, "draws": 300, "seed": 0}
-    return {card: bs.fit(runs, card, **kwargs) for card in ("kaplan", "chinchilla")}
 
 
 @pytest.mark.slow

@@ -1,8 +1,11 @@
-"""Bad inputs through the real CLI: exit 2, one precise error line, no traceback, no file changed (issue 19).
+"""Bad inputs through the CLI: exit 2, one precise error line, no traceback, no file changed (issue 19).
 
-Each case of :data:`CASES` runs ``bayes-scaling`` in a subprocess, in a folder of its own
-holding a run table (``runs.csv``), a saved fit (``fit.nc``) and the case's own files.
-Every case must fail before any sampling starts; the folder is hashed before and after.
+Each case of :data:`CASES` runs ``bayes-scaling`` in a folder of its own holding a run
+table (``runs.csv``), a saved fit (``fit.nc``) and the case's own files; the folder is
+hashed before and after. Every case runs in-process through ``cli.main`` (what the console
+script calls), with the working folder, streams and warnings restored and the steps that
+start sampling replaced by an error, so a case that is not refused before sampling fails.
+A sample of them (:data:`IN_A_REAL_PROCESS`) also runs as a real process, as a user runs it.
 The fits are made from draws around the example truth (no NUTS): these tests check
 how files and options are refused, not what a fit says.
 
@@ -20,11 +23,14 @@ import os
 import shutil
 import subprocess
 import sys
+import traceback
+import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import ExitStack, chdir, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 
 import h5py
 import numpy as np
@@ -427,6 +433,29 @@ assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
 
 # -- running them ---------------------------------------------------------------------------------------------------
 
+#: Cases also run as a real ``bayes-scaling`` process (all run in-process through ``cli.main``, which is what the
+#: console script calls): file, run-table, card, option and usage errors, a warning, and a damaged fit file.
+IN_A_REAL_PROCESS = (
+    "fit-out-foreign-nc", "simulate-over-real-runs", "gzip-renamed-csv", "markup-in-a-cell",
+    "brackets-in-a-folder-warning", "card-error-keeps-its-key", "card-toml-syntax", "budget-decimal-comma",
+    "fit-seed-negative", "usage-unknown-option", "usage-unknown-command", "fit-nan-draw-summary",
+)
+assert set(IN_A_REAL_PROCESS) <= {c.id for c in CASES}
+
+
+class SamplingStarted(Exception):
+    """Raised in-process where sampling (or a bootstrap, or worker processes) would start."""
+
+
+#: Where work on a fit starts; an in-process case that reaches one is stopped there and fails.
+SAMPLING_STARTS = (
+    "bayes_scaling.sampling.run_chains",  # NUTS, with or without a progress bar
+    "bayes_scaling.sampling.fit_huber",  # the robust start of NUTS, and approach 3's bootstrap
+    "bayes_scaling.approaches.fit_huber",
+    "bayes_scaling.executor.ProcessPoolExecutor",  # fits in local processes
+    "bayes_scaling.executor._gather",  # fits on Dask
+)
+
 
 @dataclass
 class Outcome:
@@ -445,6 +474,41 @@ def cli(argv: list[str] | tuple[str, ...], cwd: Path, timeout: float = CASE_TIME
                           timeout=timeout, env=env)
 
 
+def process_state() -> dict[str, object]:
+    """What a run in this process could change for the runs after it (besides the environment)."""
+    return {"working folder": os.getcwd(), "warning filters": list(warnings.filters),
+            "showwarning": warnings.showwarning, "stdout": sys.stdout, "stderr": sys.stderr}
+
+
+def cli_in_process(argv: list[str] | tuple[str, ...], cwd: Path) -> subprocess.CompletedProcess:
+    """``bayes-scaling ARGV`` through ``cli.main`` in this process, in ``cwd``, refusing to sample.
+
+    Nothing carries over to the next run: the working folder, streams, warning filters and
+    environment are restored afterwards (an import may set a variable: threadpoolctl sets
+    KMP_DUPLICATE_LIB_OK), and a change that ``main`` itself leaves behind is reported as a
+    failure. An exception escaping ``main`` is reported on stderr as the traceback a user would see.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    with ExitStack() as stack:
+        for target in SAMPLING_STARTS:
+            stack.enter_context(mock.patch(target, side_effect=SamplingStarted(f"{target} was called")))
+        stack.enter_context(mock.patch.dict(os.environ))
+        stack.enter_context(warnings.catch_warnings())
+        stack.enter_context(chdir(cwd))
+        stack.enter_context(redirect_stdout(out))
+        stack.enter_context(redirect_stderr(err))
+        state = process_state()
+        try:
+            code = main(list(argv))
+        except BaseException:  # SystemExit included: main returns the exit status
+            err.write(traceback.format_exc())
+            code = -1
+        leaked = sorted(key for key, value in process_state().items() if value != state[key])
+    if leaked:
+        err.write(f"Traceback: the run left this process's {', '.join(leaked)} changed\n")
+    return subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
+
+
 def snapshot(folder: Path) -> dict[str, str]:
     """Every path under ``folder`` with the hash of its content (folders and links marked as such)."""
     out = {}
@@ -459,8 +523,8 @@ def snapshot(folder: Path) -> dict[str, str]:
     return out
 
 
-def run_case(c: Case, base: Path, root: Path) -> Outcome:
-    folder = root / c.id
+def prepare(c: Case, base: Path, folder: Path) -> dict[str, str]:
+    """The case's folder: the base files and the case's own; returns its snapshot."""
     folder.mkdir()
     for name in ("runs.csv", "fit.nc"):
         shutil.copy(base / name, folder / name)
@@ -470,7 +534,14 @@ def run_case(c: Case, base: Path, root: Path) -> Outcome:
             content(folder, path)
         else:
             path.write_bytes(content)
-    before = snapshot(folder)
+    return snapshot(folder)
+
+
+def run_case(c: Case, base: Path, folder: Path, *, real_process: bool) -> Outcome:
+    before = prepare(c, base, folder)
+    if not real_process:
+        proc = cli_in_process(c.argv, folder)
+        return Outcome(proc.returncode, proc.stdout, proc.stderr, before, snapshot(folder))
     try:
         proc = cli(c.argv, folder)
     except subprocess.TimeoutExpired as exc:
@@ -479,23 +550,31 @@ def run_case(c: Case, base: Path, root: Path) -> Outcome:
     return Outcome(proc.returncode, proc.stdout, proc.stderr, before, snapshot(folder))
 
 
+def selected(request: pytest.FixtureRequest, test: str) -> list[Case]:
+    ids = {item.callspec.id for item in request.session.items
+           if item.path == Path(__file__) and getattr(item, "originalname", "") == test and hasattr(item, "callspec")}
+    return [c for c in CASES if c.id in ids]
+
+
 @pytest.fixture(scope="module")
-def outcomes(request, base, tmp_path_factory) -> dict[str, Outcome]:
-    """The outcome of every selected case, run a few at a time."""
-    selected = {item.callspec.id for item in request.session.items
-                if item.path == Path(__file__) and getattr(item, "originalname", "") == "test_bad_input"
-                and hasattr(item, "callspec")}
-    cases = [c for c in CASES if c.id in selected]
+def outcomes(request, base, tmp_path_factory) -> dict[tuple[str, bool], Outcome]:
+    """The outcome of every selected case, keyed by (case id, real process).
+
+    The real processes (mostly Python start-up and imports) run a few at a time while this
+    process runs the in-process cases one after another (they change the working folder).
+    """
     root = tmp_path_factory.mktemp("bad-inputs")
+    real = selected(request, "test_bad_input_in_a_real_process")
     with ThreadPoolExecutor(WORKERS) as pool:
-        results = pool.map(lambda c: run_case(c, base, root), cases)
-    return dict(zip([c.id for c in cases], results, strict=True))
+        started = pool.map(lambda c: run_case(c, base, root / f"{c.id}-process", real_process=True), real)
+        results = {(c.id, False): run_case(c, base, root / c.id, real_process=False)
+                   for c in selected(request, "test_bad_input")}
+        results.update({(c.id, True): outcome for c, outcome in zip(real, started, strict=True)})
+    return results
 
 
-@pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
-def test_bad_input(c: Case, outcomes: dict[str, Outcome]) -> None:
+def check_refused(c: Case, out: Outcome) -> None:
     """Exit 2, exactly one ``error:`` line naming what is wrong, no traceback, every file as it was."""
-    out = outcomes[c.id]
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if not line.startswith("warning: ")]
     assert "Traceback" not in out.stderr + out.stdout, out.stderr[-3000:]
@@ -509,12 +588,33 @@ def test_bad_input(c: Case, outcomes: dict[str, Outcome]) -> None:
     assert out.after == out.before, "files changed"
 
 
-# -- warnings and judgments that are not errors ---------------------------------------------------------------------
+@pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
+def test_bad_input(c: Case, outcomes: dict[tuple[str, bool], Outcome]) -> None:
+    """In-process: refused before any sampling, as :func:`check_refused` says."""
+    check_refused(c, outcomes[c.id, False])
+
+
+@pytest.mark.parametrize("c", [c for c in CASES if c.id in IN_A_REAL_PROCESS], ids=list(IN_A_REAL_PROCESS))
+def test_bad_input_in_a_real_process(c: Case, outcomes: dict[tuple[str, bool], Outcome]) -> None:
+    """A sample of the cases as a user meets them: a new process, its exit status and stderr."""
+    check_refused(c, outcomes[c.id, True])
+
+
+def test_in_process_runs_stop_where_sampling_would_start(base, tmp_path):
+    """The guard of the in-process cases: a valid fit is stopped at its first sampling step."""
+    for name in ("runs.csv", "fit.nc"):
+        shutil.copy(base / name, tmp_path / name)
+    proc = cli_in_process(["fit", "runs.csv", "--out", "new.nc", *QUICK], tmp_path)
+    assert proc.returncode == -1 and "SamplingStarted" in proc.stderr, proc.stderr[-3000:]
+    assert not (tmp_path / "new.nc").exists()
+
+
+# -- warnings and judgments that are not errors (in-process, as the cases) -----------------------------------------
 
 
 def test_budgets_far_outside_the_data_warn_and_say_why(base, tmp_path):
     shutil.copy(base / "fit.nc", tmp_path / "fit.nc")
-    proc = cli(["allocate", "fit.nc", "--budget", "1,000", "--budget", "1e-300", "--budget", "1e22",
+    proc = cli_in_process(["allocate", "fit.nc", "--budget", "1,000", "--budget", "1e-300", "--budget", "1e22",
                 "--budget", "1e30", "--format", "json"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
@@ -550,26 +650,26 @@ def test_summary_judges_a_bootstrap_fit_by_its_converged_refits(tmp_path):
     for share, status in ((0.5, "FAILED"), (1.0, "ok")):
         synthetic_fit(runs, method="huber", chains=1, draws=60,
                       extra={"bootstrap_converged": share}).save(tmp_path / "huber.nc")
-        proc = cli(["summary", "huber.nc"], tmp_path)
+        proc = cli_in_process(["summary", "huber.nc"], tmp_path)
         assert proc.returncode == 0, proc.stderr
         assert f"diagnostics {status}: {share:.0%} of 60 bootstrap refits converged" in proc.stderr
         assert "bootstrap criteria" in proc.stderr and "R-hat of" not in proc.stderr and "ESS of" not in proc.stderr
         assert "nan" not in proc.stdout  # no R-hat/ESS shown for bootstrap draws
-        data = json.loads(cli(["summary", "huber.nc", "--format", "json"], tmp_path).stdout)
+        data = json.loads(cli_in_process(["summary", "huber.nc", "--format", "json"], tmp_path).stdout)
         assert data["ok"] is (share == 1.0) and data["converged_share"] == share
         assert data["criteria"].startswith("bootstrap criteria")
         assert all(p["r_hat"] is None and p["ess_bulk"] is None for p in data["parameters"].values())
 
 
 def test_summary_of_a_nuts_fit_states_its_criteria(base):
-    proc = cli(["summary", "fit.nc"], base)
+    proc = cli_in_process(["summary", "fit.nc"], base)
     assert proc.returncode == 0 and "NUTS criteria: R-hat < 1.01" in proc.stderr, proc.stderr
 
 
 def test_cards_has_every_format(tmp_path):
-    listed = json.loads(cli(["cards", "--format", "json"], tmp_path).stdout)
+    listed = json.loads(cli_in_process(["cards", "--format", "json"], tmp_path).stdout)
     assert {c["card"] for c in listed} == set(bs.available_cards())
-    csv = cli(["cards", "--format", "csv"], tmp_path).stdout
+    csv = cli_in_process(["cards", "--format", "csv"], tmp_path).stdout
     assert csv.splitlines()[0] == "card,law,formula" and len(csv.splitlines()) == len(listed) + 1
 
 
@@ -624,8 +724,6 @@ def test_any_malformed_table_is_refused_with_its_name_or_read_valid(header, cell
     pd.DataFrame([(row + [""] * len(header))[:len(header)] for row in cells],
                  columns=header).to_csv(buf, index=False)
     path.write_text(buf.getvalue(), encoding="utf-8")
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RunTableWarning)
         try:

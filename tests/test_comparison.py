@@ -8,14 +8,9 @@ from bayes_scaling.cli import main
 from bayes_scaling.comparison import allocation_exponents, compare, compare_cards, compare_param_counts
 from bayes_scaling.fitted import Fit
 from bayes_scaling.report.analysis_figures import plot_comparison
-from tests.lawdata import KAPLAN_TRUTH, embedding_runs, isoflop_grid, law_runs
+from tests.lawdata import embedding_runs
 
 QUICK = {"chains": 2, "warmup": 300, "draws": 300, "seed": 1}
-
-
-def _kaplan_runs():
-    n, d = isoflop_grid()
-    return bs.load_runs(law_runs("kaplan", KAPLAN_TRUTH, n, d, seed=0, noise=0.01))
 
 
 def _clearly_better(table, best, other):
@@ -37,8 +32,8 @@ def test_loo_prefers_chinchilla_on_chinchilla_data(small_fit, example_runs):
 
 
 @pytest.mark.slow
-def test_loo_prefers_kaplan_on_kaplan_data():
-    table = compare_cards(_kaplan_runs(), ["chinchilla", "kaplan"], **QUICK)
+def test_loo_prefers_kaplan_on_kaplan_data(kaplan_fits):
+    table = compare(kaplan_fits)
     _clearly_better(table, "kaplan", "chinchilla")
 
 

@@ -94,3 +94,25 @@ def test_subsets_drawn_together_match_their_own_fits(example_runs):
         a, b = alone.summary(), fit.summary()
         for name in ("E", "alpha", "beta", "sigma"):
             assert abs(a.loc[name, "median"] - b.loc[name, "median"]) < 0.25 * (a.loc[name, "hi"] - a.loc[name, "lo"])
+
+
+def test_progress_bar_changes_no_draw_and_compiles_nothing(example_runs, compiles, capsys):
+    # The bar moves between the pieces of the same compiled programs: the same seed gives the same draws.
+    options = {"chains": 2, "warmup": 150, "draws": 150, "seed": 2}  # the programs of the test above
+    quiet = bs.fit(example_runs, "chinchilla-plain", progress=False, **options)
+    capsys.readouterr()
+    with compiles:
+        shown = bs.fit(example_runs, "chinchilla-plain", progress=True, **options)
+    assert compiles.names == []
+    assert "NUTS, 2 chain(s): draws: 100%" in capsys.readouterr().err
+    for group in ("posterior", "sample_stats"):
+        for name, values in quiet.tree[group].items():
+            np.testing.assert_array_equal(values.to_numpy(), shown.tree[group][name].to_numpy(), err_msg=name)
+
+
+def test_a_run_is_cut_into_at_most_twenty_pieces_per_phase():
+    schedule = nuts.Schedule(chains=1, warmup=45, draws=7, target_accept=0.9)
+    cut = nuts.pieces(schedule)
+    assert [p for p in cut if p[0] == "warmup"][-1] == ("warmup", 42, 45) and len(cut) == 15 + 7
+    assert [(lo, hi) for phase, lo, hi in cut if phase == "draws"] == [(45 + i, 46 + i) for i in range(7)]
+    assert [hi for _, _, hi in cut[:-1]] == [lo for _, lo, _ in cut[1:]]  # iterations 0 to 52, each once
