@@ -50,6 +50,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_compile_cache.py $(BENCH_FLAGS) --out $(BENCH_OUT)
 	$(BIN)/python benchmarks/bench_cli.py $(BENCH_FLAGS) --out $(BENCH_OUT)
 	$(BIN)/python benchmarks/bench_growth.py $(BENCH_FLAGS) --out $(BENCH_OUT)
+	$(BIN)/python benchmarks/bench_calibration_tables.py $(if $(findstring --quick,$(BENCH_FLAGS)),--quick) --out $(BENCH_OUT)
 
 lint: $(BIN)/.installed
 	$(BIN)/python -m pip install -q ruff && $(BIN)/ruff check bayes_scaling tests benchmarks
