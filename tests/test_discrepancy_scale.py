@@ -216,15 +216,17 @@ def test_tau_shrinks_when_the_law_fits_its_runs_and_not_when_it_misses_them(exam
     prior_mean = exact.card.discrepancy.prior.kwargs["scale"] * np.sqrt(2 / np.pi)
     assert info["misfit"]["amplitude_mle"] < 0.002
     # the runs near the frontier (misfit_window) and the two leave-future-out splits both pull tau down
-    assert info["tau_mean"] < 0.6 * prior_mean, info
+    assert info["tau_mean"] < 0.8 * prior_mean and info["tau_mean"] < 0.004, info
     # The same runs with a smooth 1.5% misfit in ln N (a law of the wrong shape):
     log_n = np.log(example_runs["params"].to_numpy(float))
     wavy = example_runs.assign(loss=example_runs["loss"] * np.exp(0.015 * np.sin(2.0 * (log_n - log_n.min()))))
     wavy.attrs = dict(example_runs.attrs)
     missed = bs.fit(wavy, chains=2, warmup=200, draws=200, seed=0).extra["discrepancy"]
     assert missed["misfit"]["amplitude_mle"] > 0.005
-    # (the leave-future-out splits, which see no drift from a periodic misfit, temper it: 1.7x measured)
-    assert missed["tau_mean"] > 1.4 * info["tau_mean"], (missed, info)
+    # tau rises, but little: the cross-table prior (HalfNormal(0.005)) and the leave-future-out splits,
+    # which see no drift from a periodic misfit, hold it near the prior (1.08x measured; 1.7x with the
+    # earlier prior 0.01). docs/calibration.md lists this among the limits.
+    assert missed["tau_mean"] > info["tau_mean"], (missed, info)
 
 
 @pytest.mark.slow
