@@ -118,16 +118,7 @@ def next_run_table(source: PosteriorInput, target_budget: float | str, *, run_bu
     """
     post, level = as_posterior(source, card), check_level(level)
     target = parse_quantity(target_budget, what="target budget")
-    if len(candidates):
-        n, d = parse_plans(candidates)
-    elif run_budget is None:
-        raise InputError("give a run budget (FLOPs) for the candidate grid, or explicit candidates")
-    else:
-        n, d = candidate_runs(post, parse_quantity(run_budget, what="run budget"))
-    if post.size < 2:
-        raise InputError("the value of a next run needs at least 2 posterior draws")
-    if not (isinstance(scenarios, int) and 1 <= scenarios):
-        raise InputError(f"scenarios must be a positive integer but got {scenarios!r}")
+    n, d = _candidates(post, candidates, run_budget, scenarios)
     log_opt = np.asarray(optimal_log_params(post.card.law, post.theta, np.array(math.log(target))))
     width_now = float(weighted_interval_width(log_opt, np.ones(post.size), level))
     width_after, ess = np.empty(n.size), np.empty(n.size)
@@ -144,6 +135,20 @@ def next_run_table(source: PosteriorInput, target_budget: float | str, *, run_bu
     return Table({"rank": np.arange(1, n.size + 1), **{k: v[order] for k, v in columns.items()}},
                  assumptions(post, Constraints(), noise=True, seed=seed, level=level, target_budget=target,
                              method=f"pre-posterior importance reweighting, {scenarios} scenarios per candidate"))
+
+
+def _candidates(post: Posterior | MixturePosterior, candidates: Sequence[Plan], run_budget: float | str | None,
+                scenarios: int) -> tuple[np.ndarray, np.ndarray]:
+    """N and D of the candidate runs (explicit, or the default grid at ``run_budget``), the inputs checked."""
+    if post.size < 2:
+        raise InputError("the value of a next run needs at least 2 posterior draws")
+    if not (isinstance(scenarios, int) and not isinstance(scenarios, bool) and 1 <= scenarios):
+        raise InputError(f"scenarios must be a positive integer but got {scenarios!r}")
+    if len(candidates):
+        return parse_plans(candidates)
+    if run_budget is None:
+        raise InputError("give a run budget (FLOPs) for the candidate grid, or explicit candidates")
+    return candidate_runs(post, parse_quantity(run_budget, what="run budget"))
 
 
 def _outcome_log_weights(post: Posterior | MixturePosterior, n: np.ndarray, d: np.ndarray, scenarios: int,
@@ -198,17 +203,8 @@ def next_batch_table(source: PosteriorInput, target_budget: float | str, size: i
     target = parse_quantity(target_budget, what="target budget")
     if not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
         raise InputError(f"the batch size must be a positive integer but got {size!r}")
-    if len(candidates):
-        n, d = parse_plans(candidates)
-    elif run_budget is None:
-        raise InputError("give a run budget (FLOPs) for the candidate grid, or explicit candidates")
-    else:
-        n, d = candidate_runs(post, parse_quantity(run_budget, what="run budget"))
+    n, d = _candidates(post, candidates, run_budget, scenarios)
     limit = math.inf if batch_budget is None else parse_quantity(batch_budget, what="batch budget")
-    if post.size < 2:
-        raise InputError("the value of a batch of runs needs at least 2 posterior draws")
-    if not (isinstance(scenarios, int) and 1 <= scenarios):
-        raise InputError(f"scenarios must be a positive integer but got {scenarios!r}")
     flops = 6 * n * d
     if flops.min() > limit:
         raise InputError(f"no candidate run fits the batch budget {limit:.3g} FLOPs; the cheapest costs "
