@@ -657,3 +657,9 @@ def calibrate(tables: Mapping[str, pd.DataFrame], card: str | ModelCard = "chinc
     learnt = dataclasses.replace(base, discrepancy=discrepancy, calibration=record)
     learnt = dataclasses.replace(learnt, text=learnt.to_toml())
     return Calibration(learnt, setting, table, before, after)
+
+
+__all__ = ["Calibration", "Predictions", "Setting", "SplitEvidence", "calibrate", "candidate_settings",
+           "choose_setting", "default_splits", "exact_twin", "leave_one_table_out", "mean_log_predictive_density",
+           "misfit_evidence", "objective", "objective_of", "predictions", "score_setting", "setting_of",
+           "split_evidence", "split_scores", "tau_log_likelihood", "tau_posterior", "widening"]
