@@ -50,7 +50,7 @@ _LAZY = {
     "approach1": "approaches", "approach2": "approaches", "approach3": "approaches",
     "fit_exponents": "approaches", "budget_groups": "approaches",
     "backtest": "backtesting", "Split": "backtesting", "plot_calibration": "report.analysis_figures",
-    "calibrate": "calibration", "leave_one_table_out": "calibration", "split_evidence": "calibration",
+    "calibrate": "calibration", "leave_one_table_out": "calibration", "split_evidence": "calibration_evidence",
     "plot_predictions": "report.analysis_figures", "sensitivity": "sensitivity_analysis",
     "plot_sensitivity": "report.analysis_figures", "compare": "comparison", "compare_cards": "comparison",
     "loo": "comparison", "plot_comparison": "report.analysis_figures",

@@ -31,7 +31,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("inference", ("nuts", "sampling", "discrepancy_scale", "inference")),
     ("allocation", ("allocation",)),
     ("decisions", ("decisions",)),
-    ("analyses", ("approaches", "comparison", "averaging", "backtesting", "sensitivity_analysis", "calibration")),
+    ("analyses", ("approaches", "comparison", "averaging", "backtesting", "sensitivity_analysis",
+                  "calibration_evidence", "calibration")),
     ("report", ("report",)),
     ("cli", ("cli",)),
 )

@@ -32,7 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit, machine  # noqa: E402
 
 from bayes_scaling import calibration as cal  # noqa: E402
+from bayes_scaling import calibration_evidence as ce  # noqa: E402
 from bayes_scaling.backtesting import Split  # noqa: E402
+from bayes_scaling.nuts import Schedule  # noqa: E402
 from tests.real_tables import REAL_TABLES  # noqa: E402
 
 SPLITS = {
@@ -58,7 +60,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    schedule = cal.Schedule(2, 400, 400, 0.9) if args.quick else cal.INNER_SCHEDULE
+    schedule = Schedule(2, 400, 400, 0.9) if args.quick else cal.INNER_SCHEDULE
     bootstrap = 50 if args.quick else 200
     emit("machine", [machine()], args.out)
     default = cal.setting_of(bs.load_card("chinchilla"))
@@ -73,7 +75,7 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for split in splits:
-                ev = cal.split_evidence(runs, "chinchilla", split, table=name, schedule=schedule)
+                ev = ce.split_evidence(runs, "chinchilla", split, table=name, schedule=schedule)
                 evidence.append(ev)
                 a3 = approach3(runs, split, bootstrap)
                 row = {"table": name, "split": split.label, "n_test": len(ev.heldout.observed),
@@ -87,10 +89,10 @@ def main() -> None:
                                 f"{label}_crps": s["crps"]})
                 rows.append(row)
             twin = cal.exact_twin(runs, seed=k)
-            exact.append(cal.split_evidence(twin, "chinchilla", splits[0], table=f"exact-{name}", schedule=schedule))
+            exact.append(ce.split_evidence(twin, "chinchilla", splits[0], table=f"exact-{name}", schedule=schedule))
     # the bundled example design (an IsoFLOP grid of 63 runs, 1% noise) is an exact-law table too
     example = bs.load_runs(bs.simulate_runs(seed=0))
-    exact += [cal.split_evidence(example, "chinchilla", split, table="exact-example", schedule=schedule)
+    exact += [ce.split_evidence(example, "chinchilla", split, table="exact-example", schedule=schedule)
               for split in (Split("compute", 1.5e21), Split("compute", 6e20))[: 1 if args.quick else 2]]
     table = pd.DataFrame(rows)
     emit("per table and split: approach 3 (a3), plain NUTS, previous default, default card "

@@ -9,14 +9,16 @@ import pytest
 
 import bayes_scaling as bs
 from bayes_scaling import calibration as cal
+from bayes_scaling import calibration_evidence as ce
 from bayes_scaling.backtesting import Split
 from bayes_scaling.cards import parse_card
+from bayes_scaling.nuts import Schedule
 
 ALL = cal.DIRECTIONS
 
 
 def _evidence(table: str, tau_true: float, seed: int, *, n_test: int = 30, draws: int = 400,
-              noise: float = 0.004) -> cal.SplitEvidence:
+              noise: float = 0.004) -> ce.SplitEvidence:
     """A split whose held-out runs drift from the law by s·√d, s ~ Normal(0, tau_true²): a known discrepancy.
 
     The law's draws are exact (no parameter uncertainty); runs lie 0.5-4 e-folds of compute
@@ -30,10 +32,10 @@ def _evidence(table: str, tau_true: float, seed: int, *, n_test: int = 30, draws
     log_d = fitted[:, 1].max() + distance / 2
     truth = 1.0 + 0.01 * rng.standard_normal(n_test)
     observed = truth + rng.normal(0, tau_true) * np.sqrt(distance) + noise * rng.standard_normal(n_test)
-    heldout = cal.Predictions(np.tile(truth, (draws, 1)), np.full(draws, noise), None, observed, log_n, log_d, fitted)
-    far = cal.Predictions(np.ones((draws, 1)), np.full(draws, noise), None, np.array([np.nan]),
+    heldout = ce.Predictions(np.tile(truth, (draws, 1)), np.full(draws, noise), None, observed, log_n, log_d, fitted)
+    far = ce.Predictions(np.ones((draws, 1)), np.full(draws, noise), None, np.array([np.nan]),
                           fitted[-1:, 0] + np.log(10), fitted[-1:, 1] + np.log(10), fitted)
-    return cal.SplitEvidence(table, Split("compute", 1e20), 20, heldout, [], np.zeros(20), fitted, far=far)
+    return ce.SplitEvidence(table, Split("compute", 1e20), 20, heldout, [], np.zeros(20), fitted, far=far)
 
 
 def test_a_setting_is_scored_on_its_predictive_distribution():
@@ -102,17 +104,17 @@ def test_misfit_evidence_only_counts_the_runs_within_the_window():
     resid = 0.002 * rng.standard_normal(60)
     far = fitted.sum(axis=1) < fitted.sum(axis=1).max() - 2
     resid[far] += 0.05 * np.sin(3 * fitted[far, 0])             # a large misfit far below the frontier only
-    everywhere = cal.misfit_evidence(resid, fitted)
-    frontier = cal.misfit_evidence(resid, fitted, window=2.0)
-    assert cal.ETA_GRID[np.argmax(everywhere)] > 0.01
-    assert cal.ETA_GRID[np.argmax(frontier)] < 0.004
+    everywhere = ce.misfit_evidence(resid, fitted)
+    frontier = ce.misfit_evidence(resid, fitted, window=2.0)
+    assert ce.ETA_GRID[np.argmax(everywhere)] > 0.01
+    assert ce.ETA_GRID[np.argmax(frontier)] < 0.004
 
 
 @pytest.mark.slow
 def test_calibrate_on_exact_law_tables_learns_a_small_discrepancy_and_writes_a_valid_card(tmp_path):
     tables = {f"study{k}": bs.load_runs(bs.simulate_runs(seed=k, noise=0.005)) for k in range(2)}
     candidates = [cal.Setting(s, r, True, ALL, w) for s in (0.002, 0.02) for r, w in ((None, None), (2.0, 2.0))]
-    schedule = cal.Schedule(2, 300, 300, 0.9)
+    schedule = Schedule(2, 300, 300, 0.9)
     result = bs.calibrate(tables, "chinchilla", candidates=candidates, schedule=schedule)
     card = parse_card(result.card.text, source="learnt.toml")
     assert card.discrepancy == result.card.discrepancy and card.calibration["tables"] == ["study0", "study1"]
@@ -132,12 +134,12 @@ def test_porian_misfit_sits_far_below_the_frontier_and_the_window_removes_it():
 
     real_data_path(SHARED_DATA / "porian_isoflop.csv")
     runs = porian("rw_cosine")
-    ev = cal.split_evidence(runs, "chinchilla", Split("compute", 5e18), table="porian-rw",
-                            schedule=cal.Schedule(2, 400, 400, 0.9))
+    ev = ce.split_evidence(runs, "chinchilla", Split("compute", 5e18), table="porian-rw",
+                            schedule=Schedule(2, 400, 400, 0.9))
     # all 70 runs: the under-trained smallest-budget runs miss the law by several percent
-    assert cal.ETA_GRID[np.argmax(ev.misfit(None))] > 0.03
+    assert ce.ETA_GRID[np.argmax(ev.misfit(None))] > 0.03
     # within 2 e-folds of the largest compute the law fits to within ~1%
-    assert cal.ETA_GRID[np.argmax(ev.misfit(2.0))] < 0.015
+    assert ce.ETA_GRID[np.argmax(ev.misfit(2.0))] < 0.015
     old = cal.Setting(0.015, 1.3, True, ("compute",))
     new = bs.load_card("chinchilla")
     new_scores = cal.split_scores([ev], cal.setting_of(new))
