@@ -70,7 +70,7 @@ class Setting:
     def discrepancy(self, offsets: Sequence[float] = (1.0, 2.0)) -> Discrepancy:
         """The card's ``[discrepancy]`` table of this setting."""
         return Discrepancy(Prior("HalfNormal", {"scale": float(self.scale)}), tuple(offsets) if self.splits else (),
-                           self.misfit_ratio, self.directions)
+                           self.misfit_ratio, self.directions, self.misfit_window)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -87,6 +87,12 @@ def test_leave_one_table_out_scores_each_table_with_a_setting_chosen_without_it(
         cal.leave_one_table_out(evidence[:1], candidates)
 
 
+def test_a_setting_and_its_card_table_round_trip():
+    for setting in cal.candidate_settings():
+        card = bs.load_card("chinchilla").with_discrepancy(setting.discrepancy())
+        assert cal.setting_of(parse_card(card.to_toml())) == setting
+
+
 def test_default_splits_hold_out_the_largest_runs_by_compute_and_by_size(example_runs):
     splits = cal.default_splits(example_runs)
     kinds = [s.kind for s in splits]
@@ -118,6 +124,8 @@ def test_calibrate_on_exact_law_tables_learns_a_small_discrepancy_and_writes_a_v
     result = bs.calibrate(tables, "chinchilla", candidates=candidates, schedule=schedule)
     card = parse_card(result.card.text, source="learnt.toml")
     assert card.discrepancy == result.card.discrepancy and card.calibration["tables"] == ["study0", "study1"]
+    # the card carries the whole chosen setting, the misfit window included
+    assert cal.setting_of(card) == result.setting
     assert len(card.calibration["coverage_90_after"]) == len(card.calibration["splits"]) == len(result.after)
     # the law is exactly right: the smaller scale is learnt, and tau (posterior mean on the tables' own
     # splits) stays below 0.003
