@@ -408,15 +408,17 @@ def calibrate(tables: Mapping[str, pd.DataFrame], card: str | ModelCard = "chinc
         raise InputError("calibrate needs at least one run table")
     unchecked = "not checked" if not exact else "not checked (the twins follow the Chinchilla law)"
     exact = exact and base.law.name == "chinchilla"
-    evidence, twins = [], []
-    for k, (name, runs) in enumerate(tables.items()):
-        chosen = list(splits[name]) if splits and name in splits else default_splits(runs)
-        if not chosen:
+    chosen = {name: list(splits[name]) if splits and name in splits else default_splits(runs)
+              for name, runs in tables.items()}
+    for name, these in chosen.items():  # every table checked before any fit starts
+        if not these:
             raise InputError(f"{name}: no backtest split leaves {MIN_RUNS} runs to fit and 3 to predict; "
                              "it needs more runs or more than one compute budget")
-        evidence += [split_evidence(runs, base, s, table=name, seed=seed, schedule=schedule) for s in chosen]
+    evidence, twins = [], []
+    for k, (name, runs) in enumerate(tables.items()):
+        evidence += [split_evidence(runs, base, s, table=name, seed=seed, schedule=schedule) for s in chosen[name]]
         if exact:
-            twins.append(split_evidence(exact_twin(runs, seed + k), base, chosen[0], table=f"exact-{name}",
+            twins.append(split_evidence(exact_twin(runs, seed + k), base, chosen[name][0], table=f"exact-{name}",
                                         seed=seed, schedule=schedule))
     setting, table = choose_setting(evidence, candidates, exact=twins, seed=seed)
     before = split_scores(evidence, setting_of(base), seed=seed)

@@ -159,8 +159,13 @@ def test_porian_misfit_sits_far_below_the_frontier_and_the_window_removes_it():
     assert math.isfinite(new_scores.loc[0, "crps"])
 
 
-def test_calibrate_cli_refuses_a_table_given_twice_and_a_foreign_output(tmp_path, capsys):
+def test_calibrate_cli_refuses_a_table_given_twice_and_a_foreign_output(tmp_path, capsys, monkeypatch):
     from bayes_scaling.cli import main
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("a fit started before the input was checked")
+
+    monkeypatch.setattr(ce, "fit_law", no_sampling)
 
     table = tmp_path / "runs.csv"
     bs.simulate_runs(seed=0).to_csv(table, index=False)
@@ -173,3 +178,14 @@ def test_calibrate_cli_refuses_a_table_given_twice_and_a_foreign_output(tmp_path
     assert "refusing to overwrite" in capsys.readouterr().err
     assert foreign.read_text() == "[card]\nname = 'mine'\n" and table.read_bytes() == before
     assert not (tmp_path / "c.toml").exists()
+    # every table is checked before the first fit: for a card that needs epochs (or unique_tokens), a
+    # second table without them is refused at once, not after the first table's fits
+    epochs = tmp_path / "epochs.csv"
+    bs.simulate_runs(seed=0).assign(epochs=1.0).to_csv(epochs, index=False)
+    args = ["calibrate", str(epochs), str(table), "--card", "data-constrained", "--out", str(tmp_path / "c.toml")]
+    assert main(args) == 2
+    assert "unique_tokens" in capsys.readouterr().err and not (tmp_path / "c.toml").exists()
+    # a table with no usable split (one budget of 9 runs) is refused before the first table is fitted
+    one_budget = bs.load_runs(bs.simulate_runs(seed=2, budgets=bs.simulate.EXAMPLE_BUDGETS[:1]))
+    with pytest.raises(bs.InputError, match="^tiny: no backtest split"):
+        bs.calibrate({"ok": bs.load_runs(bs.simulate_runs(seed=0)), "tiny": one_budget})

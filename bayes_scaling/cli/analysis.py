@@ -285,7 +285,8 @@ def calibrate(
     if len(set(names)) != len(names):
         names = [str(p) for p in runs]
     tables = {name: load_runs(path, _columns(column)) for name, path in zip(names, runs, strict=True)}
-    check_covariates(next(iter(tables.values())), [base])
+    for table in tables.values():
+        check_covariates(table, [base])
     say(f"calibrating card {base.name!r} on {len(tables)} table(s): {', '.join(names)}")
     result = learn(tables, base, exact=exact, seed=seed, schedule=Schedule(chains, warmup, draws, 0.9))
     text = f"{CALIBRATED_HEADER} from {', '.join(names)}\n" + result.card.text
