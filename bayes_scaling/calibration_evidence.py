@@ -10,7 +10,7 @@ this evidence is :mod:`bayes_scaling.calibration`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -21,11 +21,11 @@ from .backtesting import Split
 from .cards import ModelCard, load_card
 from .data import MIN_RUNS
 from .discrepancy import FittedRegion, discrepancy_growth
-from .discrepancy_evidence import MIN_MISFIT_ROWS, misfit_log_likelihood
+from .discrepancy_evidence import MIN_MISFIT_ROWS, draw_index, law_log_loss_draws, law_residuals, misfit_log_likelihood
 from .discrepancy_scale import INNER_SCHEDULE, MIN_SPLIT_TEST, MIN_SPLIT_TRAIN
 from .errors import InputError
 from .fitted import Fit
-from .model import covariates, law_parameters
+from .model import covariates
 from .nuts import Schedule
 from .prediction import heldout_covariates
 from .sampling import fit_law, fit_law_subsets
@@ -145,18 +145,17 @@ def predictions(fit: Fit, runs: pd.DataFrame, *, max_draws: int = MAX_DRAWS) -> 
     max_draws : int, default :data:`MAX_DRAWS`
         Posterior draws kept (evenly spaced).
     """
-    card, param_count = fit.card, str(fit.attrs.get("param_count", "total"))
-    flat = {str(k): np.asarray(v).reshape(-1, *np.shape(v)[2:]) for k, v in fit.posterior.data_vars.items()}
-    keep = np.linspace(0, len(flat["sigma"]) - 1, min(max_draws, len(flat["sigma"]))).astype(int)
-    pooled = card.pooling.parameters if card.pooling else ()
-    theta = {k: flat[k][keep] if k in pooled else flat[k][keep][:, None] for k in card.law.parameters}
+    card, post = fit.card, fit.posterior
     x = heldout_covariates(fit, runs)
-    loc = np.asarray(card.law.log_loss(law_parameters(card, theta, x), x), float)
-    fx = covariates(fit.runs, card, param_count)
+    loc = np.asarray(law_log_loss_draws(card, post, x, max_draws), float)
+    sigma = np.asarray(post["sigma"]).reshape(-1)
+    keep = draw_index(len(sigma), max_draws)                                    # the draws of ``loc``
     nu = None
     if card.likelihood == "student_t":
-        nu = flat["nu"][keep] if "nu" in flat else np.full(len(keep), float(card.nu))  # type: ignore[arg-type]
-    return Predictions(loc, flat["sigma"][keep], nu, np.log(runs["loss"].to_numpy(float)), x["log_params"],
+        nu = (np.asarray(post["nu"]).reshape(-1)[keep] if "nu" in post
+              else np.full(len(keep), float(card.nu)))  # type: ignore[arg-type]
+    fx = covariates(fit.runs, card, str(fit.attrs.get("param_count", "total")))
+    return Predictions(loc, sigma[keep], nu, np.log(runs["loss"].to_numpy(float)), x["log_params"],
                        x["log_tokens"], np.column_stack([fx["log_params"], fx["log_tokens"]]))
 
 
@@ -212,7 +211,7 @@ def split_evidence(runs: pd.DataFrame, card: str | ModelCard, split: Split, *, t
                                target_accept=schedule.target_accept)
         inner = [predictions(f, t) for f, t in zip(fits, tests, strict=True)]
     x = covariates(train, plain, param_count)
-    resid = np.log(train["loss"].to_numpy(float)) - law_residual_mean(fit, x)
+    resid = law_residuals(plain, fit.posterior, x, np.log(train["loss"].to_numpy(float)))
     return SplitEvidence(table, split, len(train), heldout, inner, resid,
                          np.column_stack([x["log_params"], x["log_tokens"]]), not fit.diagnostics().has_errors, far)
 
@@ -231,15 +230,5 @@ def misfit_evidence(residuals: np.ndarray, fitted: np.ndarray, window: float | N
     return misfit_log_likelihood(residuals[keep], fitted[keep], amplitudes)[0]
 
 
-def law_residual_mean(fit: Fit, x: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Posterior-mean law log loss at covariates ``x`` (200 draws at most)."""
-    card = fit.card
-    flat = {str(k): np.asarray(v).reshape(-1, *np.shape(v)[2:]) for k, v in fit.posterior.data_vars.items()}
-    keep = np.linspace(0, len(flat["sigma"]) - 1, min(200, len(flat["sigma"]))).astype(int)
-    pooled = card.pooling.parameters if card.pooling else ()
-    theta = {k: flat[k][keep] if k in pooled else flat[k][keep][:, None] for k in card.law.parameters}
-    return np.asarray(card.law.log_loss(law_parameters(card, theta, x), x), float).mean(axis=0)
-
-
-__all__ = ["ETA_GRID", "FAR_FACTOR", "MAX_DRAWS", "Predictions", "SplitEvidence", "law_residual_mean",
-           "misfit_evidence", "predictions", "split_evidence"]
+__all__ = ["ETA_GRID", "FAR_FACTOR", "MAX_DRAWS", "Predictions", "SplitEvidence", "misfit_evidence", "predictions",
+           "split_evidence"]

@@ -47,7 +47,7 @@ on that table's backtest (numbers in ``benchmarks/bench_calibration.py`` and the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -218,21 +218,21 @@ def misfit_log_likelihood(resid: np.ndarray, coords: np.ndarray, amplitudes: np.
     return out.reshape(np.shape(amplitudes)), np.array([lo, hi])
 
 
-def _draw_index(total: int, max_draws: int) -> np.ndarray:
-    """Indices of at most ``max_draws`` of ``total`` flattened draws, evenly spaced."""
+def draw_index(total: int, max_draws: int) -> np.ndarray:
+    """Indices of at most ``max_draws`` of ``total`` flattened draws (chains × draws), evenly spaced."""
     return np.linspace(0, total - 1, min(max_draws, total)).astype(int)
 
 
-def _law_log_loss(card: ModelCard, posterior: Any, x: dict[str, np.ndarray], max_draws: int) -> np.ndarray:
-    """The law's log loss at ``x`` for at most ``max_draws`` posterior draws, shape (S, runs)."""
+def law_log_loss_draws(card: ModelCard, posterior: Any, x: Mapping[str, np.ndarray], max_draws: int) -> np.ndarray:
+    """The law's log loss at ``x`` for at most ``max_draws`` posterior draws (:func:`draw_index`), shape (S, runs)."""
     flat = {k: np.asarray(posterior[k]).reshape(-1, *np.shape(posterior[k])[2:]) for k in card.law.parameters}
-    keep = _draw_index(len(next(iter(flat.values()))), max_draws)
+    keep = draw_index(len(next(iter(flat.values()))), max_draws)
     pooled = card.pooling.parameters if card.pooling else ()
     theta = {k: v[keep] if k in pooled else v[keep][:, None] for k, v in flat.items()}
     return np.asarray(card.law.log_loss(law_parameters(card, theta, x), x))
 
 
-def law_residuals(card: ModelCard, posterior: Any, x: dict[str, np.ndarray], log_loss: np.ndarray) -> np.ndarray:
+def law_residuals(card: ModelCard, posterior: Any, x: Mapping[str, np.ndarray], log_loss: np.ndarray) -> np.ndarray:
     """Observed minus posterior-mean law log loss of the fitted runs (200 draws at most).
 
     Parameters
@@ -245,7 +245,7 @@ def law_residuals(card: ModelCard, posterior: Any, x: dict[str, np.ndarray], log
     log_loss : array
         The runs' observed log loss.
     """
-    return np.asarray(log_loss, float) - _law_log_loss(card, posterior, x, 200).mean(axis=0)
+    return np.asarray(log_loss, float) - law_log_loss_draws(card, posterior, x, 200).mean(axis=0)
 
 
 def misfit_record(card: ModelCard, posterior: Any, runs: pd.DataFrame, grid: np.ndarray, *, seed: int = 0,
@@ -325,8 +325,8 @@ def split_log_likelihood(card: ModelCard, inner: Fit, held_out: pd.DataFrame, gr
     x = heldout_covariates(inner, held_out)
     post = inner.posterior
     flat = {k: np.asarray(post[k]).reshape(-1) for k in ("sigma", *(["nu"] if "nu" in post else []))}
-    keep = _draw_index(len(flat["sigma"]), _MAX_DRAWS)                               # the draws of ``loc``
-    loc = _law_log_loss(card, post, x, _MAX_DRAWS)                                   # (S, T)
+    keep = draw_index(len(flat["sigma"]), _MAX_DRAWS)                               # the draws of ``loc``
+    loc = law_log_loss_draws(card, post, x, _MAX_DRAWS)                                   # (S, T)
     y = np.log(held_out["loss"].to_numpy(float))
     region = fitted_region(inner.arrays.constant_data, directions, str(inner.attrs.get("param_count", "total")))
     growth = discrepancy_growth(region.distance(x["log_params"], x["log_tokens"]))
