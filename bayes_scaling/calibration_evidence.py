@@ -21,7 +21,14 @@ from .backtesting import Split
 from .cards import ModelCard, load_card
 from .data import MIN_RUNS
 from .discrepancy import FittedRegion, discrepancy_growth
-from .discrepancy_evidence import MIN_MISFIT_ROWS, draw_index, law_log_loss_draws, law_residuals, misfit_log_likelihood
+from .discrepancy_evidence import (
+    MIN_MISFIT_ROWS,
+    draw_index,
+    frontier_rows,
+    law_log_loss_draws,
+    law_residuals,
+    misfit_log_likelihood,
+)
 from .discrepancy_scale import INNER_SCHEDULE, MIN_SPLIT_TEST, MIN_SPLIT_TRAIN
 from .errors import InputError
 from .fitted import Fit
@@ -106,6 +113,8 @@ class SplitEvidence:
         Observed minus posterior-mean law log loss of the training runs.
     fitted : array (R, 2)
         ln N and ln D of the training runs.
+    log_flops : array (R,)
+        ln C of the training runs (their ``flops`` column, FLOPs): where the misfit window is counted.
     diagnostics_ok : bool
         Whether the plain fit passed its diagnostics gate.
     far : Predictions or None
@@ -121,6 +130,7 @@ class SplitEvidence:
     inner: list[Predictions]
     residuals: np.ndarray
     fitted: np.ndarray
+    log_flops: np.ndarray
     diagnostics_ok: bool = True
     far: Predictions | None = None
     _misfit: dict[float | None, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
@@ -129,7 +139,7 @@ class SplitEvidence:
         """log p(residuals | eta) on :data:`ETA_GRID` of the training runs within ``window`` e-folds of
         compute below the largest (all runs: ``None``), cached."""
         if window not in self._misfit:
-            self._misfit[window] = misfit_evidence(self.residuals, self.fitted, window)
+            self._misfit[window] = misfit_evidence(self.residuals, self.fitted, self.log_flops, window)
         return self._misfit[window]
 
 
@@ -213,19 +223,21 @@ def split_evidence(runs: pd.DataFrame, card: str | ModelCard, split: Split, *, t
     x = covariates(train, plain, param_count)
     resid = law_residuals(plain, fit.posterior, x, np.log(train["loss"].to_numpy(float)))
     return SplitEvidence(table, split, len(train), heldout, inner, resid,
-                         np.column_stack([x["log_params"], x["log_tokens"]]), not fit.diagnostics().has_errors, far)
+                         np.column_stack([x["log_params"], x["log_tokens"]]), log_flops,
+                         not fit.diagnostics().has_errors, far)
 
 
-def misfit_evidence(residuals: np.ndarray, fitted: np.ndarray, window: float | None = None,
+def misfit_evidence(residuals: np.ndarray, fitted: np.ndarray, log_flops: np.ndarray, window: float | None = None,
                     amplitudes: np.ndarray = ETA_GRID) -> np.ndarray:
     """log p(residuals | eta) of the runs within ``window`` e-folds of compute below the largest run.
 
-    ``None`` uses every run. Fewer than :data:`bayes_scaling.discrepancy_evidence.MIN_MISFIT_ROWS`
-    runs in the window carry no evidence (zeros).
+    The runs are chosen as a fit's are (:func:`bayes_scaling.discrepancy_evidence.frontier_rows`
+    on ``log_flops``, ln C in FLOPs); ``None`` uses every run. Fewer than
+    :data:`bayes_scaling.discrepancy_evidence.MIN_MISFIT_ROWS` runs in the window carry no
+    evidence (zeros).
     """
-    log_compute = fitted.sum(axis=1)
-    keep = np.ones(len(residuals), bool) if window is None else log_compute >= log_compute.max() - window
-    if keep.sum() < MIN_MISFIT_ROWS:
+    keep = frontier_rows(log_flops, window)
+    if len(keep) < MIN_MISFIT_ROWS:
         return np.zeros_like(amplitudes)
     return misfit_log_likelihood(residuals[keep], fitted[keep], amplitudes)[0]
 

@@ -248,6 +248,18 @@ def law_residuals(card: ModelCard, posterior: Any, x: Mapping[str, np.ndarray], 
     return np.asarray(log_loss, float) - law_log_loss_draws(card, posterior, x, 200).mean(axis=0)
 
 
+def frontier_rows(log_flops: np.ndarray, window: float | None) -> np.ndarray:
+    """Positions of the runs within ``window`` e-folds of compute below the largest (every run: ``None``).
+
+    The misfit is read there only (card key ``misfit_window``): the law's misfit far below
+    the frontier (tiny, under-trained runs) says little about its drift beyond it.
+    """
+    log_flops = np.asarray(log_flops, float)
+    if window is None:
+        return np.arange(len(log_flops))
+    return np.flatnonzero(log_flops >= log_flops.max() - window)
+
+
 def misfit_record(card: ModelCard, posterior: Any, runs: pd.DataFrame, grid: np.ndarray, *, seed: int = 0,
                   param_count: str = "total") -> tuple[np.ndarray, dict[str, Any]]:
     """log p(residuals | tau = ratio · eta) on ``grid`` for a fit's runs, and a record of it.
@@ -277,13 +289,9 @@ def misfit_record(card: ModelCard, posterior: Any, runs: pd.DataFrame, grid: np.
     if len(runs) < MIN_MISFIT_ROWS:
         record["skipped"] = f"needs at least {MIN_MISFIT_ROWS} runs"
         return np.zeros_like(grid), record
-    rows = np.arange(len(runs))
     window = card.discrepancy.misfit_window
+    rows = frontier_rows(np.log(runs["flops"].to_numpy(float)), window)
     if window is not None:
-        # only the runs near the frontier: the law's misfit far below it (tiny, under-trained runs)
-        # says little about its drift beyond it
-        log_flops = np.log(runs["flops"].to_numpy(float))
-        rows = np.flatnonzero(log_flops >= log_flops.max() - window)
         record["n_runs"], record["window"] = int(len(rows)), float(window)
         if len(rows) < MIN_MISFIT_ROWS:
             record["skipped"] = f"needs at least {MIN_MISFIT_ROWS} runs within {window:g} e-folds of the largest"

@@ -35,7 +35,8 @@ def _evidence(table: str, tau_true: float, seed: int, *, n_test: int = 30, draws
     heldout = ce.Predictions(np.tile(truth, (draws, 1)), np.full(draws, noise), None, observed, log_n, log_d, fitted)
     far = ce.Predictions(np.ones((draws, 1)), np.full(draws, noise), None, np.array([np.nan]),
                           fitted[-1:, 0] + np.log(10), fitted[-1:, 1] + np.log(10), fitted)
-    return ce.SplitEvidence(table, Split("compute", 1e20), 20, heldout, [], np.zeros(20), fitted, far=far)
+    return ce.SplitEvidence(table, Split("compute", 1e20), 20, heldout, [], np.zeros(20), fitted, fitted.sum(axis=1),
+                            far=far)
 
 
 def test_a_setting_is_scored_on_its_predictive_distribution():
@@ -110,8 +111,8 @@ def test_misfit_evidence_only_counts_the_runs_within_the_window():
     resid = 0.002 * rng.standard_normal(60)
     far = fitted.sum(axis=1) < fitted.sum(axis=1).max() - 2
     resid[far] += 0.05 * np.sin(3 * fitted[far, 0])             # a large misfit far below the frontier only
-    everywhere = ce.misfit_evidence(resid, fitted)
-    frontier = ce.misfit_evidence(resid, fitted, window=2.0)
+    everywhere = ce.misfit_evidence(resid, fitted, fitted.sum(axis=1))
+    frontier = ce.misfit_evidence(resid, fitted, fitted.sum(axis=1), window=2.0)
     assert ce.ETA_GRID[np.argmax(everywhere)] > 0.01
     assert ce.ETA_GRID[np.argmax(frontier)] < 0.004
 
