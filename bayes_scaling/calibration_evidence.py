@@ -64,6 +64,8 @@ class Predictions:
         ln N (as the fit counts parameters) and ln D of the runs.
     fitted : array (R, 2)
         ln N and ln D of the runs the fit saw (its region in every direction).
+    fitted_log_flops : array (R,)
+        ln C of the runs the fit saw (their ``flops`` column, FLOPs), as a fit's region counts compute.
     """
 
     loc: np.ndarray
@@ -73,10 +75,11 @@ class Predictions:
     log_params: np.ndarray
     log_tokens: np.ndarray
     fitted: np.ndarray
+    fitted_log_flops: np.ndarray
 
     def growth(self, directions: Sequence[str]) -> np.ndarray:
         """√(e-folds beyond the fitted region) of each run, counting ``directions``."""
-        region = FittedRegion.of_runs(self.fitted[:, 0], self.fitted[:, 1], directions)
+        region = FittedRegion.of_runs(self.fitted[:, 0], self.fitted[:, 1], directions, self.fitted_log_flops)
         return np.asarray(discrepancy_growth(region.distance(self.log_params, self.log_tokens)))
 
     @cached_property
@@ -166,7 +169,8 @@ def predictions(fit: Fit, runs: pd.DataFrame, *, max_draws: int = MAX_DRAWS) -> 
               else np.full(len(keep), float(card.nu)))  # type: ignore[arg-type]
     fx = covariates(fit.runs, card, str(fit.attrs.get("param_count", "total")))
     return Predictions(loc, sigma[keep], nu, np.log(runs["loss"].to_numpy(float)), x["log_params"],
-                       x["log_tokens"], np.column_stack([fx["log_params"], fx["log_tokens"]]))
+                       x["log_tokens"], np.column_stack([fx["log_params"], fx["log_tokens"]]),
+                       np.log(fit.runs["flops"].to_numpy(float)))
 
 
 def split_evidence(runs: pd.DataFrame, card: str | ModelCard, split: Split, *, table: str = "", seed: int = 0,

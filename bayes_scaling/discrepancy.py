@@ -89,14 +89,20 @@ class FittedRegion:
     log_tokens: float = math.inf
 
     @classmethod
-    def of_runs(cls, log_params: Any, log_tokens: Any, directions: Sequence[str] = DIRECTIONS) -> FittedRegion:
-        """The region of fitted runs with ln N ``log_params`` and ln D ``log_tokens``, counting ``directions``."""
+    def of_runs(cls, log_params: Any, log_tokens: Any, directions: Sequence[str] = DIRECTIONS,
+                log_flops: Any | None = None) -> FittedRegion:
+        """The region of fitted runs with ln N ``log_params`` and ln D ``log_tokens``, counting ``directions``.
+
+        Compute is the runs' ``log_flops`` (ln C, FLOPs, as their table gives it) or, without
+        it, ln 6ND.
+        """
         unknown = sorted(set(directions) - set(DIRECTIONS))
         if unknown or not directions:
             raise ValueError(f"directions must be a non-empty selection of {', '.join(DIRECTIONS)}; "
                              f"got {list(directions)}")
         ln_n, ln_d = np.asarray(log_params, float), np.asarray(log_tokens, float)
-        return cls(float(np.max(LOG_6 + ln_n + ln_d)) if "compute" in directions else math.inf,
+        ln_c = LOG_6 + ln_n + ln_d if log_flops is None else np.asarray(log_flops, float)
+        return cls(float(np.max(ln_c)) if "compute" in directions else math.inf,
                    float(np.max(ln_n)) if "params" in directions else math.inf,
                    float(np.max(ln_d)) if "tokens" in directions else math.inf)
 
@@ -147,16 +153,11 @@ def fitted_region(constant_data: Mapping[str, Any], directions: Sequence[str] = 
     counted as the fit counts them (``param_count="non_embedding"``: ``params −
     embedding_params``).
     """
-    unknown = sorted(set(directions) - set(DIRECTIONS))
-    if unknown:
-        raise ValueError(f"unknown direction(s) {', '.join(unknown)}; known: {', '.join(DIRECTIONS)}")
     params = np.asarray(constant_data["params"], dtype=float)
     if param_count == "non_embedding" and "embedding_params" in constant_data:
         params = params - np.asarray(constant_data["embedding_params"], dtype=float)
-    return FittedRegion(fitted_max_log_compute(constant_data) if "compute" in directions else math.inf,
-                        float(np.log(params.max())) if "params" in directions else math.inf,
-                        float(np.log(np.max(np.asarray(constant_data["tokens"], dtype=float))))
-                        if "tokens" in directions else math.inf)
+    return FittedRegion.of_runs(np.log(params), np.log(np.asarray(constant_data["tokens"], dtype=float)), directions,
+                                np.log(np.asarray(constant_data["flops"], dtype=float)))
 
 
 def with_discrepancy(log_loss: Any, slope: Any | None, region: FittedRegion, log_params: Any,

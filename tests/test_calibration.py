@@ -32,10 +32,12 @@ def _evidence(table: str, tau_true: float, seed: int, *, n_test: int = 30, draws
     log_d = fitted[:, 1].max() + distance / 2
     truth = 1.0 + 0.01 * rng.standard_normal(n_test)
     observed = truth + rng.normal(0, tau_true) * np.sqrt(distance) + noise * rng.standard_normal(n_test)
-    heldout = ce.Predictions(np.tile(truth, (draws, 1)), np.full(draws, noise), None, observed, log_n, log_d, fitted)
+    log_flops = np.log(6) + fitted.sum(axis=1)
+    heldout = ce.Predictions(np.tile(truth, (draws, 1)), np.full(draws, noise), None, observed, log_n, log_d, fitted,
+                             log_flops)
     far = ce.Predictions(np.ones((draws, 1)), np.full(draws, noise), None, np.array([np.nan]),
-                          fitted[-1:, 0] + np.log(10), fitted[-1:, 1] + np.log(10), fitted)
-    return ce.SplitEvidence(table, Split("compute", 1e20), 20, heldout, [], np.zeros(20), fitted, fitted.sum(axis=1),
+                         fitted[-1:, 0] + np.log(10), fitted[-1:, 1] + np.log(10), fitted, log_flops)
+    return ce.SplitEvidence(table, Split("compute", 1e20), 20, heldout, [], np.zeros(20), fitted, log_flops,
                             far=far)
 
 
