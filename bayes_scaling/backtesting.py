@@ -126,9 +126,8 @@ def split_label(record: Mapping[str, Any]) -> str:
 
 
 def split_runs(runs: pd.DataFrame, cutoff: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Runs with compute <= ``cutoff`` FLOPs (training) and above it (held out)."""
-    below = runs["flops"].to_numpy(float) <= cutoff
-    return runs[below].reset_index(drop=True), runs[~below].reset_index(drop=True)
+    """Runs with compute <= ``cutoff`` FLOPs (training) and above it (held out): a compute :class:`Split`."""
+    return Split("compute", float(cutoff)).divide(runs)
 
 
 def score_runs(loss: np.ndarray, log_loss_draws: np.ndarray, log_density: np.ndarray) -> pd.DataFrame:
