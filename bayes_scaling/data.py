@@ -14,6 +14,11 @@ Canonical columns
     Optional, used by the data-constrained law and parameter-counting switch.
 ``group``, ``name``
     Optional labels (model family / dataset, run name).
+
+Any other column whose values are all numbers (or empty) travels with the runs under its
+name stripped of surrounding spaces: metric columns such as ``hellaswag_bpb``,
+``hellaswag_acc`` or ``c4_loss``, which a task fit names (``--metric``, ``--via``). Empty
+cells of such columns are NaN; a fit checks the columns it models.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ def load_runs(
     columns: Mapping[str, str] | None = None,
     *,
     min_runs: int = MIN_RUNS,
+    require_loss: bool = True,
 ) -> pd.DataFrame:
     """Load and validate a run table.
 
@@ -56,11 +62,15 @@ def load_runs(
         ``{"params": "Model Size", "flops": "Training FLOP"}``.
     min_runs : int, default 8
         Fewer valid runs than this is an error (the law cannot be identified).
+    require_loss : bool, default True
+        ``False`` for a table whose fit models metric columns instead (a task fit names
+        its intermediate with ``via``): then ``loss`` may be missing.
 
     Returns
     -------
     DataFrame
-        Canonical columns (see module docstring) as float64, ``flops`` always filled
+        Canonical columns (see module docstring) as float64, extra numeric columns as
+        float64 (empty cells NaN), ``flops`` always filled
         (6 N D when not given). ``attrs["source"]`` names where it came from and
         ``attrs["sha256"]`` hashes the file (or the table's CSV form).
 
@@ -75,7 +85,7 @@ def load_runs(
     >>> runs = load_runs("runs.csv", columns={"params": "Model Size"})  # doctest: +SKIP
     """
     raw, label, digest = _read(source)
-    table = _canonical(raw, columns or {}, label)
+    table = _canonical(raw, columns or {}, label, require_loss=require_loss)
     table.attrs["source"] = label
     table.attrs["sha256"] = digest
     return validate_runs(table, label=label, min_runs=min_runs)
@@ -105,7 +115,8 @@ def _read(source: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
     return frame, str(path), digest
 
 
-def _canonical(raw: pd.DataFrame, columns: Mapping[str, str], label: str) -> pd.DataFrame:
+def _canonical(raw: pd.DataFrame, columns: Mapping[str, str], label: str, *,
+               require_loss: bool = True) -> pd.DataFrame:
     unknown = sorted(set(columns) - set(NUMERIC_COLUMNS) - set(LABEL_COLUMNS))
     if unknown:
         raise RunTableError(
@@ -124,7 +135,7 @@ def _canonical(raw: pd.DataFrame, columns: Mapping[str, str], label: str) -> pd.
             picked[canon] = columns[canon]
         elif canon in by_lower:
             picked[canon] = by_lower[canon]
-    missing = [c for c in ("params", "loss") if c not in picked]
+    missing = [c for c in ("params", *(["loss"] if require_loss else [])) if c not in picked]
     if "tokens" not in picked and "flops" not in picked:
         missing.append("tokens (or flops)")
     if missing:
@@ -138,7 +149,28 @@ def _canonical(raw: pd.DataFrame, columns: Mapping[str, str], label: str) -> pd.
         values = raw[source_col].reset_index(drop=True)
         out[canon] = (_to_float(values, canon, str(source_col), label) if canon in NUMERIC_COLUMNS
                       else values.astype(str))
-    return out
+    used = set(picked.values())
+    extras: dict[str, pd.Series] = {}
+    for column in raw.columns:
+        name = str(column).strip()
+        if column in used or name.lower() in NUMERIC_COLUMNS + LABEL_COLUMNS or name in out or name in extras:
+            continue
+        extra = _numeric_or_none(raw[column].reset_index(drop=True))
+        if extra is not None:
+            extras[name] = extra
+    return pd.concat([out, pd.DataFrame(extras, index=out.index)], axis=1) if extras else out
+
+
+def _numeric_or_none(values: pd.Series) -> pd.Series | None:
+    """An extra column as float64 (empty cells NaN), or ``None`` when any cell is not a plain number."""
+    if pd.api.types.is_numeric_dtype(values):
+        return values.astype("float64")
+    text = values.astype(str).str.strip()
+    empty = text.str.lower().isin(("", "nan", "na", "null", "none"))
+    parsed = pd.to_numeric(text.where(~empty), errors="coerce")
+    if parsed[~empty].isna().any() or empty.all():
+        return None
+    return parsed.astype("float64")
 
 
 def _to_float(values: pd.Series, canon: str, source_col: str, label: str) -> pd.Series:
@@ -238,7 +270,7 @@ def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: i
                 RunTableWarning,
                 stacklevel=2,
             )
-    if table["loss"].max() > 20:
+    if "loss" in table and table["loss"].max() > 20:
         warnings.warn(
             f"{label}: column 'loss' reaches {table['loss'].max():g}; is it perplexity? The laws "
             "model cross-entropy loss in nats per token",

@@ -51,18 +51,30 @@ def allocate(
     from ..fitfile import read_fit
 
     _check_format(fmt)
-    table = allocation(read_fit(fit_file), budget, level=level, group=group)
+    arrays = read_fit(fit_file)
+    task = arrays.card.task is not None
+    if task:
+        from ..task_prediction import task_allocation
+
+        table = task_allocation(arrays, budget, level=level)
+    else:
+        table = allocation(arrays, budget, level=level, group=group)
+    extra = ("metric_opt", "metric_opt_predictive") if task else ()
     if fmt == "json":
-        _json([{"compute": float(r["compute"]), **{q: _interval(r, q) for q in QUANTITIES}, "level": level}
+        _json([{"compute": float(r["compute"]), **{q: _interval(r, q) for q in (*QUANTITIES, *extra)},
+                **({"metric_name": table.attrs["metric"]} if task else {}), "level": level}
                for r in table.rows()])
     elif fmt == "csv":
         sys.stdout.write(table.to_csv())
     else:
         rows = [[f"{r['compute']:.3g}", _fmt_interval(r, "params_opt"), _fmt_interval(r, "tokens_opt"),
-                 _fmt_interval(r, "tokens_per_param", "ratio"), _fmt_interval(r, "loss_opt", "loss")]
-                for r in table.rows()]
+                 _fmt_interval(r, "tokens_per_param", "ratio"), _fmt_interval(r, "loss_opt", "loss"),
+                 *[_fmt_interval(r, q, "loss") for q in extra]] for r in table.rows()]
+        loss_header = f"{arrays.card.task.via} (law)" if task and arrays.card.task.via else "loss (nats/token)"
         _print_table(f"Compute-optimal allocation (median [{level:.0%} interval]), C = 6·N·D",
-                     ["compute (FLOPs)", "parameters N", "tokens D", "tokens / param", "loss (nats/token)"], rows)
+                     ["compute (FLOPs)", "parameters N", "tokens D", "tokens / param", loss_header,
+                      *([f"{table.attrs['metric']} (law)", f"{table.attrs['metric']} (one run)"] if task else [])],
+                     rows)
 
 
 @app.command()
@@ -82,19 +94,32 @@ def predict(
     from ..fitfile import read_fit
 
     _check_format(fmt)
-    table = prediction(read_fit(fit_file), params, tokens, level=level, seed=seed, group=group)
+    arrays = read_fit(fit_file)
+    task = arrays.card.task is not None
+    if task:
+        from ..task_prediction import task_prediction
+
+        table = task_prediction(arrays, params, tokens, level=level, seed=seed)
+    else:
+        table = prediction(arrays, params, tokens, level=level, seed=seed, group=group)
+    extra = ("metric", "metric_predictive") if task else ()
     if fmt == "json":
         items = [{"params": float(r["params"]), "tokens": float(r["tokens"]), "loss": _interval(r, "loss"),
-                  "loss_predictive": _interval(r, "loss_predictive"), "level": level} for r in table.rows()]
+                  "loss_predictive": _interval(r, "loss_predictive"),
+                  **{q: {**_interval(r, q), "level": level} for q in extra},
+                  **({"metric_name": table.attrs["metric"], "via": table.attrs["via"]} if task else {}),
+                  "level": level} for r in table.rows()]
         _json(items[0] if len(items) == 1 else items)
     elif fmt == "csv":
         sys.stdout.write(table.to_csv())
     else:
         rows = [[format_quantity(r["params"]), format_quantity(r["tokens"]), f"{r['flops']:.3g}",
-                 _fmt_interval(r, "loss", "loss"), _fmt_interval(r, "loss_predictive", "loss")]
-                for r in table.rows()]
-        _print_table(f"Predicted loss, nats/token (median [{level:.0%} interval])",
-                     ["parameters N", "tokens D", "compute (FLOPs)", "law L(N, D)", "one run (with noise)"], rows)
+                 _fmt_interval(r, "loss", "loss"), _fmt_interval(r, "loss_predictive", "loss"),
+                 *[_fmt_interval(r, q, "loss") for q in extra]] for r in table.rows()]
+        what = f"{table.attrs['via']} and {table.attrs['metric']}" if task else "loss, nats/token"
+        _print_table(f"Predicted {what} (median [{level:.0%} interval])",
+                     ["parameters N", "tokens D", "compute (FLOPs)", "law L(N, D)", "one run (with noise)",
+                      *(["accuracy (law)", "accuracy (one run)"] if task else [])], rows)
 
 
 _DECISION_COLUMNS = {

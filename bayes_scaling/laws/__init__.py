@@ -16,7 +16,7 @@ closed form exists), register a :class:`Law` in it, import it below, and add a c
 
 from __future__ import annotations
 
-from . import chinchilla, data_constrained, kaplan  # noqa: F401  (each registers itself)
+from . import chinchilla, data_constrained, kaplan, sigmoid  # noqa: F401  (each registers itself; sigmoid: task link)
 from .base import Array, Law, LogLossFn, OptimumFn, array_namespace, available_laws, get_law, logsumexp, register
 
 __all__ = ["Array", "Law", "LogLossFn", "OptimumFn", "array_namespace", "available_laws", "get_law", "logsumexp",
