@@ -38,7 +38,6 @@ from .laws.sigmoid import LINK_PARAMETERS, TASK_VARIABLES, accuracy, bounds
 from .model import build_model
 
 
-
 def task_of(card: ModelCard) -> Task:
     """The card's resolved ``[task]`` table (metric, via and chance set).
 
@@ -167,12 +166,5 @@ def metric_predictive(card: ModelCard, posterior: Mapping[str, np.ndarray], x: M
     return loc + np.asarray(posterior["sigma_metric"])[..., None] * noise
 
 
-def check_link_draws(posterior: Mapping[str, np.ndarray]) -> None:
-    """Raise :class:`InputError` if a task fit's posterior lacks a link variable."""
-    missing = [k for k in TASK_VARIABLES if k not in posterior]
-    if missing:
-        raise InputError(f"the fit's posterior lacks {', '.join(missing)}: it is not a task fit")
-
-
-__all__ = ["TASK_VARIABLES", "build_link_model", "build_task_model", "check_link_draws", "link_sites", "metric_location",
-           "metric_log_likelihood", "metric_predictive", "task_columns", "task_of"]
+__all__ = ["TASK_VARIABLES", "build_link_model", "build_task_model", "link_sites",
+           "metric_location", "metric_log_likelihood", "metric_predictive", "task_columns", "task_of"]

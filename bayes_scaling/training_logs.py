@@ -246,7 +246,8 @@ def read_logs(folder: str | Path, sizes: str | Path | Mapping[str, float | str],
     if loss is not None:
         if loss not in table:
             metrics = [c for c in table.columns if c not in ("name", "params", "tokens", "step")]
-            raise RunTableError(f"{folder}: --loss {loss!r} is not a metric of the logs; they have {', '.join(metrics)}")
+            raise RunTableError(f"{folder}: --loss {loss!r} is not a metric of the logs; they have "
+                                f"{', '.join(metrics)}")
         table["loss"] = table[loss]
     first = ["name", "params", "tokens", *(["loss"] if loss else []), "step"]
     table = table[first + [c for c in table.columns if c not in first]]

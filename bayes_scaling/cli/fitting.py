@@ -63,7 +63,7 @@ def fit_cmd(
     via: Annotated[str | None, typer.Option(
         help="Task cards: the intermediate metric column (e.g. hellaswag_bpb); task-chain-c4 uses c4_loss.")] = None,
     chance: Annotated[float | None, typer.Option(
-        help="Task cards: chance accuracy (1 / choices), the sigmoid's floor; known benchmarks have a default.")] = None,
+        help="Task cards: chance accuracy (1 / choices), centre of the floor; known benchmarks have one.")] = None,
     progress: Annotated[bool | None, typer.Option(
         "--progress/--no-progress", help="Progress bar while sampling (default: when stderr is a terminal).")] = None,
     strict: Annotated[
