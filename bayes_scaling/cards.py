@@ -34,7 +34,15 @@ DISTRIBUTIONS: tuple[str, ...] = (
 LIKELIHOODS = ("student_t", "normal")
 #: Keyword arguments that must be positive in every distribution that takes them.
 _POSITIVE_KWARGS = frozenset({"scale", "rate", "concentration", "concentration0", "concentration1", "df"})
-_TOP_KEYS = {"card", "priors", "likelihood", "references", "pooling", "discrepancy", "calibration"}
+_TOP_KEYS = {"card", "priors", "likelihood", "references", "pooling", "discrepancy", "calibration", "task"}
+#: Parameters of a task card's link from the intermediate metric to accuracy (see :class:`Task`).
+TASK_PARAMETERS = ("floor_offset", "headroom", "slope", "midpoint", "sigma_metric")
+#: Kinds of task card: ``chain`` observes the intermediate metric, ``direct`` keeps it latent.
+TASK_KINDS = ("chain", "direct")
+#: Chance accuracy of multiple-choice benchmarks (1 / number of choices), by the start of a
+#: metric's name: the centre of a task card's floor when neither card nor user gives one.
+CHANCE_LEVELS = {"mmlu": 0.25, "hellaswag": 0.25, "arc_easy": 0.25, "arc_challenge": 0.25, "openbookqa": 0.25,
+                 "csqa": 0.2, "socialiqa": 1 / 3, "piqa": 0.5, "winogrande": 0.5, "boolq": 0.5}
 #: Run-table column whose labels define the groups of a pooled card.
 GROUP_COLUMN = "group"
 
@@ -151,6 +159,64 @@ class Discrepancy:
 
 
 @dataclass(frozen=True)
+class Task:
+    """A card's ``[task]`` table: accuracy from an intermediate metric through a sigmoid.
+
+    accuracy = floor + (ceiling - floor) · σ(slope · (midpoint - x)), x the intermediate
+    metric (a task's bits per byte, or a held-out loss) with floor = chance + floor_offset
+    and ceiling = floor + (1 - floor) · headroom, so that floor < ceiling <= 1 by
+    construction. ``chain``: x is observed for every run and follows the card's law;
+    ``direct``: x = L(N, D) is the law's latent value, only accuracy is observed.
+
+    Attributes
+    ----------
+    kind : {"chain", "direct"}
+    priors : dict of str to Prior
+        One per :data:`TASK_PARAMETERS`; ``sigma_metric`` is one run's noise sd on accuracy.
+    chance : float or None
+        Chance accuracy (the floor's centre); ``None``: from :data:`CHANCE_LEVELS` or the user.
+    metric, via : str or None
+        Run-table columns of the accuracy and of the intermediate metric, when fixed by the card
+        (a fit names them, and the stored card then holds them).
+    """
+
+    kind: str
+    priors: dict[str, Prior]
+    chance: float | None = None
+    metric: str | None = None
+    via: str | None = None
+
+    def resolved(self, metric: str | None, via: str | None, chance: float | None) -> Task:
+        """The task with the columns and chance level of one fit, each checked.
+
+        Raises
+        ------
+        CardError
+            If the metric or (for ``chain``) the intermediate is not named, or no chance
+            level is known for the metric.
+        """
+        metric = metric or self.metric
+        via = via or self.via
+        if not metric:
+            raise CardError("a task card needs the accuracy column: pass metric= (CLI: --metric hellaswag_acc)")
+        if self.kind == "chain" and not via:
+            raise CardError("a task-chain card needs the intermediate metric column: pass via= "
+                            "(CLI: --via hellaswag_bpb)")
+        if chance is None:
+            chance = self.chance
+        if chance is None:
+            known = [k for k in CHANCE_LEVELS if metric.startswith(k)]
+            if not known:
+                raise CardError(f"no chance level known for metric {metric!r}: pass chance= (CLI: --chance 0.25, "
+                                "1 / number of choices)")
+            chance = CHANCE_LEVELS[max(known, key=len)]
+        if not 0.1 <= chance <= 0.9:
+            raise CardError(f"chance must be an accuracy in [0.1, 0.9] but got {chance}")
+        return dataclasses.replace(self, metric=metric, via=via if self.kind == "chain" else None,
+                                   chance=float(chance))
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """A validated model card.
 
@@ -173,6 +239,8 @@ class ModelCard:
     discrepancy : Discrepancy or None
         The model discrepancy beyond the fitted region (its prior of tau, how tau is learnt),
         or ``None`` for the law alone.
+    task : Task or None
+        A task card's link from the law's metric to accuracy, or ``None`` for a loss card.
     references : dict
         Literature point values, ``{"hoffmann2022": {"label": ..., "E": 1.69, ...}}``.
     calibration : dict
@@ -194,6 +262,7 @@ class ModelCard:
     nu: Prior | float | None
     pooling: Pooling | None = None
     discrepancy: Discrepancy | None = None
+    task: Task | None = None
     references: dict[str, dict[str, Any]] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
     description: str = ""
@@ -224,6 +293,11 @@ class ModelCard:
                                   **({"misfit_ratio": d.misfit_ratio} if d.misfit_ratio is not None else {}),
                                   **({"directions": list(d.directions)} if d.directions != ("compute",) else {}),
                                   **({"misfit_window": d.misfit_window} if d.misfit_window is not None else {})}
+        if self.task is not None:
+            t = self.task
+            out["task"] = {"kind": t.kind, **{k: v for k, v in (("chance", t.chance), ("metric", t.metric),
+                                                                ("via", t.via)) if v is not None},
+                           "priors": {k: prior(v) for k, v in t.priors.items()}}
         if self.references:
             out["references"] = {k: dict(v) for k, v in self.references.items()}
         if self.calibration:
@@ -233,6 +307,11 @@ class ModelCard:
     def to_toml(self) -> str:
         """The card as TOML text that :func:`parse_card` reads back into an equal card (comments are not kept)."""
         return _toml_tables(self.to_dict())
+
+    def with_task(self, task: Task) -> ModelCard:
+        """The same card with another ``[task]`` table (e.g. :meth:`Task.resolved`), its text regenerated."""
+        card = dataclasses.replace(self, task=task)
+        return dataclasses.replace(card, text=card.to_toml())
 
     def with_discrepancy(self, discrepancy: Discrepancy | None) -> ModelCard:
         """The same card with another ``[discrepancy]`` table (``None``: the law alone), its text regenerated."""
@@ -387,6 +466,9 @@ def parse_card(text: str, *, source: str = "<card>", check_distributions: bool =
     if not isinstance(calibration, dict):
         problems.append("[calibration]: must be a table (written by `bayes-scaling calibrate`)")
         calibration = {}
+    task = _task(data["task"], problems, check) if "task" in data else None
+    if task is not None and discrepancy is not None:
+        problems.append("[task] and [discrepancy]: a task card has no model discrepancy yet; drop one of them")
     references = data.get("references", {}) if isinstance(data.get("references", {}), dict) else {}
     for ref, values in references.items():
         if not isinstance(values, dict):
@@ -403,6 +485,7 @@ def parse_card(text: str, *, source: str = "<card>", check_distributions: bool =
         nu=nu,
         pooling=pooling,
         discrepancy=discrepancy,
+        task=task,
         references=references,
         calibration=calibration,
         description=str(meta.get("description", "")),
@@ -444,6 +527,41 @@ def _pooling(spec: Any, law: Law | None, priors: dict[str, Prior], problems: lis
     for name in sorted(set(raw_scales) - set(names)):
         problems.append(f"[pooling.scale.{name}]: {name} is not in [pooling] parameters")
     return Pooling(tuple(names), scales, centred=form == "centred")
+
+
+def _task(spec: Any, problems: list[str], check: bool) -> Task | None:
+    if not isinstance(spec, dict):
+        problems.append('[task]: must be a table with kind = "chain" or "direct" and [task.priors.<p>] priors')
+        return None
+    for key in sorted(set(spec) - {"kind", "chance", "metric", "via", "priors", "rationale"}):
+        problems.append(f"[task] {key}: unknown key (known: kind, chance, metric, via, priors, rationale)")
+    kind = spec.get("kind", "chain")
+    if kind not in TASK_KINDS:
+        problems.append(f"[task] kind: {kind!r} is not one of {', '.join(TASK_KINDS)}")
+    chance = spec.get("chance")
+    if chance is not None and (isinstance(chance, bool) or not isinstance(chance, (int, float))
+                               or not 0.1 <= chance <= 0.9):
+        problems.append(f"[task] chance: give the chance accuracy in [0.1, 0.9] (1 / choices) but got {chance!r}")
+        chance = None
+    for key in ("metric", "via"):
+        if key in spec and not isinstance(spec[key], str):
+            problems.append(f"[task] {key}: give a column name as text but got {spec[key]!r}")
+    raw = spec.get("priors", {})
+    priors = {}
+    for name in TASK_PARAMETERS:
+        prior = _prior(raw.get(name), f"[task.priors.{name}]", problems, check)
+        if prior is not None:
+            priors[name] = prior
+    for name in sorted(set(raw) - set(TASK_PARAMETERS)):
+        problems.append(f"[task.priors.{name}]: not a task parameter (they are {', '.join(TASK_PARAMETERS)})")
+    if "headroom" in priors and priors["headroom"].dist not in ("Beta", "Uniform"):
+        problems.append("[task.priors.headroom]: the ceiling's share of the room above the floor lies in (0, 1); "
+                        "give a Beta (or Uniform) prior")
+    if len(priors) < len(TASK_PARAMETERS) or kind not in TASK_KINDS:
+        return None
+    return Task(str(kind), priors, None if chance is None else float(chance),
+                spec.get("metric") if isinstance(spec.get("metric"), str) else None,
+                spec.get("via") if isinstance(spec.get("via"), str) else None)
 
 
 def _discrepancy(spec: Any, problems: list[str], check: bool) -> Discrepancy | None:

@@ -17,6 +17,11 @@ Canonical columns
     (1: dense); used by the routed-model law, whose ``params`` is the dense model's size.
 ``group``, ``name``
     Optional labels (model family / dataset, run name).
+
+Any other column whose values are all numbers (or empty) travels with the runs under its
+name stripped of surrounding spaces: metric columns such as ``hellaswag_bpb``,
+``hellaswag_acc`` or ``c4_loss``, which a task fit names (``--metric``, ``--via``). Empty
+cells of such columns are NaN; a fit checks the columns it models.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ def load_runs(
     columns: Mapping[str, str] | None = None,
     *,
     min_runs: int = MIN_RUNS,
+    require_loss: bool = True,
 ) -> pd.DataFrame:
     """Load and validate a run table.
 
@@ -60,11 +66,15 @@ def load_runs(
         ``{"params": "Model Size", "flops": "Training FLOP"}``.
     min_runs : int, default 8
         Fewer valid runs than this is an error (the law cannot be identified).
+    require_loss : bool, default True
+        ``False`` for a table whose fit models metric columns instead (a task fit names
+        its intermediate with ``via``): then ``loss`` may be missing.
 
     Returns
     -------
     DataFrame
-        Canonical columns (see module docstring) as float64, ``flops`` always filled
+        Canonical columns (see module docstring) as float64, extra numeric columns as
+        float64 (empty cells NaN), ``flops`` always filled
         (6 N D when not given). ``attrs["source"]`` names where it came from and
         ``attrs["sha256"]`` hashes the file (or the table's CSV form).
 
@@ -79,7 +89,7 @@ def load_runs(
     >>> runs = load_runs("runs.csv", columns={"params": "Model Size"})  # doctest: +SKIP
     """
     raw, label, digest = _read(source)
-    table = _canonical(raw, columns or {}, label)
+    table = _canonical(raw, columns or {}, label, require_loss=require_loss)
     table.attrs.update(raw.attrs)
     table.attrs["source"] = label
     table.attrs["sha256"] = digest
@@ -166,7 +176,8 @@ def row_name(table: pd.DataFrame, position: int) -> str:
     return f"index {label!r}" if isinstance(label, str) else f"index {label}"
 
 
-def _canonical(raw: pd.DataFrame, columns: Mapping[str, str], label: str) -> pd.DataFrame:
+def _canonical(raw: pd.DataFrame, columns: Mapping[str, str], label: str, *,
+               require_loss: bool = True) -> pd.DataFrame:
     unknown = sorted(set(columns) - set(NUMERIC_COLUMNS) - set(LABEL_COLUMNS))
     if unknown:
         raise RunTableError(
@@ -199,7 +210,7 @@ def _canonical(raw: pd.DataFrame, columns: Mapping[str, str], label: str) -> pd.
                     f"drop one, or choose one with --column {canon}='NAME' (Python: columns={{'{canon}': 'NAME'}})"
                 )
             picked[canon] = by_lower[canon][0]
-    missing = [c for c in ("params", "loss") if c not in picked]
+    missing = [c for c in ("params", *(["loss"] if require_loss else [])) if c not in picked]
     if "tokens" not in picked and "flops" not in picked:
         missing.append("tokens (or flops)")
     if missing:
@@ -216,7 +227,31 @@ def _canonical(raw: pd.DataFrame, columns: Mapping[str, str], label: str) -> pd.
             raise RunTableError(f"{label}: column {str(source_col)!r} appears twice; rename or drop one")
         out[canon] = (_to_float(values, str(source_col), label, out) if canon in NUMERIC_COLUMNS
                       else values.astype(str).to_numpy())
-    return out
+    used = set(picked.values())
+    extras: dict[str, pd.Series] = {}
+    for column in raw.columns:
+        name = str(column).strip()
+        if column in used or name.lower() in NUMERIC_COLUMNS + LABEL_COLUMNS or name in out or name in extras:
+            continue
+        values = raw[column]
+        if isinstance(values, pd.DataFrame):  # the same extra column name twice: neither is a metric
+            continue
+        extra = _numeric_or_none(values)
+        if extra is not None:
+            extras[name] = extra
+    return pd.concat([out, pd.DataFrame(extras, index=out.index)], axis=1) if extras else out
+
+
+def _numeric_or_none(values: pd.Series) -> pd.Series | None:
+    """An extra column as float64 (empty cells NaN), or ``None`` when any cell is not a plain number."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.astype("float64")
+    text = values.astype(str).str.strip()
+    empty = text.str.lower().isin(("", "nan", "na", "null", "none"))
+    parsed = pd.to_numeric(text.where(~empty), errors="coerce")
+    if parsed[~empty].isna().any() or empty.all():
+        return None
+    return parsed.astype("float64")
 
 
 def _to_float(values: pd.Series, source_col: str, label: str, table: pd.DataFrame) -> np.ndarray:
@@ -340,7 +375,7 @@ def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: i
                 stacklevel=2,
             )
     _warn_out_of_range(table, label, given)
-    if table["loss"].max() > 20:
+    if "loss" in table and table["loss"].max() > 20:
         warnings.warn(
             f"{label}: column 'loss' reaches {table['loss'].max():g}; is it perplexity? The laws "
             "model cross-entropy loss in nats per token",
@@ -363,6 +398,8 @@ FLOPS_TOLERANCE = 10.0
 def _warn_out_of_range(table: pd.DataFrame, label: str, given: set[str]) -> None:
     """Warn about values no training run can have, and flops that contradict 6 N D."""
     for col, (low, high, why) in _PLAUSIBLE.items():
+        if col not in table:  # a task table may model metric columns instead of loss
+            continue
         values = table[col].to_numpy(dtype="float64")
         for bound, worst in ((high, np.argmax(values)), (low, np.argmin(values))):
             if bound is None or not (values[worst] > bound if bound == high else values[worst] < bound):

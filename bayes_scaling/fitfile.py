@@ -29,6 +29,7 @@ import numpy as np
 from .cards import ModelCard, Prior, parse_card
 from .discrepancy import DISCREPANCY_SLOPE, FittedRegion, fitted_max_log_compute, fitted_region
 from .errors import CardError, FitFileError, InputError
+from .laws.sigmoid import TASK_VARIABLES
 from .posterior import Posterior, posterior_from_draws
 
 #: Version of the file layout written by ``Fit.save``; newer files are refused.
@@ -75,7 +76,8 @@ class FitArrays:
     def parameters(self) -> list[str]:
         """Law parameters, pooling hyperparameters (if any), then the noise parameters present."""
         hyper = self.card.pooling.hyperparameters() if self.card.pooling else []
-        return [*self.card.law.parameters, *hyper, *[v for v in ("sigma", "nu") if v in self.posterior]]
+        task = [v for v in TASK_VARIABLES if v in self.posterior] if self.card.task else []
+        return [*self.card.law.parameters, *hyper, *[v for v in ("sigma", "nu") if v in self.posterior], *task]
 
     @property
     def max_log_compute(self) -> float:

@@ -20,6 +20,7 @@ from .fitted import Fit
 from .nuts import Schedule
 from .sampling import METHODS, assemble_fit, draw_law
 from .tables import check_seed
+from .task_inference import fit_task
 
 
 def fit(
@@ -35,6 +36,9 @@ def fit(
     bootstrap: int = 1000,
     progress: bool = False,
     param_count: str = "total",
+    metric: str | None = None,
+    via: str | None = None,
+    chance: float | None = None,
 ) -> Fit:
     """Fit a scaling law to a run table.
 
@@ -65,6 +69,13 @@ def fit(
     param_count : {"total", "non_embedding"}, default "total"
         Fit on the ``params`` column, or on ``params - embedding_params`` (Kaplan's
         counting); allocations and predictions then use the same counting.
+    metric, via : str, optional
+        For a task card (``task-chain``, ...): the run table's accuracy column (e.g.
+        ``hellaswag_acc``) and intermediate metric column (e.g. ``hellaswag_bpb``; a card
+        may fix it, as ``task-chain-c4`` fixes ``c4_loss``). See :mod:`bayes_scaling.task_model`.
+    chance : float, optional
+        For a task card: chance accuracy, the centre of the sigmoid's floor; default from
+        the card or, for known benchmarks, :data:`bayes_scaling.cards.CHANCE_LEVELS`.
 
     Returns
     -------
@@ -87,6 +98,15 @@ def fit(
     if method == "huber" and not int(bootstrap) >= 2:
         raise InputError(f"bootstrap must be at least 2 resamples for method 'huber' (its draws) but got {bootstrap}")
     runs = validate_runs(runs, label=runs.attrs.get("source", "<DataFrame>"))
+    if card.task is not None:
+        if method != "nuts":
+            raise InputError(f"card {card.name!r} is a task card: fit it with method nuts (the point two-step fit "
+                             "is bayes_scaling.task_baseline.fit_two_step)")
+        card = card.with_task(card.task.resolved(metric, via, chance))
+        return fit_task(runs, card, chains=chains, warmup=warmup, draws=draws, seed=seed,
+                        target_accept=target_accept, progress=progress, param_count=param_count)
+    if metric is not None or via is not None or chance is not None:
+        raise InputError(f"metric, via and chance are for task cards; card {card.name!r} models the loss column")
     start = time.perf_counter()
     law_draws = draw_law(runs, card, method=method, chains=chains, warmup=warmup, draws=draws, seed=seed,
                          target_accept=target_accept, bootstrap=bootstrap, progress=progress,

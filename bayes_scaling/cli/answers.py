@@ -53,18 +53,31 @@ def allocate(
     from ..fitfile import read_fit
 
     _check_format(fmt)
-    table = allocation(read_fit(fit_file), budget, level=level, group=group)
+    arrays = read_fit(fit_file)
+    task = arrays.card.task is not None
+    if task:
+        from ..task_prediction import task_allocation
+
+        table = task_allocation(arrays, budget, level=level)
+    else:
+        table = allocation(arrays, budget, level=level, group=group)
+    extra = ("metric_opt", "metric_opt_predictive") if task else ()
     if fmt == "json":
-        _json([{"compute": float(r["compute"]), **{q: _interval(r, q) for q in QUANTITIES}, "level": level}
+        _json([{"compute": float(r["compute"]), **{q: _interval(r, q) for q in (*QUANTITIES, *extra)},
+                **({"metric_name": table.attrs["metric"]} if task else {}), "level": level}
                for r in table.rows()])
     elif fmt == "csv":
         sys.stdout.write(table.to_csv())
     else:
         rows = [[f"{r['compute']:.3g}", _fmt_interval(r, "params_opt"), _fmt_interval(r, "tokens_opt"),
-                 _fmt_interval(r, "tokens_per_param", "ratio"), _fmt_interval(r, "loss_opt", "loss")]
-                for r in table.rows()]
+                 _fmt_interval(r, "tokens_per_param", "ratio"), _fmt_interval(r, "loss_opt", "loss"),
+                 *[_fmt_interval(r, q, "loss") for q in extra]] for r in table.rows()]
+        via = arrays.card.task.via if arrays.card.task is not None else None
+        loss_header = f"{via} (law)" if via else "loss (nats/token)"
         _print_table(f"Compute-optimal allocation (median [{level:.0%} interval]), C = 6·N·D",
-                     ["compute (FLOPs)", "parameters N", "tokens D", "tokens / param", "loss (nats/token)"], rows)
+                     ["compute (FLOPs)", "parameters N", "tokens D", "tokens / param", loss_header,
+                      *([f"{table.attrs['metric']} (law)", f"{table.attrs['metric']} (one run)"] if task else [])],
+                     rows)
 
 
 @app.command()
@@ -89,22 +102,36 @@ def predict(
     _check_format(fmt)
     check_seed(seed)
     covariates = _covariates(covariate)
-    table = prediction(read_fit(fit_file), params, tokens, level=level, seed=seed, group=group, covariates=covariates)
+    arrays = read_fit(fit_file)
+    task = arrays.card.task is not None
+    if task:
+        from ..task_prediction import task_prediction
+
+        if covariates or group is not None:
+            raise InputError("--covariate and --group are for loss fits; a task fit predicts from params and tokens")
+        table = task_prediction(arrays, params, tokens, level=level, seed=seed)
+    else:
+        table = prediction(arrays, params, tokens, level=level, seed=seed, group=group, covariates=covariates)
+    extra = ("metric", "metric_predictive") if task else ()
     if fmt == "json":
         items = [{"params": float(r["params"]), "tokens": float(r["tokens"]),
                   **{k: float(r[k]) for k in covariates}, "loss": _interval(r, "loss"),
-                  "loss_predictive": _interval(r, "loss_predictive"), "level": level} for r in table.rows()]
+                  "loss_predictive": _interval(r, "loss_predictive"),
+                  **{q: {**_interval(r, q), "level": level} for q in extra},
+                  **({"metric_name": table.attrs["metric"], "via": table.attrs["via"]} if task else {}),
+                  "level": level} for r in table.rows()]
         _json(items[0] if len(items) == 1 else items)
     elif fmt == "csv":
         sys.stdout.write(table.to_csv())
     else:
         rows = [[format_quantity(r["params"]), format_quantity(r["tokens"]),
                  *(f"{r[k]:g}" for k in covariates), f"{r['flops']:.3g}",
-                 _fmt_interval(r, "loss", "loss"), _fmt_interval(r, "loss_predictive", "loss")]
-                for r in table.rows()]
-        _print_table(f"Predicted loss, nats/token (median [{level:.0%} interval])",
+                 _fmt_interval(r, "loss", "loss"), _fmt_interval(r, "loss_predictive", "loss"),
+                 *[_fmt_interval(r, q, "loss") for q in extra]] for r in table.rows()]
+        what = f"{table.attrs['via']} and {table.attrs['metric']}" if task else "loss, nats/token"
+        _print_table(f"Predicted {what} (median [{level:.0%} interval])",
                      ["parameters N", "tokens D", *covariates, "compute (FLOPs)", "law L(N, D)",
-                      "one run (with noise)"], rows)
+                      "one run (with noise)", *(["accuracy (law)", "accuracy (one run)"] if task else [])], rows)
 
 
 def _covariates(items: list[str] | None) -> dict[str, list[str]]:

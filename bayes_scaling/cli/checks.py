@@ -90,6 +90,20 @@ def check_covariates(table: pd.DataFrame, cards: Sequence[ModelCard], param_coun
         covariates(table, card, param_count)
 
 
+def check_task(table: pd.DataFrame, card: ModelCard, *, metric: str | None, via: str | None,
+               chance: float | None) -> None:
+    """``fit --metric/--via/--chance``: given only for a task card, whose columns the table has; before any fit."""
+    from ..task_model import task_columns
+
+    if card.task is None:
+        given = [o for o, v in (("--metric", metric), ("--via", via), ("--chance", chance)) if v is not None]
+        if given:
+            raise InputError(f"{', '.join(given)}: only for task cards (task-chain, task-chain-c4); card "
+                             f"{card.name!r} models the loss column")
+        return
+    task_columns(table, card.task.resolved(metric, via, chance))
+
+
 def check_fit_output(out: Path, inputs: Sequence[Path]) -> Path:
     """``fit --out``: a ``.nc`` file in an existing folder, none of the inputs, and no file but a fit replaced."""
     return check_output(out, option="--out", what="fit", example="fit.nc", suffixes=(".nc",), inputs=inputs,

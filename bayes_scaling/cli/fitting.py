@@ -28,7 +28,7 @@ from ._shared import (
     err,
     say,
 )
-from .checks import check_covariates, check_fit_output, check_positive, check_sampler, check_seed
+from .checks import check_covariates, check_fit_output, check_positive, check_sampler, check_seed, check_task
 
 
 @app.command()
@@ -64,6 +64,12 @@ def fit_cmd(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for --method huber.")] = 1000,
     param_count: ParamCountOpt = "total",
     column: ColumnOpt = None,
+    metric: Annotated[str | None, typer.Option(
+        help="Task cards: the accuracy column to predict (e.g. hellaswag_acc).")] = None,
+    via: Annotated[str | None, typer.Option(
+        help="Task cards: the intermediate metric column (e.g. hellaswag_bpb); task-chain-c4 uses c4_loss.")] = None,
+    chance: Annotated[float | None, typer.Option(
+        help="Task cards: chance accuracy (1 / choices), centre of the floor; known benchmarks have one.")] = None,
     progress: Annotated[bool | None, typer.Option(
         "--progress/--no-progress", help="Progress bar while sampling (default: when stderr is a terminal).")] = None,
     strict: Annotated[
@@ -79,15 +85,19 @@ def fit_cmd(
                   bootstrap=bootstrap, param_count=param_count)
     columns = _columns(column)
     check_fit_output(out, [runs, Path(card)])
-    table = load_runs(runs, columns)
+    task = metric is not None or via is not None or chance is not None
+    table = load_runs(runs, columns, require_loss=not task)
     model = load_card(card)
     check_covariates(table, [model], param_count)
+    check_task(table, model, metric=metric, via=via, chance=chance)
     from ..inference import fit
 
     show = sys.stderr.isatty() if progress is None else progress
-    say(f"fitting {len(table)} runs from {runs} with card {card!r}, method {method}")
+    say(f"fitting {len(table)} runs from {runs} with card {card!r}, method {method}"
+        + (f", accuracy {metric} via {via or 'the card'}" if task else ""))
     result = fit(table, model, method=method, chains=chains, warmup=warmup, draws=draws, seed=seed,
-                 target_accept=target_accept, bootstrap=bootstrap, progress=show, param_count=param_count)
+                 target_accept=target_accept, bootstrap=bootstrap, progress=show, param_count=param_count,
+                 metric=metric, via=via, chance=chance)
     result.save(out)
     say(f"saved {result!r} to {out} ({result.elapsed_s:.1f} s)")
     _report_diagnostics(result.diagnostics(), strict)
@@ -145,6 +155,31 @@ def summary(
         err.print(f"diagnostics {status}: {escape(facts)} ({escape(diag.criteria)})", highlight=False,
                   soft_wrap=True)
     _report_diagnostics(diag, strict)
+
+
+@app.command("import-logs")
+def import_logs(
+    folder: Annotated[Path, typer.Argument(help="Folder of per-run evaluation logs, one CSV per run.")],
+    sizes: Annotated[Path, typer.Option(
+        help="Model sizes: TOML (NAME = PARAMS; a name may be a prefix of runs up to - or _) or CSV (name, params).")],
+    out: Annotated[Path, typer.Option(help="Where to write the run table (.csv or .parquet); an existing file is "
+                                           "replaced only if import-logs wrote it.")],
+    every: Annotated[bool, typer.Option(
+        "--every/--final", help="Every evaluation (learning curves) or each run's final one.")] = False,
+    batch_size: Annotated[float | None, typer.Option(
+        help="Tokens per step, for logs with neither a tokens nor a batch-size column.")] = None,
+    loss: Annotated[str | None, typer.Option(
+        help="Metric column (clean name, e.g. c4_loss) to copy into loss, the column loss laws fit.")] = None,
+) -> None:
+    """Build a run table from training logs: params from --sizes, tokens, and every metric column kept."""
+    from ..training_logs import check_table_output, read_logs, write_table
+
+    check_table_output(out, [folder, sizes])
+    table = read_logs(folder, sizes, every=every, batch_size=batch_size, loss=loss)
+    write_table(table, out)
+    metrics = [c for c in table.columns if c not in ("name", "params", "tokens", "loss", "step")]
+    say(f"wrote {len(table)} rows of {table['name'].nunique()} runs to {out} with {len(metrics)} metric "
+        f"columns ({', '.join(metrics[:6])}{', ...' if len(metrics) > 6 else ''})")
 
 
 def _stat(value: float, spec: str) -> str:

@@ -16,7 +16,7 @@ closed form exists), register a :class:`Law` in it, import it below, and add a c
 
 from __future__ import annotations
 
-from . import bounded, broken_power_law, chinchilla, data_constrained, kaplan, moe  # noqa: F401  (each registers itself)
+from . import bounded, broken_power_law, chinchilla, data_constrained, kaplan, moe, sigmoid  # noqa: F401  (each registers itself; sigmoid: task link)
 from .base import Array, Law, LogLossFn, OptimumFn, array_namespace, available_laws, get_law, logsumexp, register
 
 __all__ = ["Array", "Law", "LogLossFn", "OptimumFn", "array_namespace", "available_laws", "get_law", "logsumexp",
