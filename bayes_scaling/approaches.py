@@ -284,7 +284,7 @@ def approach2(runs: pd.DataFrame, *, resolution: float = 0.25, min_runs: int = 5
         return _profiles(table, budgets[table.index.to_numpy()], min_runs)
 
     def usable(opt: pd.DataFrame) -> pd.DataFrame:
-        return opt[opt["inside"]]
+        return opt[opt["inside"].astype(bool)]  # an empty object column would select columns, not rows
 
     optima = optima_fn(runs)
     if usable(optima)["compute"].nunique() < 2:

@@ -65,7 +65,9 @@ def load_runs(
         Canonical name -> name in the source, for tables with other headers, e.g.
         ``{"params": "Model Size", "flops": "Training FLOP"}``.
     min_runs : int, default 8
-        Fewer valid runs than this is an error (the law cannot be identified).
+        Fewer valid runs than this is an error (the law cannot be identified). With
+        ``min_runs < 8`` the table is not for fitting (held-out runs): neither are at least
+        3 distinct sizes and token counts required.
     require_loss : bool, default True
         ``False`` for a table whose fit models metric columns instead (a task fit names
         its intermediate with ``via``): then ``loss`` may be missing.
@@ -345,7 +347,8 @@ def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: i
             "counts are needed to identify E, A, B, alpha and beta"
         )
     # Routed-model tables (with experts) often train every model on the same tokens, and their law has no D term.
-    for col in ("params",) if "experts" in table else ("params", "tokens"):
+    # A table of held-out runs (min_runs below the fitting minimum) is not fitted: one size is fine.
+    for col in () if min_runs < MIN_RUNS else ("params",) if "experts" in table else ("params", "tokens"):
         distinct = table[col].round(-1).nunique()
         if distinct < 3:
             raise RunTableError(

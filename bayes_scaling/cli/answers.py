@@ -273,6 +273,9 @@ def report(
     backtest: Annotated[Path | None, typer.Option(
         help="Backtest JSON (`bayes-scaling backtest RUNS --format json > FILE`): "
              "adds its calibration curves and scores.")] = None,
+    held_out: Annotated[Path | None, typer.Option(
+        help="Task fits: a run table of runs the fit did not see (same metric columns), drawn and scored in the "
+             "Task section.")] = None,
 ) -> None:
     """Write a self-contained HTML report of a fit (no network needed to view it), plus JSON and markdown.
 
@@ -293,7 +296,7 @@ def report(
         check_open_interval(prob, "--prob")
     if target_loss is not None:
         check_positive(target_loss, "--target-loss")
-    check_report_outputs(out, option="--out", inputs=[p for p in (fit_file, backtest) if p is not None])
+    check_report_outputs(out, option="--out", inputs=[p for p in (fit_file, backtest, held_out) if p is not None])
     records = backtest_records(backtest) if backtest is not None else None
     if budget:
         from ..allocation import as_budgets
@@ -307,8 +310,19 @@ def report(
     from ..fitted import Fit
 
     result = Fit.load(fit_file)
+    extra = None
+    if held_out is not None:  # checked before any figure: a task fit, a table with its columns
+        from ..data import load_runs
+        from ..task_model import task_columns
+
+        if result.card.task is None:
+            raise InputError(f"--held-out: for task fits; {fit_file} is a fit of card {result.card.name!r}, "
+                             "whose report has no task section")
+        extra = load_runs(held_out, require_loss=False, min_runs=1)
+        task_columns(extra, result.card.task)
     start = time.perf_counter()
-    page = write_report(result, out, budget or None, level, group=group, decision=decision, backtest=records)
+    page = write_report(result, out, budget or None, level, group=group, decision=decision, backtest=records,
+                        held_out=extra)
     say(f"wrote {page}, {page.with_suffix('.json').name} and {page.with_suffix('.md').name} "
         f"({time.perf_counter() - start:.1f} s)")
     sys.stdout.write(f"{page}\n")

@@ -28,8 +28,11 @@ from .content import ReportContext, default_budgets
 from .decision_section import DecisionRequest, decision_section
 from .html import MARKDOWN_MARK, Section, is_report_file, page, to_json, write_files
 from .sections import DEFAULT_SECTIONS, SectionFn, provenance
+from .task_section import task_section
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..fitted import Fit
 
 
@@ -59,7 +62,8 @@ def render_report(fit: Fit | ModelAverage, budgets: Sequence[float | str] | floa
                   level: float = 0.9, *,
                   sections: Sequence[SectionFn] = DEFAULT_SECTIONS, extra_sections: Sequence[SectionFn] = (),
                   title: str | None = None, group: str | None = None,
-                  decision: DecisionRequest | None = None, backtest: BacktestSource | None = None) -> Report:
+                  decision: DecisionRequest | None = None, backtest: BacktestSource | None = None,
+                  held_out: pd.DataFrame | None = None) -> Report:
     """Render a report of a fit in memory (no files); see :func:`write_report`."""
     start = time.perf_counter()
     average = None
@@ -74,6 +78,10 @@ def render_report(fit: Fit | ModelAverage, budgets: Sequence[float | str] | floa
     ctx.average = average
     if decision is not None:
         extra_sections = [partial(decision_section, request=decision), *extra_sections]
+    if fit.card.task is not None:
+        extra_sections = [partial(task_section, held_out=held_out), *extra_sections]
+    elif held_out is not None:
+        raise InputError("held-out runs are drawn by the task section: give them with a task fit (task-chain, ...)")
     chosen = list(sections)
     tail = [s for s in chosen if s is provenance]
     done: list[Section] = [fn(ctx) for fn in [*[s for s in chosen if s is not provenance], *extra_sections, *tail]]
@@ -106,7 +114,7 @@ def write_report(fit: Fit | ModelAverage, out_html: str | Path,
                  budgets: Sequence[float | str] | float | str | None = None, level: float = 0.9, *,
                  sections: Sequence[SectionFn] = DEFAULT_SECTIONS, extra_sections: Sequence[SectionFn] = (),
                  title: str | None = None, group: str | None = None, decision: DecisionRequest | None = None,
-                 backtest: BacktestSource | None = None) -> Path:
+                 backtest: BacktestSource | None = None, held_out: pd.DataFrame | None = None) -> Path:
     """Write the HTML report of a fit, with ``<stem>.json`` and ``<stem>.md`` beside it.
 
     Sections, in order: recommended allocation, data, posterior predictive check,
@@ -145,6 +153,11 @@ def write_report(fit: Fit | ModelAverage, out_html: str | Path,
         A backtest (:func:`bayes_scaling.backtest`, its ``records()``, or the JSON file of
         ``bayes-scaling backtest --format json``): adds a "Backtest" section with its
         calibration curves and scores.
+    held_out : DataFrame, optional
+        For a task fit: runs it did not see (a validated run table with the task's columns),
+        drawn in the "Task" section and scored (share inside one run's predictive interval).
+        A task fit's report always has that section: both steps with bands, the accuracy at
+        each budget, and whether the runs identify the sigmoid's floor and ceiling.
 
     Returns
     -------
@@ -154,7 +167,7 @@ def write_report(fit: Fit | ModelAverage, out_html: str | Path,
     """
     paths = check_report_outputs(out_html, create_folder=True)
     report = render_report(fit, budgets, level, sections=sections, extra_sections=extra_sections, title=title,
-                           group=group, decision=decision, backtest=backtest)
+                           group=group, decision=decision, backtest=backtest, held_out=held_out)
     html_path, json_path, md_path = paths
     write_files({json_path: to_json(report.data), md_path: report.markdown, html_path: report.html})
     return html_path
