@@ -60,6 +60,8 @@ _LAZY = {
     "cheapest_compute": "decisions", "compare_plans": "decisions", "next_run_value": "decisions",
     "Constraints": "decisions",
     "write_report": "report", "render_report": "report",
+    "read_logs": "training_logs", "task_prediction": "task_prediction", "task_allocation": "task_prediction",
+    "backtest_task": "task_backtest", "rerun_check": "task_backtest", "fit_two_step": "task_baseline",
 }
 __all__ += sorted(_LAZY)
 
