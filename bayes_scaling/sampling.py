@@ -36,7 +36,7 @@ from .diagnostics import Diagnostics, convergence_stats, gate
 from .errors import ConvergenceWarning, InputError
 from .fitted import Fit, build_datatree, fit_attrs
 from .huber import fit_huber
-from .model import build_model, covariates
+from .model import build_model, covariates, ridge_site_name, ridge_sites
 from .nuts import Schedule, model_key, pad_table, padded_rows, run_chains
 
 METHODS = ("nuts", "huber")
@@ -210,7 +210,7 @@ def _initial_values(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.n
     point["sigma"] = float(np.clip(np.std(resid), 1e-3, 0.5))
     if isinstance(card.nu, Prior):
         point["nu"] = 5.0
-    out: dict[str, list] = {k: [] for k in point}
+    out: dict[str, list] = {}
     for _ in range(chains):
         jittered = {}
         for k, v in point.items():
@@ -222,11 +222,13 @@ def _initial_values(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.n
         for k, s in support.items():
             lo, hi = getattr(s, "lower_bound", -np.inf), getattr(s, "upper_bound", np.inf)
             jittered[k] = float(np.clip(jittered[k], np.asarray(lo) + 1e-6, np.asarray(hi) - 1e-6))
+        for scale, (exponent, ref) in ridge_sites(card).items():  # the sampler's coordinates of A and B
+            jittered[ridge_site_name(scale)] = float(np.log(jittered.pop(scale)) - jittered[exponent] * ref)
         # The transforms do not depend on the runs: one run stands for the table.
         unc = unconstrain_fn(model, ({k: np.asarray(v)[:1] for k, v in x.items()},), {"log_loss": log_loss[:1]},
                              jittered)
         for k, v in unc.items():
-            out[k].append(v)
+            out.setdefault(k, []).append(v)
     return {k: jnp.stack(v) for k, v in out.items()}
 
 

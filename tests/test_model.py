@@ -58,3 +58,35 @@ def test_pooled_model_has_one_value_per_group_in_either_parametrisation(example_
     np.testing.assert_allclose(np.log(sites["E"]["value"]),
                                sites[latent]["value"] if form == "centred" else
                                sites["mu_log_E"]["value"] + sites["tau_log_E"]["value"] * sites[latent]["value"])
+
+
+def test_ridge_coordinates_change_the_sampler_not_the_posterior(example_runs):
+    """A and B are sampled as log_A_ref = ln A - alpha ln N_ref (a shear of unit Jacobian): the log
+    density at corresponding points equals the one of the plain (ln A, alpha) coordinates, exactly."""
+    import dataclasses
+
+    import jax.numpy as jnp
+    from numpyro.infer.util import potential_energy
+
+    from bayes_scaling.model import build_model, covariates, ridge_sites
+
+    card = bs.load_card("chinchilla")
+    plain_card = dataclasses.replace(card, law=dataclasses.replace(card.law, ridges=()))
+    assert set(ridge_sites(card)) == {"A", "B"} and ridge_sites(plain_card) == {}
+    x = {k: jnp.asarray(v) for k, v in covariates(example_runs, card).items()}
+    log_loss = jnp.log(example_runs["loss"].to_numpy(float))
+    (_, ref_n), (_, ref_d) = ridge_sites(card)["A"], ridge_sites(card)["B"]
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        log_a, log_b, u_alpha, u_beta = rng.normal([6.0, 7.5, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0])
+        common = {"E": jnp.log(1.7), "alpha": u_alpha, "beta": u_beta, "sigma": jnp.log(0.02)}
+        # alpha's unconstrained value maps to alpha through the truncation's transform
+        from numpyro.distributions import biject_to
+
+        alpha = biject_to(card.priors["alpha"].to_numpyro().support)(u_alpha)
+        beta = biject_to(card.priors["beta"].to_numpyro().support)(u_beta)
+        old = potential_energy(build_model(plain_card), (x,), {"log_loss": log_loss},
+                               {**common, "A": log_a, "B": log_b})
+        new = potential_energy(build_model(card), (x,), {"log_loss": log_loss},
+                               {**common, "log_A_ref": log_a - alpha * ref_n, "log_B_ref": log_b - beta * ref_d})
+        assert float(new) == pytest.approx(float(old), rel=1e-12)

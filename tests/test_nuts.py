@@ -51,8 +51,8 @@ def test_padding_and_masking_leave_the_log_density_unchanged(example_runs):
     model = build_model(card)
     x = covariates(example_runs, card)
     log_loss = np.log(example_runs["loss"].to_numpy(float))
-    z = {"E": jnp.log(1.8), "A": jnp.log(480.0), "B": jnp.log(2000.0), "alpha": 0.1, "beta": -0.2,
-         "sigma": jnp.log(0.01)}
+    z = {"E": jnp.log(1.8), "log_A_ref": jnp.log(480.0) - 0.3 * 20.7, "log_B_ref": jnp.log(2000.0) - 0.3 * 23.0,
+         "alpha": 0.1, "beta": -0.2, "sigma": jnp.log(0.01)}
     plain = potential_energy(model, ({k: jnp.asarray(v) for k, v in x.items()},), {"log_loss": log_loss}, z)
     rows = nuts.padded_rows(len(log_loss)) + 7
     px, pll = nuts.pad_table(x, log_loss, rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -79,6 +80,13 @@ class Law:
         function of a sum of exponentials does). Numerical allocation searches a law that
         is not (a sharply broken power law) on a grid before golden section; a unimodal one
         goes straight to golden section.
+    ridges : tuple of (str, str, float)
+        ``(scale, exponent, log_reference)`` of each term ``scale / X^exponent`` whose
+        scale and exponent the runs pin down only together: a narrow ridge
+        ``ln scale ≈ c + exponent · ln X`` (X ~ e^20). The sampler then draws the term's
+        value at ``X = exp(log_reference)``, ``ln scale − exponent · log_reference``
+        (:func:`bayes_scaling.model.build_model`): the same posterior, in coordinates
+        where the ridge is no longer curved by the exponent's bounded transform.
     """
 
     name: str
@@ -89,6 +97,13 @@ class Law:
     formula: str = ""
     no_optimum: str = ""
     unimodal: bool = True
+    ridges: tuple[tuple[str, str, float], ...] = ()
+
+
+#: Reference model size and token count of the ridge coordinates (:attr:`Law.ridges`): the middle of
+#: the ranges small-run tables span (1e7-1e11 parameters, 1e8-1e12 tokens), not a fitted value.
+LOG_PARAMS_REF = math.log(1e9)
+LOG_TOKENS_REF = math.log(1e10)
 
 
 _REGISTRY: dict[str, Law] = {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..units import LOG_6
-from .base import Array, Law, array_namespace, logsumexp, register
+from .base import LOG_PARAMS_REF, LOG_TOKENS_REF, Array, Law, array_namespace, logsumexp, register
 
 
 def log_loss(theta: Mapping[str, Array], x: Mapping[str, Array]) -> Array:
@@ -73,6 +73,7 @@ CHINCHILLA = register(
         log_loss=log_loss,
         compute_optimal=compute_optimal,
         formula="L(N, D) = E + A / N^alpha + B / D^beta",
+        ridges=(("A", "alpha", LOG_PARAMS_REF), ("B", "beta", LOG_TOKENS_REF)),
     )
 )
 
@@ -98,5 +99,6 @@ CHINCHILLA_TIED = register(
         log_loss=log_loss_tied,
         compute_optimal=compute_optimal_tied,
         formula="L(N, D) = E + A / N^alpha + B / D^alpha",
+        ridges=(("A", "alpha", LOG_PARAMS_REF), ("B", "alpha", LOG_TOKENS_REF)),
     )
 )
