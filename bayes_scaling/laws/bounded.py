@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .base import Array, Law, array_namespace, logsumexp, register
+from .base import LOG_PARAMS_REF, LOG_TOKENS_REF, Array, Law, array_namespace, logsumexp, register
 from .chinchilla import compute_optimal as chinchilla_optimal
 
 
@@ -69,5 +69,6 @@ BOUNDED = register(
         log_loss=log_loss,
         compute_optimal=compute_optimal,
         formula="L(N, D) = E + 1 / (1 / R + 1 / G), R = A / N^alpha + B / D^beta",
+        ridges=(("A", "alpha", LOG_PARAMS_REF), ("B", "beta", LOG_TOKENS_REF)),
     )
 )

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .base import Array, Law, array_namespace, logsumexp, register
+from .base import LOG_PARAMS_REF, LOG_TOKENS_REF, Array, Law, array_namespace, logsumexp, register
 
 
 def log_data_term(theta: Mapping[str, Array], log_tokens: Array) -> Array:
@@ -67,5 +67,6 @@ BROKEN_POWER_LAW = register(
         log_loss=log_loss,
         formula="L(N, D) = E + A / N^alpha + B / D^beta · (1 + (D / D_b)^(1/f))^(-c·f), D_b = exp(log_D_b)",
         unimodal=False,  # a sharp break can give an IsoFLOP line two valleys
+        ridges=(("A", "alpha", LOG_PARAMS_REF), ("B", "beta", LOG_TOKENS_REF)),
     )
 )

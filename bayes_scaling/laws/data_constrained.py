@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .base import Array, Law, array_namespace, register
+from .base import LOG_PARAMS_REF, LOG_TOKENS_REF, Array, Law, array_namespace, register
 from .chinchilla import compute_optimal as chinchilla_optimal
 from .chinchilla import log_loss as chinchilla_log_loss
 
@@ -86,5 +86,6 @@ DATA_CONSTRAINED = register(
         covariates=("params", "tokens", "unique_tokens"),
         compute_optimal=compute_optimal,
         formula="L(N, D) = E + A / N'^alpha + B / D'^beta, N' and D' discounting excess parameters and repeated tokens",
+        ridges=(("A", "alpha", LOG_PARAMS_REF), ("B", "beta", LOG_TOKENS_REF)),
     )
 )
