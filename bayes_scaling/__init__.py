@@ -58,7 +58,8 @@ _LAZY = {
     "average": "averaging", "ModelAverage": "averaging",
     "decide": "decisions", "best_plan": "decisions", "target_probability": "decisions",
     "cheapest_compute": "decisions", "compare_plans": "decisions", "next_run_value": "decisions",
-    "Constraints": "decisions",
+    "Constraints": "decisions", "plan_study": "decisions.design", "score_design": "decisions.design",
+    "DesignLimits": "decisions.design",
     "write_report": "report", "render_report": "report",
 }
 __all__ += sorted(_LAZY)
