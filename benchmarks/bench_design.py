@@ -39,6 +39,7 @@ import bayes_scaling as bs
 from bayes_scaling.allocation import allocation
 from bayes_scaling.cards import parse_card
 from bayes_scaling.decisions import design as ds
+from bayes_scaling.decisions import preposterior as pp
 from bayes_scaling.noise import observation_noise
 from bayes_scaling.simulate import chinchilla_loss
 
@@ -101,16 +102,16 @@ def main() -> None:
     for name, table in designs.items():
         print(f"  {name}: {len(table)} runs, {table['flops'].sum():.3g} FLOPs, largest {table['name'][-1]}")
 
-    truths = ds.scenarios(None, CARD, count=args.studies, seed=args.seed)  # independent of the planner's truths
-    z = ds._z(0.9)
-    grad = ds._gradients(truths, TARGET)
-    true_q = np.stack([np.asarray(ds._quantities(truths, TARGET)(u)) for u in truths.u])  # (T, 2)
+    truths = pp.scenarios(None, CARD, count=args.studies, seed=args.seed)  # independent of the planner's truths
+    z = pp.z_value(0.9)
+    grad = pp.gradients(truths, TARGET)
+    true_q = np.stack([np.asarray(pp.log_quantities(truths, TARGET)(u)) for u in truths.u])  # (T, 2)
     theta = {k: np.asarray(v) for k, v in truths.theta(truths.u).items()}
     rows = []
     for name, table in designs.items():
         n, d = table["params"], table["tokens"]
         score = ds.score_design(n, d, TARGET, card=CARD, seed=0)
-        at_truths = ds._widths(ds._covariances(truths, ds._jacobians(truths, n, d)), grad, z)  # (T, 2)
+        at_truths = pp.interval_widths(pp.covariances(truths, pp.jacobians(truths, n, d)), grad, z)  # (T, 2)
         for t in range(args.studies):
             law = {k: v[t] for k, v in theta.items()}
             log_loss = np.log(chinchilla_loss(n, d, law)) + observation_noise(

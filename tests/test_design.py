@@ -10,6 +10,7 @@ import pytest
 
 from bayes_scaling.cli import main
 from bayes_scaling.decisions import design as ds
+from bayes_scaling.decisions import preposterior as pp
 from bayes_scaling.errors import OutputFileError
 
 SMALL = {"scenarios_count": 8, "seed": 3}
@@ -46,13 +47,13 @@ def test_isoflop_grid_costs_the_study_budget(planned: dict) -> None:
 
 def test_plan_is_no_worse_than_its_best_start_on_its_own_objective(planned: dict) -> None:
     """The exchange search only accepts improvements: the plan's mean ln width is at most the best start's."""
-    sc = ds.scenarios(None, "chinchilla-plain", count=SMALL["scenarios_count"], seed=SMALL["seed"])
-    grad, z = ds._gradients(sc, 1e24), ds._z(0.9)
+    sc = pp.scenarios(None, "chinchilla-plain", count=SMALL["scenarios_count"], seed=SMALL["seed"])
+    grad, z = pp.gradients(sc, 1e24), pp.z_value(0.9)
     starts = ds._structured_starts(sc, 3e20, planned["limits"])
     assert all((6 * a * b).sum() <= 3e20 and a.size <= planned["limits"].max_runs for a, b in starts)
-    best = min(ds._objective(sc, ds._jacobians(sc, a, b), grad, np.ones(2), z) for a, b in starts)
+    best = ds._start_objectives(sc, starts, grad, np.ones(2), z).min()
     plan = planned["tables"]["design"]
-    assert ds._objective(sc, ds._jacobians(sc, plan["params"], plan["tokens"]), grad, np.ones(2), z) <= best + 1e-9
+    assert ds._objective(sc, pp.jacobians(sc, plan["params"], plan["tokens"]), grad, np.ones(2), z) <= best + 1e-9
 
 
 def test_scoring_twice_with_the_same_seed_is_identical(planned: dict) -> None:
@@ -66,20 +67,20 @@ def test_scoring_twice_with_the_same_seed_is_identical(planned: dict) -> None:
 
 
 def test_more_runs_never_widen_the_expected_interval() -> None:
-    sc = ds.scenarios(None, "chinchilla-plain", count=6, seed=1)
-    grad = ds._gradients(sc, 1e24)
+    sc = pp.scenarios(None, "chinchilla-plain", count=6, seed=1)
+    grad = pp.gradients(sc, 1e24)
     n = np.array([1e8, 3e8, 1e9, 3e8])
     d = np.array([2e9, 6e9, 2e10, 6e10])
-    few = ds._widths(ds._covariances(sc, ds._jacobians(sc, n[:2], d[:2])), grad, 1.64)
-    more = ds._widths(ds._covariances(sc, ds._jacobians(sc, n, d)), grad, 1.64)
+    few = pp.interval_widths(pp.covariances(sc, pp.jacobians(sc, n[:2], d[:2])), grad, 1.64)
+    more = pp.interval_widths(pp.covariances(sc, pp.jacobians(sc, n, d)), grad, 1.64)
     assert (more <= few + 1e-12).all()
 
 
 def test_laplace_width_matches_a_linear_gaussian_case() -> None:
     """With a law linear in u near the truth and tiny noise, P0 + i J^T J is the exact posterior precision."""
-    sc = ds.scenarios(None, "chinchilla-plain", count=4, seed=2)
-    jac = ds._jacobians(sc, np.array([1e8, 1e9]), np.array([1e10, 1e10]))
-    cov = ds._covariances(sc, jac)
+    sc = pp.scenarios(None, "chinchilla-plain", count=4, seed=2)
+    jac = pp.jacobians(sc, np.array([1e8, 1e9]), np.array([1e10, 1e10]))
+    cov = pp.covariances(sc, jac)
     expected = np.linalg.inv(sc.precision + sc.info[0] * jac[0].T @ jac[0])
     assert np.allclose(cov[0], expected)
 
@@ -142,3 +143,14 @@ def test_score_design_needs_a_target_budget(tmp_path: Path, capsys: pytest.Captu
     path.write_text("params,tokens\n100M,2B\n")
     assert main(["score-design", str(path)]) == 2
     assert "--target-budget" in capsys.readouterr().err
+
+
+def test_a_prior_fit_starts_the_study_from_its_posterior() -> None:
+    rng = np.random.default_rng(0)
+    draws = {"E": 1.8 + 0.01 * rng.standard_normal(400), "A": 480 * np.exp(0.05 * rng.standard_normal(400)),
+             "B": 2000 * np.exp(0.05 * rng.standard_normal(400)), "alpha": 0.35 + 0.01 * rng.standard_normal(400),
+             "beta": 0.36 + 0.01 * rng.standard_normal(400), "sigma": np.full(400, 0.01)}
+    fitted = pp.scenarios(draws, "chinchilla-plain", count=8, seed=0)
+    prior = pp.scenarios(None, "chinchilla-plain", count=8, seed=0)
+    assert fitted.source.startswith("posterior") and prior.source.startswith("prior")
+    assert (np.diag(fitted.precision) > 10 * np.diag(prior.precision)).all()

@@ -2,31 +2,10 @@
 
 A study is a set of runs (N, D) costing 6 N D FLOPs each. What the team will decide
 from it is the compute-optimal model size N_opt at a target budget and the loss there;
-a design is good when the intervals of both, after the study is fitted, are narrow.
-
-The expected width is a pre-posterior quantity, computed here by a Laplace (Fisher
-information) approximation rather than by reweighting draws (:mod:`.next_run`), whose
-effective sample size collapses when a whole study is far more informative than the
-prior:
-
-1. draw ``scenarios`` truths from the source (the card's prior, or a fit's posterior
-   when the study extends earlier runs) and work in the sampler's coordinates u (each
-   prior's support mapped to the real line, as NumPyro's NUTS does);
-2. the source's precision P0 is the inverse covariance of its draws in u;
-3. for each truth, the posterior precision after the study is
-   P0 + i J^T J, J the Jacobian of ln L over the design's runs (``jax.jacfwd``) and i the
-   Fisher information of one run's log loss about its location: 1 / sigma^2 for normal
-   noise, (nu + 1) / ((nu + 3) sigma^2) for Student-t;
-4. the width of the ``level`` interval of ln N_opt (and of ln L at the compute-optimal
-   plan of the target budget) is 2 z sqrt(g^T (P0 + i J^T J)^-1 g), g its gradient in u
-   (the delta method); the expected width is the mean over truths.
-
-The expected calibration (:func:`score_design`) is the coverage of those intervals when
-the study is simulated under each truth (the card's noise) and fitted by Gauss-Newton
-(iteratively reweighted for Student-t noise) to the Laplace posterior around its mode.
-Widths ignore any model discrepancy beyond the fitted runs (a card's ``[discrepancy]``):
-they are those of the law's parameters. ``benchmarks/bench_design.py`` checks them
-against NUTS fits of simulated studies.
+a design is good when the intervals of both, after the study is fitted, are narrow. The
+expected widths and calibration come from :mod:`.preposterior` (a Laplace approximation
+over truths drawn from the card's prior or a fit's posterior);
+``benchmarks/bench_design.py`` checks them against NUTS fits of simulated studies.
 
 :func:`plan_study` searches designs within the limits (model sizes, tokens per parameter,
 number of runs, the study budget): it scores IsoFLOP-like families (3, 5 or 7 budgets spanning
@@ -34,6 +13,7 @@ number of runs, the study budget): it scores IsoFLOP-like families (3, 5 or 7 bu
 clipped to the limits), then improves the best two by exchanging one run at a time for any
 candidate (a grid of model sizes x tokens per parameter within the limits, and the starts'
 runs) while the objective falls and the budget holds; each (N, D) is used at most once.
+:func:`score_design` scores any design. Designs are written and read as CSV here.
 """
 
 from __future__ import annotations
@@ -41,34 +21,36 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from scipy.special import ndtri
 
-from .. import _jax  # noqa: F401  (float64 before the first JAX computation)
 from ..allocation import optimal_log_params
-from ..cards import ModelCard, Prior, load_card
+from ..cards import ModelCard
 from ..errors import InputError
 from ..files import check_output, write_atomically
-from ..noise import observation_noise
-from ..posterior import Posterior, PosteriorInput, as_posterior
+from ..posterior import PosteriorInput
 from ..simulate import EXAMPLE_BUDGETS, isoflop_grid
-from ..tables import Table, check_level, check_seed
+from ..tables import Table
 from ..units import parse_quantity
 from .plans import plan_label
+from .preposterior import (
+    QUANTITIES,
+    Scenarios,
+    covariances,
+    coverage,
+    gradients,
+    interval_widths,
+    jacobians,
+    scenarios,
+    z_value,
+)
 
-#: What the study informs: ln N_opt at the target budget, and ln L at the compute-optimal plan there.
-QUANTITIES = ("n_opt", "loss_opt")
 #: Objectives of :func:`plan_study`: weights of each quantity's mean ln width over truths.
 OBJECTIVES = {"n_opt": (1.0, 0.0), "loss": (0.0, 1.0), "both": (1.0, 1.0)}
-#: Draws of the card's prior that set its mean and precision in the sampler's coordinates.
-PRIOR_DRAWS = 4000
 #: Columns of a design file written by ``bayes-scaling plan``, in order.
 DESIGN_COLUMNS = ("name", "params", "tokens", "flops", "target_budget")
 #: Structured starts (IsoFLOP-like families within the limits): spreads of ln N around the
@@ -87,18 +69,18 @@ class DesignLimits:
 
     Attributes
     ----------
-    min_params, max_params : float
-        Smallest and largest model size N (parameters).
-    min_tokens_per_param, max_tokens_per_param : float
+    min_params, max_params : float or str, default 1e7 and inf
+        Smallest and largest model size N (parameters; ``"10M"`` accepted).
+    min_tokens_per_param, max_tokens_per_param : float or str, default 1 and 1000
         Range of D / N.
     max_runs : int
         Most runs in the study.
     """
 
-    min_params: float = 1e7
-    max_params: float = math.inf
-    min_tokens_per_param: float = 1.0
-    max_tokens_per_param: float = 1000.0
+    min_params: float | str = 1e7
+    max_params: float | str = math.inf
+    min_tokens_per_param: float | str = 1.0
+    max_tokens_per_param: float | str = 1000.0
     max_runs: int = 63
 
     def checked(self) -> DesignLimits:
@@ -123,141 +105,6 @@ class DesignLimits:
         """E.g. ``N in [1e+06, inf], D/N in [1, 1000], at most 63 runs``."""
         return (f"N in [{self.min_params:.3g}, {self.max_params:.3g}], D/N in [{self.min_tokens_per_param:g}, "
                 f"{self.max_tokens_per_param:g}], at most {self.max_runs} runs")
-
-
-@dataclass(frozen=True)
-class Scenarios:
-    """Truths a design is judged on, and the source's Gaussian approximation in the sampler's coordinates.
-
-    Attributes
-    ----------
-    card : ModelCard
-    u : array of shape (S, P)
-        The truths in the sampler's coordinates (law parameters in the card's order).
-    sigma, info : arrays of shape (S,)
-        Each truth's noise scale on log loss, and one run's Fisher information about its log loss.
-    nu : array of shape (S,) or None
-        Student-t degrees of freedom (None: normal noise).
-    mean : array of shape (P,)
-    precision : array of shape (P, P)
-        Mean and precision of the source's draws in the sampler's coordinates.
-    source : str
-        ``"prior of card X"`` or ``"posterior of fit (card X)"``.
-    """
-
-    card: ModelCard
-    u: np.ndarray
-    sigma: np.ndarray
-    info: np.ndarray
-    nu: np.ndarray | None
-    mean: np.ndarray
-    precision: np.ndarray
-    source: str
-
-    def theta(self, u: Any) -> dict[str, Any]:
-        """Law parameters from coordinates ``u`` (last axis P), NumPy or JAX."""
-        return {name: _bijector(self.card.priors[name])(u[..., i]) for i, name in enumerate(self.card.law.parameters)}
-
-
-def _bijector(prior: Prior) -> Callable[[Any], Any]:
-    from numpyro.distributions.transforms import biject_to
-
-    return biject_to(prior.to_numpyro().support)
-
-
-def scenarios(source: PosteriorInput | None, card: ModelCard | str | None = None, *, count: int = 64,
-              seed: int = 0) -> Scenarios:
-    """Draw ``count`` truths from a fit's posterior (``source``) or, without one, from the card's prior.
-
-    Parameters
-    ----------
-    source : Fit, FitArrays, mapping of draws or None
-        An existing fit the study extends; ``None``: the card's prior.
-    card : ModelCard or str, optional
-        The card (default ``"chinchilla"``); a fit brings its own.
-    count : int, default 64
-    seed : int, default 0
-    """
-    if isinstance(count, bool) or not isinstance(count, int) or count < 2:
-        raise InputError(f"scenarios must be an integer of at least 2 but got {count!r}")
-    seed = check_seed(seed)
-    if source is None:
-        card = load_card(card or "chinchilla") if not isinstance(card, ModelCard) else card
-        _check_card(card)
-        keys = jax.random.split(jax.random.PRNGKey(seed), len(card.priors) + 2)
-        theta = {n: np.asarray(p.to_numpyro().sample(k, (PRIOR_DRAWS,)))
-                 for (n, p), k in zip(card.priors.items(), keys, strict=False)}
-        sigma = np.asarray(card.sigma.to_numpyro().sample(keys[-2], (PRIOR_DRAWS,)))
-        nu: Any = (np.asarray(card.nu.to_numpyro().sample(keys[-1], (PRIOR_DRAWS,)))
-                   if isinstance(card.nu, Prior) else card.nu)
-        label = f"prior of card {card.name}"
-    else:
-        post = as_posterior(source, card)
-        if not isinstance(post, Posterior):
-            raise InputError("a study design needs the draws of one card, not a model average")
-        card, theta, sigma, nu = post.card, post.theta, post.sigma, post.nu
-        _check_card(card)
-        label = f"posterior of a fit (card {card.name})"
-    names = card.law.parameters
-    u_all = np.stack([np.asarray(_bijector(card.priors[n]).inv(jnp.asarray(theta[n]))) for n in names], axis=-1)
-    if not np.isfinite(u_all).all():
-        raise InputError("some draws lie on the boundary of their prior's support; the design cannot use them")
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(sigma), size=count, replace=count > len(sigma))
-    sig = np.asarray(sigma, dtype=float)[pick]
-    nus = None if card.likelihood == "normal" else np.broadcast_to(np.asarray(nu, dtype=float), sigma.shape)[pick]
-    info = 1 / sig**2 if nus is None else (nus + 1) / ((nus + 3) * sig**2)
-    return Scenarios(card, u_all[pick], sig, info, nus, u_all.mean(axis=0), np.linalg.inv(np.cov(u_all.T)), label)
-
-
-def _check_card(card: ModelCard) -> None:
-    law = card.law
-    if card.pooling is not None or set(law.covariates) != {"params", "tokens"} or law.compute_optimal is None:
-        raise InputError(f"study design needs an unpooled law of N and D alone with a closed-form optimum; "
-                         f"card {card.name!r} (law {law.name!r}) is not one")
-
-
-def _jacobians(sc: Scenarios, params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-    """d ln L / du at each run, shape (S, K, P)."""
-    x = {"log_params": jnp.log(jnp.asarray(params)), "log_tokens": jnp.log(jnp.asarray(tokens))}
-
-    def log_loss(u: Any) -> Any:
-        return sc.card.law.log_loss(sc.theta(u), x)
-
-    return np.asarray(jax.vmap(jax.jacfwd(log_loss))(jnp.asarray(sc.u)))
-
-
-def _quantities(sc: Scenarios, target: float) -> Callable[[Any], Any]:
-    """u -> (ln N_opt, ln L at the compute-optimal plan) at the target budget."""
-    log_c = math.log(target)
-
-    def both(u: Any) -> Any:
-        theta = sc.theta(u)
-        log_n = optimal_log_params(sc.card.law, theta, jnp.asarray(log_c))
-        log_d = log_c - math.log(6) - log_n
-        return jnp.stack([log_n, sc.card.law.log_loss(theta, {"log_params": log_n, "log_tokens": log_d})])
-
-    return both
-
-
-def _gradients(sc: Scenarios, target: float) -> np.ndarray:
-    """Gradients of the quantities in u, shape (S, 2, P)."""
-    return np.asarray(jax.vmap(jax.jacfwd(_quantities(sc, target)))(jnp.asarray(sc.u)))
-
-
-def _covariances(sc: Scenarios, jac: np.ndarray) -> np.ndarray:
-    """Laplace posterior covariance after the runs of ``jac`` (S, R, P), shape (S, P, P)."""
-    info = sc.precision[None] + sc.info[:, None, None] * np.einsum("srp,srq->spq", jac, jac)
-    return np.linalg.inv(info)
-
-
-def _widths(cov: np.ndarray, grad: np.ndarray, z: float) -> np.ndarray:
-    """Widths 2 z sd of each quantity per scenario, shape (S, 2)."""
-    return 2 * z * np.sqrt(np.maximum(np.einsum("sqp,spr,sqr->sq", grad, cov, grad), 0))
-
-
-def _z(level: float) -> float:
-    return float(ndtri((1 + check_level(level)) / 2))
 
 
 def isoflop_design(sc: Scenarios, study_budget: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -302,6 +149,15 @@ def _structured_starts(sc: Scenarios, study_budget: float, limits: DesignLimits)
     return out
 
 
+def _start_objectives(sc: Scenarios, starts: list[tuple[np.ndarray, np.ndarray]], grad: np.ndarray,
+                      weights: np.ndarray, z: float) -> np.ndarray:
+    """The objective of each start (one Jacobian call for all their runs)."""
+    jac = jacobians(sc, np.concatenate([a for a, _ in starts]), np.concatenate([b for _, b in starts]))
+    ends = np.cumsum([a.size for a, _ in starts])
+    return np.array([_objective(sc, jac[:, end - a.size:end], grad, weights, z)
+                     for (a, _), end in zip(starts, ends, strict=True)])
+
+
 def candidate_runs(study_budget: float, limits: DesignLimits, sizes: int = 25,
                    ratios: int = 13) -> tuple[np.ndarray, np.ndarray]:
     """Candidate runs: ``sizes`` model sizes x ``ratios`` tokens per parameter, log-spaced within the
@@ -326,7 +182,7 @@ def _round(x: np.ndarray, down: bool = False) -> np.ndarray:
 
 
 def plan_study(target_budget: float | str, study_budget: float | str, source: PosteriorInput | None = None, *,
-               card: ModelCard | str | None = None, limits: DesignLimits = DesignLimits(), objective: str = "both",
+               card: ModelCard | str | None = None, limits: DesignLimits | None = None, objective: str = "both",
                level: float = 0.9, scenarios_count: int = 64, seed: int = 0) -> dict[str, Table]:
     """Design a study: the runs whose total cost fits ``study_budget`` and that minimise the expected widths.
 
@@ -340,7 +196,8 @@ def plan_study(target_budget: float | str, study_budget: float | str, source: Po
         A fit the study extends (its posterior is the prior); default the card's prior.
     card : ModelCard or str, optional
         Card of the prior (default ``"chinchilla"``), or of a mapping of draws.
-    limits : DesignLimits
+    limits : DesignLimits, optional
+        Default :class:`DesignLimits` (N >= 10M, 1 <= D/N <= 1000, at most 63 runs).
     objective : {"both", "n_opt", "loss"}, default "both"
         What to narrow: the mean over truths of ln width, of N_opt's interval, the loss's, or their sum.
     level : float, default 0.9
@@ -360,25 +217,22 @@ def plan_study(target_budget: float | str, study_budget: float | str, source: Po
     budget = parse_quantity(study_budget, what="--study-budget")
     if objective not in OBJECTIVES:
         raise InputError(f"--objective must be one of {', '.join(OBJECTIVES)} but got {objective!r}")
-    limits, z = limits.checked(), _z(level)
+    limits, z = (limits or DesignLimits()).checked(), z_value(level)
     if budget >= target:
         raise InputError(f"--study-budget ({budget:.3g} FLOPs) must be below --target-budget ({target:.3g})")
     sc = scenarios(source, card, count=scenarios_count, seed=seed)
-    grad = _gradients(sc, target)
+    grad = gradients(sc, target)
     grid = isoflop_design(sc, budget)
-    grid_widths = _widths(_covariances(sc, _jacobians(sc, grid[0], grid[1])), grad, z).mean(axis=0)
+    grid_widths = interval_widths(covariances(sc, jacobians(sc, grid[0], grid[1])), grad, z).mean(axis=0)
     weights = np.array(OBJECTIVES[objective])
     starts = _structured_starts(sc, budget, limits)
-    start_jac = _jacobians(sc, np.concatenate([a for a, _ in starts]), np.concatenate([b for _, b in starts]))
-    ends = np.cumsum([a.size for a, _ in starts])
-    values = [_objective(sc, start_jac[:, end - a.size:end], grad, weights, z)
-              for (a, _), end in zip(starts, ends, strict=True)]
+    values = _start_objectives(sc, starts, grad, weights, z)
     starts = [starts[i] for i in np.argsort(values, kind="stable")[:_EXCHANGED_STARTS]]
     # Candidates: the grid within the limits and the best starts' runs, each (N, D) once.
     pairs = np.unique(np.concatenate([np.stack(candidate_runs(budget, limits), axis=1),
                                       *(np.stack(run, axis=1) for run in starts)]), axis=0)
     n, d = pairs[:, 0], pairs[:, 1]
-    jac, cost = _jacobians(sc, n, d), 6 * n * d
+    jac, cost = jacobians(sc, n, d), 6 * n * d
     best: tuple[float, list[int]] = (math.inf, [])
     for run in starts:
         start = [int(np.flatnonzero((n == a) & (d == b))[0]) for a, b in zip(*run, strict=True)]
@@ -387,7 +241,7 @@ def plan_study(target_budget: float | str, study_budget: float | str, source: Po
         if value < best[0]:
             best = (value, chosen)
     pick = np.array(sorted(best[1], key=lambda k: (6 * n[k] * d[k], n[k])), dtype=int)
-    plan_widths = _widths(_covariances(sc, jac[:, pick]), grad, z).mean(axis=0)
+    plan_widths = interval_widths(covariances(sc, jac[:, pick]), grad, z).mean(axis=0)
     notes = {"target_budget": target, "study_budget": budget, "scenarios": f"{scenarios_count} truths from the "
              f"{sc.source} (seed {seed})", "level": level, "limits": limits.describe(), "objective": objective,
              "method": "Laplace (Fisher information) pre-posterior; IsoFLOP-like starts improved by exchanging runs"}
@@ -408,7 +262,7 @@ def design_table(params: np.ndarray, tokens: np.ndarray, target: float, attrs: d
 
 
 def _objective(sc: Scenarios, jac: np.ndarray, grad: np.ndarray, weights: np.ndarray, z: float) -> float:
-    return float(_log_mean(_widths(_covariances(sc, jac), grad, z)) @ weights)
+    return float(_log_mean(interval_widths(covariances(sc, jac), grad, z)) @ weights)
 
 
 def _log_mean(widths: np.ndarray) -> np.ndarray:
@@ -436,7 +290,7 @@ def _exchange(sc: Scenarios, jac: np.ndarray, grad: np.ndarray, cost: np.ndarray
         improved = False
         for i in range(len(chosen)):
             rest = chosen[:i] + chosen[i + 1:]
-            after = _with_each(sc, _covariances(sc, jac[:, rest]), jac, grad, weights, z)
+            after = _with_each(sc, covariances(sc, jac[:, rest]), jac, grad, weights, z)
             after[cost > budget - cost[rest].sum()] = np.inf
             after[rest] = np.inf
             k = int(np.argmin(after))
@@ -473,13 +327,13 @@ def score_design(params: Sequence[float] | np.ndarray, tokens: Sequence[float] |
     if n.size == 0 or n.shape != d.shape or not (np.isfinite(n).all() and np.isfinite(d).all() and (n > 0).all()
                                                  and (d > 0).all()):
         raise InputError("a design needs one or more runs with finite, positive params and tokens")
-    target, z = parse_quantity(target_budget, what="--target-budget"), _z(level)
+    target, z = parse_quantity(target_budget, what="--target-budget"), z_value(level)
     sc = scenarios(source, card, count=scenarios_count, seed=seed)
-    grad = _gradients(sc, target)
-    jac = _jacobians(sc, n, d)
-    width = _widths(_covariances(sc, jac), grad, z)
-    before = _widths(np.broadcast_to(np.linalg.inv(sc.precision), (len(sc.u),) + sc.precision.shape), grad, z)
-    covered = _coverage(sc, n, d, target, z, seed)
+    grad = gradients(sc, target)
+    jac = jacobians(sc, n, d)
+    width = interval_widths(covariances(sc, jac), grad, z)
+    before = interval_widths(np.broadcast_to(np.linalg.inv(sc.precision), (len(sc.u),) + sc.precision.shape), grad, z)
+    covered = coverage(sc, n, d, target, z, seed)
     return Table({"quantity": np.array(QUANTITIES), "width_now": before.mean(axis=0), "width": width.mean(axis=0),
                   "width_lo": np.quantile(width, 0.1, axis=0), "width_hi": np.quantile(width, 0.9, axis=0),
                   "ratio": np.exp(width.mean(axis=0)), "coverage": covered},
@@ -487,43 +341,6 @@ def score_design(params: Sequence[float] | np.ndarray, tokens: Sequence[float] |
                   "scenarios": f"{scenarios_count} truths from the {sc.source} (seed {seed})",
                   "method": "Laplace (Fisher information) pre-posterior; coverage of Gauss-Newton fits of "
                             "simulated studies"})
-
-
-def _coverage(sc: Scenarios, n: np.ndarray, d: np.ndarray, target: float, z: float, seed: int,
-              steps: int = 12) -> np.ndarray:
-    """Share of simulated studies whose Laplace interval holds the truth, per quantity (NaN fits miss)."""
-    x = {"log_params": jnp.log(jnp.asarray(n)), "log_tokens": jnp.log(jnp.asarray(d))}
-    quantities = _quantities(sc, target)
-    noise = observation_noise(sc.card, sc.sigma[:, None], None if sc.nu is None else sc.nu[:, None],
-                              (len(sc.u), n.size), seed)
-    nu = jnp.inf if sc.nu is None else jnp.asarray(sc.nu)
-    p0, mu0 = jnp.asarray(sc.precision), jnp.asarray(sc.mean)
-
-    def fit_one(u_true: Any, eps: Any, sigma: Any, nu_s: Any, info: Any) -> Any:
-        def log_loss(u: Any) -> Any:
-            return sc.card.law.log_loss(sc.theta(u), x)
-
-        y = log_loss(u_true) + eps
-
-        def step(_: int, u: Any) -> Any:
-            r = y - log_loss(u)
-            jac = jax.jacfwd(log_loss)(u)
-            # Student-t by iteratively reweighted least squares; nu = inf gives the normal weights 1 / sigma^2.
-            w = jnp.where(jnp.isinf(nu_s), 1.0, (nu_s + 1) / (nu_s + (r / sigma) ** 2)) / sigma**2
-            h = p0 + (jac * w[:, None]).T @ jac
-            return u + jnp.linalg.solve(h, jac.T @ (w * r) - p0 @ (u - mu0))
-
-        u_hat = jax.lax.fori_loop(0, steps, step, u_true)
-        jac = jax.jacfwd(log_loss)(u_hat)
-        cov = jnp.linalg.inv(p0 + info * jac.T @ jac)
-        g = jax.jacfwd(quantities)(u_hat)
-        sd = jnp.sqrt(jnp.einsum("qp,pr,qr->q", g, cov, g))
-        return jnp.abs(quantities(u_hat) - quantities(u_true)) <= z * sd
-
-    nus = jnp.full(len(sc.u), jnp.inf) if sc.nu is None else nu
-    hits = jax.vmap(fit_one)(jnp.asarray(sc.u), jnp.asarray(noise), jnp.asarray(sc.sigma), nus,
-                             jnp.asarray(sc.info))
-    return np.asarray(hits, dtype=float).mean(axis=0)
 
 
 def is_design_file(path: str | Path) -> bool:
