@@ -18,9 +18,9 @@ SMALL = {"scenarios_count": 8, "seed": 3}
 
 @pytest.fixture(scope="module")
 def planned() -> dict:
-    limits = ds.DesignLimits(min_params="20M", max_params="2B", min_tokens_per_param=5, max_tokens_per_param=200,
-                             max_runs=12)
-    return {"limits": limits.checked(),
+    limits = ds.DesignLimits.parse(min_params="20M", max_params="2B", min_tokens_per_param=5,
+                                   max_tokens_per_param=200, max_runs=12)
+    return {"limits": limits,
             "tables": ds.plan_study(1e24, 3e20, card="chinchilla-plain", limits=limits, **SMALL)}
 
 

@@ -81,8 +81,8 @@ def plan(
     target, budget = _budget(target_budget, "--target-budget"), _budget(study_budget, "--study-budget")
     if objective not in OBJECTIVES:
         raise InputError(f"--objective must be one of {', '.join(OBJECTIVES)} but got {objective!r}")
-    limits = DesignLimits(min_params, float("inf") if max_params is None else max_params, min_tokens_per_param,
-                          max_tokens_per_param, max_runs).checked()
+    limits = DesignLimits.parse(min_params, float("inf") if max_params is None else max_params,
+                                min_tokens_per_param, max_tokens_per_param, max_runs)
     if budget >= target:
         raise InputError(f"--study-budget ({budget:.3g} FLOPs) must be below --target-budget ({target:.3g})")
     if out is not None:

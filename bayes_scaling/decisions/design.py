@@ -69,26 +69,39 @@ class DesignLimits:
 
     Attributes
     ----------
-    min_params, max_params : float or str, default 1e7 and inf
-        Smallest and largest model size N (parameters; ``"10M"`` accepted).
-    min_tokens_per_param, max_tokens_per_param : float or str, default 1 and 1000
+    min_params, max_params : float, default 1e7 and inf
+        Smallest and largest model size N (parameters).
+    min_tokens_per_param, max_tokens_per_param : float, default 1 and 1000
         Range of D / N.
-    max_runs : int
+    max_runs : int, default 63
         Most runs in the study.
+
+    Examples
+    --------
+    >>> DesignLimits.parse(min_params="50M", max_params="7B", max_runs=40).max_params
+    7000000000.0
     """
 
-    min_params: float | str = 1e7
-    max_params: float | str = math.inf
-    min_tokens_per_param: float | str = 1.0
-    max_tokens_per_param: float | str = 1000.0
+    min_params: float = 1e7
+    max_params: float = math.inf
+    min_tokens_per_param: float = 1.0
+    max_tokens_per_param: float = 1000.0
     max_runs: int = 63
 
+    @classmethod
+    def parse(cls, min_params: float | str = 1e7, max_params: float | str = math.inf,
+              min_tokens_per_param: float | str = 1.0, max_tokens_per_param: float | str = 1000.0,
+              max_runs: int = 63) -> DesignLimits:
+        """Limits from numbers or strings such as ``"10M"``, checked (:meth:`checked`)."""
+        return cls(parse_quantity(min_params, what="--min-params"),
+                   math.inf if max_params == math.inf else parse_quantity(max_params, what="--max-params"),
+                   parse_quantity(min_tokens_per_param, what="--min-tokens-per-param"),
+                   parse_quantity(max_tokens_per_param, what="--max-tokens-per-param"), max_runs).checked()
+
     def checked(self) -> DesignLimits:
-        """The limits as numbers, checked (each message names the option)."""
-        lo_n = parse_quantity(self.min_params, what="--min-params")
-        hi_n = math.inf if self.max_params == math.inf else parse_quantity(self.max_params, what="--max-params")
-        lo_r = parse_quantity(self.min_tokens_per_param, what="--min-tokens-per-param")
-        hi_r = parse_quantity(self.max_tokens_per_param, what="--max-tokens-per-param")
+        """The limits, checked (each message names the CLI option); raises :class:`InputError`."""
+        lo_n, hi_n = float(self.min_params), float(self.max_params)
+        lo_r, hi_r = float(self.min_tokens_per_param), float(self.max_tokens_per_param)
         for value, option in ((lo_n, "--min-params"), (lo_r, "--min-tokens-per-param")):
             if not (math.isfinite(value) and value > 0):
                 raise InputError(f"{option} must be a finite, positive number but got {value:g}")
@@ -114,7 +127,7 @@ def isoflop_design(sc: Scenarios, study_budget: float) -> tuple[np.ndarray, np.n
     theta = {k: v[:, None] for k, v in sc.theta(sc.u).items()}
     log_n = np.asarray(optimal_log_params(sc.card.law, {k: np.asarray(v) for k, v in theta.items()},
                                           np.log(budgets)[None, :]))
-    return isoflop_grid(budgets, np.exp(np.median(log_n, axis=0)), _SIZES_PER_BUDGET)
+    return isoflop_grid(budgets.tolist(), np.exp(np.median(log_n, axis=0)), _SIZES_PER_BUDGET)
 
 
 def _structured_starts(sc: Scenarios, study_budget: float, limits: DesignLimits) -> list[tuple[np.ndarray, np.ndarray]]:

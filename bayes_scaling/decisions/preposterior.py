@@ -81,7 +81,7 @@ class Scenarios:
         return {name: _bijector(self.card.priors[name])(u[..., i]) for i, name in enumerate(self.card.law.parameters)}
 
 
-def _bijector(prior: Prior) -> Callable[[Any], Any]:
+def _bijector(prior: Prior) -> Any:
     from numpyro.distributions.transforms import biject_to
 
     return biject_to(prior.to_numpyro().support)
