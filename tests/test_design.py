@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bayes_scaling.cli import main
@@ -154,3 +155,22 @@ def test_a_prior_fit_starts_the_study_from_its_posterior() -> None:
     prior = pp.scenarios(None, "chinchilla-plain", count=8, seed=0)
     assert fitted.source.startswith("posterior") and prior.source.startswith("prior")
     assert (np.diag(fitted.precision) > 10 * np.diag(prior.precision)).all()
+
+
+@pytest.mark.slow  # a small NUTS fit (~10 s of compilation) to have a fit file
+def test_plan_from_a_prior_fit(tmp_path: Path, example_runs: pd.DataFrame, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import bayes_scaling as bs
+
+    path = bs.fit(example_runs, card="chinchilla-plain", chains=1, warmup=150, draws=150, seed=0).save(
+        tmp_path / "pilot.nc")
+    code = main(["plan", "--target-budget", "1e24", "--study-budget", "1e22", "--prior-fit", str(path),
+                 "--max-runs", "5", "--scenarios", "4", "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert out["assumptions"]["scenarios"].startswith("4 truths from the posterior")
+    assert 1 <= len(out["design"]) <= 5 and sum(r["flops"] for r in out["design"]) <= 1e22
+    assert main(["plan", "--target-budget", "1e24", "--study-budget", "1e22", "--prior-fit",
+                 str(tmp_path / "missing.nc")]) == 2
+    assert "missing.nc" in capsys.readouterr().err
