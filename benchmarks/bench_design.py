@@ -22,6 +22,10 @@ truths), their ratio, and the coverage; then the targets: plan / isoflop width r
 (<= 0.7), or plan at 0.6 x the cost no wider than the grid; predicted within 20% of actual.
 The card has no discrepancy term (``[discrepancy]``), as the predictions assume.
 
+Measured 2026-12-01 (2 cores, 512 s; the table is in docs/design.md): mean N_opt width
+isoflop 0.779, plan 0.657 (0.84x), plan_0.6 0.674, plan_0.1 0.773, plan_wide 0.553 (0.71x);
+predicted / actual N_opt width 0.95-0.99, loss width 1.08-1.20.
+
     python benchmarks/bench_design.py               # 20 studies, 2 chains x (500 + 500)
     python benchmarks/bench_design.py --studies 4   # a quick look
 """
