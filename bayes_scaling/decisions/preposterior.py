@@ -16,8 +16,8 @@ coordinates u (each prior's support mapped to the real line, as NumPyro's NUTS d
 Reweighting draws (:mod:`.next_run`) is not used because its effective sample size
 collapses when a whole study is far more informative than the source. :func:`coverage`
 checks the approximation on simulated studies: each truth's runs with the card's noise,
-fitted by Gauss-Newton (iteratively reweighted for Student-t) to the Laplace posterior
-at its mode. Widths ignore any model discrepancy beyond the fitted runs: they are those
+fitted by Gauss-Newton (iteratively reweighted for Student-t, started from the truth) to
+the Laplace posterior at its mode. Widths ignore any model discrepancy beyond the fitted runs: they are those
 of the law's parameters.
 """
 
@@ -179,12 +179,17 @@ def interval_widths(cov: np.ndarray, grad: np.ndarray, z: float) -> np.ndarray:
 
 
 def z_value(level: float) -> float:
+    """The standard normal (1 + level) / 2 quantile: an interval of ``level`` is 2 z sd wide."""
     return float(ndtri((1 + check_level(level)) / 2))
 
 
 def coverage(sc: Scenarios, n: np.ndarray, d: np.ndarray, target: float, z: float, seed: int,
               steps: int = 12) -> np.ndarray:
-    """Share of simulated studies whose Laplace interval holds the truth, per quantity (NaN fits miss)."""
+    """Share of simulated studies whose Laplace interval holds the truth, per quantity (NaN fits miss).
+
+    Each fit starts from its truth (``steps`` Gauss-Newton steps): a multimodal posterior's
+    other modes are not looked for, so the coverage is that of the mode near the truth.
+    """
     x = {"log_params": jnp.log(jnp.asarray(n)), "log_tokens": jnp.log(jnp.asarray(d))}
     quantities = log_quantities(sc, target)
     noise = observation_noise(sc.card, sc.sigma[:, None], None if sc.nu is None else sc.nu[:, None],
