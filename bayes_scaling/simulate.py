@@ -69,19 +69,42 @@ def simulate_runs(
     rng = np.random.default_rng(check_seed(seed))
     a, b = truth["alpha"], truth["beta"]
     g = (a * truth["A"] / (b * truth["B"])) ** (1 / (a + b))
-    rows = []
-    for c in budgets:
-        n_opt = g * (c / 6) ** (b / (a + b))
-        for n in n_opt * np.logspace(-0.75, 0.75, sizes_per_budget):
-            n = float(np.round(n, -3))
-            d = c / (6 * n)
-            rows.append({"name": f"C{c:.0e}-N{n:.3g}", "params": n, "tokens": d, "flops": c})
-    table = pd.DataFrame(rows)
+    params, tokens, flops = isoflop_grid(budgets, g * (np.asarray(budgets, dtype=float) / 6) ** (b / (a + b)),
+                                         sizes_per_budget)
+    table = pd.DataFrame({"name": [f"C{c:.0e}-N{n:.3g}" for c, n in zip(flops, params, strict=True)],
+                          "params": params, "tokens": tokens, "flops": flops})
     clean = chinchilla_loss(table["params"].to_numpy(), table["tokens"].to_numpy(), truth)
     table["loss"] = clean * np.exp(noise * rng.standard_normal(len(table)))
     table.attrs["truth"] = truth
     table.attrs["source"] = f"simulate_runs(seed={seed})"
     return table
+
+
+def isoflop_grid(budgets: Sequence[float], params_opt: Sequence[float] | np.ndarray, sizes_per_budget: int = 9,
+                 spread: float = 0.75) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The standard IsoFLOP grid: at each budget C, model sizes log-uniform around a guess of N_opt.
+
+    Parameters
+    ----------
+    budgets : sequence of float
+        IsoFLOP budgets C in FLOPs.
+    params_opt : sequence of float
+        The (guessed or true) compute-optimal N at each budget, in parameters.
+    sizes_per_budget : int, default 9
+        Model sizes per budget.
+    spread : float, default 0.75
+        Sizes run from N_opt / 10**spread to N_opt * 10**spread (0.75: a factor of ~30 in all).
+
+    Returns
+    -------
+    (array, array, array)
+        N (parameters, rounded to thousands), D = C / (6 N) (tokens) and C (FLOPs), one per run,
+        budget by budget.
+    """
+    rows = [(n, c / (6 * n), float(c)) for c, n_opt in zip(budgets, params_opt, strict=True)
+            for n in (float(np.round(x, -3)) for x in n_opt * np.logspace(-spread, spread, sizes_per_budget))]
+    params, tokens, flops = (np.array(col, dtype=float) for col in zip(*rows, strict=True))
+    return params, tokens, flops
 
 
 def is_simulated_table(path: str | Path) -> bool:

@@ -3,8 +3,8 @@
 Every command prints results on stdout (``--format table|json|csv``) and messages on
 stderr. A user error prints one line ``error: ...`` and exits with status 2, before any
 sampling starts (options are checked by :mod:`.checks`); no traceback, and no file the
-command did not write is touched. The verbs live in :mod:`.fitting`, :mod:`.answers` and
-:mod:`.analysis`; importing them registers them on the shared typer ``app``.
+command did not write is touched. The verbs live in :mod:`.fitting`, :mod:`.answers`,
+:mod:`.analysis` and :mod:`.study`; importing them registers them on the shared typer ``app``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typer._click.core import Command
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 from ..errors import BayesScalingError
-from . import analysis, answers, fitting  # noqa: F401  (register the commands)
+from . import analysis, answers, fitting, study  # noqa: F401  (register the commands)
 from ._shared import app, err, one_line
 
 

@@ -12,6 +12,8 @@ DataFrame whose ``attrs`` state the assumptions (cost model, card, level, criter
 - :func:`compare_plans`: chance each plan is best, loss differences, regret;
 - :class:`Constraints`: limits on N and D and the inference cost of a plan's lifetime;
 - :func:`next_run_value`: which small run best pins down N_opt, per FLOP;
+- :mod:`.design`: a whole study planned (:func:`~.design.plan_study`) or scored
+  (:func:`~.design.score_design`) before any run, by a Laplace pre-posterior;
 - :func:`decide`: all questions its arguments ask, as the CLI and the report use them.
 
 All but the next-run value are numpy only: ``bayes-scaling decide`` answers from a saved
