@@ -18,8 +18,8 @@ import pandas as pd
 
 from . import _jax  # noqa: F401  (float64 before any JAX array exists)
 from .cards import ModelCard
-from .errors import InputError
 from .fitted import Fit, build_datatree, fit_attrs
+from .model import covariates
 from .sampling import DIVERGENCE_TARGET_ACCEPT, draw_law, sample_nuts
 from .task_model import metric_log_likelihood, metric_predictive, task_columns, task_of
 
@@ -43,9 +43,12 @@ def task_table(runs: pd.DataFrame, card: ModelCard) -> pd.DataFrame:
 def fit_task(runs: pd.DataFrame, card: ModelCard, *, chains: int = 4, warmup: int = 1000, draws: int = 1000,
              seed: int = 0, target_accept: float = 0.9, progress: bool = False,
              param_count: str = "total") -> Fit:
-    """The joint posterior of a resolved chain task card (see :meth:`bayes_scaling.cards.Task.resolved`).
+    """The joint posterior of a resolved task card (see :meth:`bayes_scaling.cards.Task.resolved`).
 
-    Parameters are those of :func:`bayes_scaling.fit`. Step 2 conditions on each run's
+    A direct card (``task-direct``) is one NUTS run over the law and the link
+    (:func:`bayes_scaling.task_model.build_direct_model`); a chain card is fitted in two blocks:
+
+    Parameters are those of :func:`bayes_scaling.fit`. For a chain card, step 2 conditions on each run's
     observed intermediate, so the joint posterior is the product of the two steps'
     posteriors: step 1 is drawn as any law's (:func:`bayes_scaling.sampling.draw_law`,
     NUTS from the approach-3 start), step 2 by NUTS (dense mass matrix) on its own. Exact,
@@ -58,9 +61,9 @@ def fit_task(runs: pd.DataFrame, card: ModelCard, *, chains: int = 4, warmup: in
     """
     start = time.perf_counter()
     task = task_of(card)
-    if task.kind != "chain":
-        raise InputError(f"card {card.name!r}: task kind {task.kind!r} cannot be fitted yet; use a chain card "
-                         "(task-chain, task-chain-c4)")
+    if task.kind == "direct":
+        return _fit_direct(runs, card, chains=chains, warmup=warmup, draws=draws, seed=seed,
+                           target_accept=target_accept, progress=progress, param_count=param_count, start=start)
     table = task_table(runs, card)
     metric, inter = task_columns(table, task)
     assert inter is not None
@@ -86,6 +89,44 @@ def fit_task(runs: pd.DataFrame, card: ModelCard, *, chains: int = 4, warmup: in
     extra = {"steps": "law by sampling.draw_law; link by NUTS on its own (the posterior factorises)",
              **({"sampler": step1.extra["sampler"]} if "sampler" in step1.extra else {}),
              **({"link_sampler": record} if record else {})}
+    attrs = fit_attrs(card, method="nuts", seed=seed, elapsed_s=time.perf_counter() - start, extra=extra,
+                      runs_source=str(runs.attrs.get("source", "")), runs_sha256=str(runs.attrs.get("sha256", "")),
+                      param_count=param_count)
+    return Fit(tree, card=card, attrs=attrs)
+
+
+def _fit_direct(runs: pd.DataFrame, card: ModelCard, *, chains: int, warmup: int, draws: int, seed: int,
+                target_accept: float, progress: bool, param_count: str, start: float) -> Fit:
+    """A direct card's posterior: one NUTS run over the law and the link (no intermediate observed).
+
+    The fit stores no ``sigma``: the latent law has no run-to-run noise of its own (one
+    run's spread is ``sigma_metric``), so its one-run intermediate is the law's value.
+    Its observed data, log-likelihood and posterior predictive hold ``metric`` only.
+    """
+    import arviz as az
+
+    table = task_table(runs, card)
+    metric, _ = task_columns(table, task_of(card))
+    x = covariates(table, card, param_count)
+    # Starts: the best of several MAPs, jittered; the target acceptance as for the link (the
+    # ceiling's bound) since both blocks are one posterior here.
+    posterior, stats, record = sample_nuts(card, x, metric, table, chains=chains, warmup=warmup, draws=draws,
+                                           seed=seed, target_accept=max(target_accept, DIVERGENCE_TARGET_ACCEPT),
+                                           progress=progress, block="direct")
+    names = table["name"].astype(str).tolist() if "name" in table else [f"run{i}" for i in range(len(table))]
+    if len(set(names)) != len(names):
+        names = [f"{n} #{i}" for i, n in enumerate(names)]
+    groups = {"posterior": posterior, "sample_stats": stats, "observed_data": {"metric": metric},
+              "log_likelihood": {"metric": metric_log_likelihood(card, posterior, x, None, metric)},
+              "posterior_predictive": {"metric": metric_predictive(card, posterior, x, None, seed)},
+              "constant_data": {c: table[c].to_numpy(float) for c in table.columns
+                                if pd.api.types.is_numeric_dtype(table[c])}}
+    dims = {"metric": ["run"], **{c: ["run"] for c in groups["constant_data"]}}
+    tree = az.from_dict(groups, dims=dims, coords={"run": names})
+    for name in ("log_likelihood", "posterior_predictive"):
+        tree[name].attrs["thinned_every"] = 1
+    extra = {"steps": "law and link by one NUTS run (no intermediate observed)",
+             **({"sampler": record} if record else {})}
     attrs = fit_attrs(card, method="nuts", seed=seed, elapsed_s=time.perf_counter() - start, extra=extra,
                       runs_source=str(runs.attrs.get("source", "")), runs_sha256=str(runs.attrs.get("sha256", "")),
                       param_count=param_count)

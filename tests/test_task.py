@@ -137,3 +137,27 @@ def test_task_card_round_trips_and_reports_errors():
         bs.fit(task_runs(), "task-chain", metric="nope_acc", via="task_bpb", chance=0.25, **FAST)
     with pytest.raises(bs.InputError, match="for task cards"):
         bs.fit(task_runs().assign(loss=1.0), "chinchilla-plain", metric="task_acc")
+
+
+def test_direct_card_recovers_accuracy_from_params_and_tokens(tmp_path, capsys):
+    """task-direct: no intermediate column; the latent law's exponents, the link's floor and ceiling,
+    and the accuracy at an unseen plan come back; predict answers with the metric keys."""
+    runs = task_runs(seed=0).drop(columns=["task_bpb"])
+    fit = bs.fit(runs, "task-direct", metric="task_acc", chance=0.25, seed=1, **FAST)
+    assert "sigma" not in fit.posterior and "metric" in fit.tree["observed_data"]
+    summary = fit.summary(level=0.98)
+    for name in ("alpha", "beta", "floor", "ceiling", "sigma_metric"):
+        truth = {**LAW, **LINK, "sigma_metric": SIGMA_METRIC}[name]
+        assert summary.loc[name, "lo"] <= truth <= summary.loc[name, "hi"], (name, summary.loc[name].to_dict())
+    truth = accuracy(LINK, LAW["E"] + LAW["A"] / 2e10 ** LAW["alpha"] + LAW["B"] / 4e11 ** LAW["beta"])
+    table = task_prediction(fit, "20B", "400B", level=0.98)
+    assert table["metric_lo"][0] <= truth <= table["metric_hi"][0]
+    # no intermediate noise: one run's accuracy spreads by sigma_metric alone, still wider than the law's
+    assert table["metric_predictive_lo"][0] <= table["metric_lo"][0]
+    path = fit.save(tmp_path / "direct.nc")
+    assert bs.Fit.load(path).card.task.kind == "direct"
+    assert main(["predict", str(path), "--params", "20B", "--tokens", "400B", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["metric"]["lo"] <= out["metric"]["median"] <= out["metric"]["hi"]
+    with pytest.raises(bs.CardError, match="drop via="):
+        bs.fit(task_runs(), "task-direct", metric="task_acc", via="task_bpb", chance=0.25, **FAST)
