@@ -161,3 +161,39 @@ def test_direct_card_recovers_accuracy_from_params_and_tokens(tmp_path, capsys):
     assert out["metric"]["lo"] <= out["metric"]["median"] <= out["metric"]["hi"]
     with pytest.raises(bs.CardError, match="drop via="):
         bs.fit(task_runs(), "task-direct", metric="task_acc", via="task_bpb", chance=0.25, **FAST)
+
+
+def test_decide_on_accuracy_targets_points_the_right_way(task_fit, tmp_path, capsys):
+    """Higher accuracy is better: P(accuracy >= target) is the share of one run's accuracy draws at or
+    above it, falls as the target rises, and a higher target costs more compute."""
+    from bayes_scaling.allocation import loss_draws
+    from bayes_scaling.decisions import decide_tables
+    from bayes_scaling.task_prediction import metric_draws
+
+    log_l, pred = loss_draws(task_fit.arrays, np.array([7e9]), np.array([1.4e11]), seed=0)
+    _, run = metric_draws(task_fit.arrays, log_l, pred, seed=0)
+    target = float(np.median(run))
+    plans = ["7B:140B", "1B:980B"]
+    answers = decide_tables(task_fit, plans=plans, target_metric=target, budgets=[1e21])
+    prob = answers["target_probability"]
+    assert prob["prob"][0] == pytest.approx(float((run[:, 0] >= target).mean()))
+    higher = decide_tables(task_fit, plans=plans, target_metric=target + 0.02)["target_probability"]
+    assert higher["prob"][0] < prob["prob"][0]
+    # 7B:140B is nearer the compute-optimal split than 1B:980B: more accurate, a positive diff the other way
+    compare = answers["compare_plans"]
+    assert compare["expected_metric"][0] > compare["expected_metric"][1] and compare["diff"][1] < 0
+    assert compare["prob_best"][0] > 0.5 and compare["regret"][1] > 0
+    best = answers["best_plan"]
+    assert np.all(best["delta_expected"] <= 1e-9) and np.all(best["metric_lo"] <= best["metric_hi"])
+    cheap = answers["cheapest_compute"]
+    cheap_higher = decide_tables(task_fit, target_metric=target + 0.02)["cheapest_compute"]
+    assert cheap_higher["compute"][0] > cheap["compute"][0] and cheap["prob_achieved"][0] >= 0.9 - 1e-9
+    path = task_fit.save(tmp_path / "task.nc")
+    assert main(["decide", str(path), "--target-metric", str(target), "--plan", "7B:140B", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["target_probability"]["rows"][0]["target_metric"] == pytest.approx(target)
+    for args, option in ((["--target-metric", "1.5"], "--target-metric"), (["--target-loss", "0.8"], "--target-loss"),
+                         (["--target-metric", "0.99"], "out of reach")):
+        assert main(["decide", str(path), *args]) == 2
+        err = capsys.readouterr().err
+        assert option in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
