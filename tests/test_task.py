@@ -197,3 +197,34 @@ def test_decide_on_accuracy_targets_points_the_right_way(task_fit, tmp_path, cap
         assert main(["decide", str(path), *args]) == 2
         err = capsys.readouterr().err
         assert option in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_backtest_cli_json_of_a_task_card_checked_by_hand(tmp_path, capsys):
+    """`backtest --metric`: the records' keys, the split, and the two-step baseline's scores recomputed here."""
+    from bayes_scaling.task_baseline import fit_two_step
+
+    runs = task_runs(seed=2)
+    path = tmp_path / "runs.csv"
+    runs.drop(columns=["flops"], errors="ignore").to_csv(path, index=False)
+    argv = ["backtest", str(path), "--card", "task-chain", "--metric", "task_acc", "--via", "task_bpb",
+            "--chance", "0.25", "--max-params", "2e9", "--chains", "2", "--warmup", "300", "--draws", "300",
+            "--format", "json"]
+    assert main(argv) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["method"] for r in records] == ["nuts", "two-step"]
+    for r in records:
+        assert set(RECORD_KEYS) <= set(r) and r["split"] == "params" and r["max_params"] == 2e9
+        assert r["n_train"] == 12 and r["n_test"] == 8 and r["metric"] == "task_acc"
+    train, test = runs[runs["params"] <= 2e9], runs[runs["params"] > 2e9]
+    point = fit_two_step(train["params"].to_numpy(float), train["tokens"].to_numpy(float),
+                         train["task_bpb"].to_numpy(float), train["task_acc"].to_numpy(float), 0.25)
+    _, acc = point.predict(np.log(test["params"].to_numpy(float)), np.log(test["tokens"].to_numpy(float)))
+    errors = np.abs(np.asarray(acc) - test["task_acc"].to_numpy(float)) * 100  # accuracy points
+    assert records[1]["median_abs_error"] == pytest.approx(float(np.median(errors)))
+    assert records[1]["coverage_90"] is None or np.isnan(records[1]["coverage_90"])  # a point fit has no interval
+    nuts = records[0]
+    assert 0 <= nuts["coverage_50"] <= nuts["coverage_90"] <= 1 and nuts["median_abs_error"] < 5
+    for extra, option in ((["--method", "huber"], "--method"), (["--card", "chinchilla"], "--card")):
+        assert main([*argv[:2], *extra, *argv[4:]]) == 2
+        err = capsys.readouterr().err
+        assert option in err and "Traceback" not in err, err
