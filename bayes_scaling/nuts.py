@@ -84,7 +84,7 @@ def model_key(card: ModelCard, block: str = "law") -> str:
     if block not in BLOCKS:
         raise ValueError(f"block must be one of {', '.join(BLOCKS)} but got {block!r}")
     data = card.to_dict()
-    keep = {k: data[k] for k in ("priors", "likelihood", "pooling") if k in data}
+    keep: dict[str, Any] = {k: data[k] for k in ("priors", "likelihood", "pooling") if k in data}
     if block != "law":
         task = data.get("task", {})
         keep["task"] = {k: task.get(k) for k in ("kind", "chance", "priors")}

@@ -120,11 +120,12 @@ def decide_tables(source: PosteriorInput, *, budgets: Sequence[float | str] | fl
         If no question is asked, a next run is asked for without a budget, or the law has
         no compute-optimal allocation (:attr:`bayes_scaling.laws.Law.no_optimum`).
     """
-    task_fit = isinstance(source, (FitArrays, HasArrays)) and fit_arrays(source).card.task is not None
+    task_arrays = fit_arrays(source) if isinstance(source, (FitArrays, HasArrays)) else None
+    task_fit = task_arrays is not None and task_arrays.card.task is not None
     if target_metric is not None and not task_fit:
         raise InputError("--target-metric: a target accuracy needs a task fit (fit --card task-chain --metric ...); "
                          "this fit models a loss: use --target-loss")
-    if task_fit:
+    if task_arrays is not None and task_fit:
         if target_loss is not None:
             raise InputError("--target-loss: this is a task fit, whose decisions are about accuracy: give "
                              "--target-metric (e.g. 0.8) instead")
@@ -136,8 +137,8 @@ def decide_tables(source: PosteriorInput, *, budgets: Sequence[float | str] | fl
                              "plans (--plan)")
         from .accuracy import metric_tables
 
-        check_allocatable(fit_arrays(source).card.law)
-        return metric_tables(source, budgets=budgets, risk=risk, target_metric=target_metric, prob=prob,
+        check_allocatable(task_arrays.card.law)
+        return metric_tables(task_arrays, budgets=budgets, risk=risk, target_metric=target_metric, prob=prob,
                              plans=plans, constraints=constraints, level=level, noise=noise, seed=seed)
     if budgets is None and target_loss is None and not len(plans):
         raise InputError("ask a question: give a budget (--budget), a target loss (--target-loss) or plans (--plan)")
