@@ -159,6 +159,8 @@ def test_direct_card_recovers_accuracy_from_params_and_tokens(tmp_path, capsys):
     assert main(["predict", str(path), "--params", "20B", "--tokens", "400B", "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["metric"]["lo"] <= out["metric"]["median"] <= out["metric"]["hi"]
+    assert main(["report", str(path), "--out", str(tmp_path / "r.html")]) == 2  # no loss to plot: refused cleanly
+    assert "task-direct" in capsys.readouterr().err and not (tmp_path / "r.html").exists()
     with pytest.raises(bs.CardError, match="drop via="):
         bs.fit(task_runs(), "task-direct", metric="task_acc", via="task_bpb", chance=0.25, **FAST)
 

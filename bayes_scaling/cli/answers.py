@@ -320,6 +320,9 @@ def report(
     from ..fitted import Fit
 
     result = Fit.load(fit_file)
+    if result.card.task is not None and result.card.task.kind == "direct":
+        raise InputError(f"{fit_file}: a task-direct fit observes no loss, which the report's sections plot; "
+                         "use predict, allocate and decide on it (the report's task section is not built yet)")
     start = time.perf_counter()
     page = write_report(result, out, budget or None, level, group=group, decision=decision, backtest=records)
     say(f"wrote {page}, {page.with_suffix('.json').name} and {page.with_suffix('.md').name} "

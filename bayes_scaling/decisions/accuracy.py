@@ -116,8 +116,9 @@ def metric_tables(source: HasArrays | FitArrays, *, budgets: Sequence[float | st
     target = None if target_metric is None else 1.0 - check_target_metric(target_metric)
     task = post.card.task
     assert task is not None  # error_rate_posterior refuses other fits
-    what = (f"one run's accuracy ({task.metric}): the sigmoid of one run's {task.via or 'latent law'} plus its own "
-            f"noise, drawn once per posterior draw (seed {seed}) and shared by all plans" if noise
+    inter = f"one run's {task.via}" if task.via else "the latent law"
+    what = (f"one run's accuracy ({task.metric}): the sigmoid of {inter} plus the accuracy's own noise, drawn "
+            f"once per posterior draw (seed {seed}) and shared by all plans" if noise
             else f"the law's accuracy ({task.metric}), no noise")
     note = {"loss": what, "direction": "accuracy, higher is better (computed on the error rate 1 - accuracy)"}
     answers: dict[str, Table] = {}
