@@ -351,8 +351,8 @@ def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarr
         if not verdict.has_errors:
             break
         record.setdefault("extended_because", []).append(verdict.messages)
-        warnings.warn(f"NUTS fit of card {card.name!r} on {len(log_loss)} runs failed its diagnostics gate "
-                      f"({'; '.join(verdict.messages)}); running it again from where its chains ended "
+        warnings.warn(f"NUTS fit of card {card.name!r}{_block_label(block)} on {len(log_loss)} runs failed its "
+                      f"diagnostics gate ({'; '.join(verdict.messages)}); running it again from where its chains ended "
                       f"(run {k + 2} of at most {MAX_EXTENSIONS + 1})", ConvergenceWarning, stacklevel=3)
         if verdict.divergences:
             # Divergences: smaller steps (the same program; the target is one of its arguments).
@@ -373,8 +373,9 @@ def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarr
         record.update(runs=len(record["extended_because"]) + 1, draws_per_chain=int(stats["n_steps"].shape[1]),
                       passed=not verdict.has_errors)
         if verdict.has_errors:
-            warnings.warn(f"NUTS fit of card {card.name!r} on {len(log_loss)} runs still fails its diagnostics gate "
-                          f"after {record['runs']} runs: {'; '.join(verdict.messages)}. Do not trust its intervals; "
+            warnings.warn(f"NUTS fit of card {card.name!r}{_block_label(block)} on {len(log_loss)} runs still fails "
+                          f"its diagnostics gate after {record['runs']} runs: {'; '.join(verdict.messages)}. "
+                          "Do not trust its intervals; "
                           "check the run table, or try another card", ConvergenceWarning, stacklevel=3)
     return samples, stats, record
 
@@ -412,6 +413,11 @@ def _gate(card: ModelCard, samples: Mapping[str, np.ndarray], stats: Mapping[str
 def _law_sites(card: ModelCard, samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The posterior variables a fit stores: every site but the observed one."""
     return {k: v for k, v in samples.items() if k not in ("log_loss", "metric")}
+
+
+def _block_label(block: str) -> str:
+    """How a warning names a block other than the law: ``" (link block)"``."""
+    return "" if block == "law" else f" ({block} block)"
 
 
 def _uniform_start(card: ModelCard, x: Mapping[str, np.ndarray], observed: np.ndarray, chains: int,
