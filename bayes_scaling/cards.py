@@ -199,6 +199,9 @@ class Task:
         via = via or self.via
         if not metric:
             raise CardError("a task card needs the accuracy column: pass metric= (CLI: --metric hellaswag_acc)")
+        if self.kind == "direct" and via:
+            raise CardError(f"a task-direct card takes accuracy straight from (N, D): it reads no intermediate "
+                            f"column, so drop via={via!r} (CLI: --via) or use a chain card (task-chain)")
         if self.kind == "chain" and not via:
             raise CardError("a task-chain card needs the intermediate metric column: pass via= "
                             "(CLI: --via hellaswag_bpb)")

@@ -26,11 +26,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .cards import ModelCard, Prior, parse_card
+from .cards import ModelCard, parse_card
 from .discrepancy import DISCREPANCY_SLOPE, FittedRegion, fitted_max_log_compute, fitted_region
 from .errors import CardError, FitFileError, InputError
 from .laws.sigmoid import TASK_VARIABLES
-from .posterior import Posterior, posterior_from_draws
+from .posterior import Posterior, noise_variables, posterior_from_draws
 
 #: Version of the file layout written by ``Fit.save``; newer files are refused.
 FORMAT_VERSION = 1
@@ -228,9 +228,8 @@ def required_variables(card: ModelCard, posterior: Mapping[str, Any]) -> list[st
     data would silently narrow.
     """
     hyper = card.pooling.hyperparameters() if card.pooling else []
-    nu = ["nu"] if isinstance(card.nu, Prior) else []
     slope = [DISCREPANCY_SLOPE] if DISCREPANCY_TAU in posterior else []
-    return [*card.law.parameters, *hyper, "sigma", *nu, *slope]
+    return [*card.law.parameters, *hyper, *noise_variables(card), *slope]
 
 
 def check_fit_arrays(path: str | Path, arrays: FitArrays) -> FitArrays:

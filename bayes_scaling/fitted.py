@@ -218,7 +218,8 @@ class Fit:
         """The run table the fit saw (canonical columns)."""
         const = self.tree["constant_data"].to_dataset()
         table = const.to_dataframe().reset_index()
-        table["loss"] = np.exp(self.tree["observed_data"]["log_loss"].to_numpy())
+        if "log_loss" in self.tree["observed_data"]:  # a direct task fit observes no loss
+            table["loss"] = np.exp(self.tree["observed_data"]["log_loss"].to_numpy())
         return table.rename(columns={"run": "name"})
 
     # -- summaries ---------------------------------------------------------------------
@@ -297,18 +298,24 @@ class Fit:
             raise FitFileError(f"{path}: not a readable NetCDF fit file ({type(exc).__name__}: {exc})") from None
         attrs = {str(k): v for k, v in tree.attrs.items()}  # NetCDF attribute names are strings
         card = check_fit_attrs(path, attrs, "posterior" in tree.children)
-        _check_groups(path, tree)
+        _check_groups(path, tree, observed_variable(card))
         result = cls(tree, card=card, attrs=attrs)
         check_fit_arrays(path, result.arrays)
         return result
 
     def __repr__(self) -> str:
         post = self.posterior
-        return (f"Fit(card={self.card.name!r}, method={self.method!r}, runs={self.tree['observed_data'].sizes['run']}, "
+        return (f"Fit(card={self.card.name!r}, method={self.method!r}, runs={self.tree['constant_data'].sizes['run']}, "
                 f"chains={post.sizes['chain']}, draws={post.sizes['draw']})")
 
 
-def _check_groups(path: Path, tree: xr.DataTree) -> None:
+def observed_variable(card: ModelCard) -> str:
+    """The run-level variable every fit of ``card`` observes: ``log_loss``, or ``metric`` (accuracy) for a
+    direct task card, which observes no loss nor intermediate."""
+    return "metric" if card.task is not None and card.task.kind == "direct" else "log_loss"
+
+
+def _check_groups(path: Path, tree: xr.DataTree, variable: str = "log_loss") -> None:
     """Refuse a fit file whose run-level groups (observed loss, pointwise draws) are missing or misshapen."""
     bad = f"the file was altered or damaged: fit again (bayes-scaling fit RUNS --out {path.name})"
     for group in ("posterior", "constant_data", "observed_data", "log_likelihood", "posterior_predictive"):
@@ -317,8 +324,9 @@ def _check_groups(path: Path, tree: xr.DataTree) -> None:
     runs = tree["constant_data"].sizes.get("run")
     for group in ("observed_data", "log_likelihood", "posterior_predictive"):
         data = tree[group].to_dataset()
-        if "log_loss" not in data:
-            raise FitFileError(f"{path}: variable 'log_loss' of group {group!r} missing; {bad}")
-        values = data["log_loss"]
+        if variable not in data:
+            raise FitFileError(f"{path}: variable {variable!r} of group {group!r} missing; {bad}")
+        values = data[variable]
         if values.sizes.get("run") != runs or values.dtype.kind != "f" or not np.isfinite(values.to_numpy()).all():
-            raise FitFileError(f"{path}: {group}/log_loss must hold finite numbers for each of the {runs} runs; {bad}")
+            raise FitFileError(f"{path}: {group}/{variable} must hold finite numbers for each of the {runs} runs; "
+                               f"{bad}")

@@ -14,7 +14,10 @@ table: the discrepancy's leave-future-out splits are one run (:func:`run_chains`
 The dense mass matrix is adapted without Stan's shrinkage towards 1e-3·I: the posterior
 of a scaling law has ridge directions whose variance (~2e-7 in unconstrained space on the
 Chinchilla table) is far below that shrinkage, which then sets the step size and tripled
-the leapfrog steps per draw (34 → 11 on that table, same posterior).
+the leapfrog steps per draw (34 → 11 on that table, same posterior). The ``link`` block (a
+task card's sigmoid) keeps the shrinkage: its posterior has no such ridge, and without it
+the adapted matrix left 1-6 divergences per 4,000 draws at target acceptance 0.97 on the
+OLMo ladder's HellaSwag and ARC-Easy (the gate then ran it 3-4 times); with it, none.
 
 A run goes in pieces (:func:`pieces`: warm-up iterations, then draws), each a call of the
 same compiled programs, between which :func:`run_chains` can report progress: a fit with a
@@ -40,7 +43,7 @@ from numpyro.infer.util import constrain_fn, potential_energy
 
 from . import _jax  # noqa: F401  (float64 before any JAX array exists)
 from .cards import ModelCard
-from .model import build_model
+from .task_model import BLOCKS, block_model
 
 #: Smallest padded table, and the size above which tables pad to a multiple of it, not a power of two.
 MIN_ROWS, LINEAR_ABOVE = 64, 2048
@@ -69,14 +72,25 @@ def pad_table(x: Mapping[str, np.ndarray], log_loss: np.ndarray, rows: int
     return {k: np.asarray(v)[index] for k, v in x.items()}, np.asarray(log_loss)[index]
 
 
-def model_key(card: ModelCard) -> str:
-    """What the compiled program depends on: the law, the priors, the likelihood, the pooling.
+def model_key(card: ModelCard, block: str = "law") -> str:
+    """What the compiled program of one block of the card's model depends on.
 
-    Two cards that differ only in name, description, references or discrepancy share it.
+    ``"law"`` (the loss model): the law, the priors, the likelihood, the pooling; two cards
+    that differ only in name, description, references, discrepancy or task share it (so
+    the law of a task card compiles once for every task). ``"link"`` (a chain card's
+    sigmoid) and ``"direct"`` (a direct card's whole model) add the task's kind, chance
+    and priors, not its column names.
     """
+    if block not in BLOCKS:
+        raise ValueError(f"block must be one of {', '.join(BLOCKS)} but got {block!r}")
     data = card.to_dict()
-    keep = {k: data[k] for k in ("priors", "likelihood", "pooling") if k in data}
-    return json.dumps({"law": card.law.name, **_without_rationale(keep)}, sort_keys=True)
+    keep: dict[str, Any] = {k: data[k] for k in ("priors", "likelihood", "pooling") if k in data}
+    if block != "law":
+        task = data.get("task", {})
+        keep["task"] = {k: task.get(k) for k in ("kind", "chance", "priors")}
+        if block == "link":
+            keep = {"task": keep["task"]}
+    return json.dumps({"block": block, "law": card.law.name, **_without_rationale(keep)}, sort_keys=True)
 
 
 def _without_rationale(value: Any) -> Any:
@@ -143,17 +157,18 @@ def program_count() -> int:
     return len(_PROGRAMS)
 
 
-def _program(card: ModelCard, schedule: Schedule, parallel: bool) -> _Program:
+def _program(card: ModelCard, schedule: Schedule, parallel: bool, block: str) -> _Program:
     # The target acceptance is an argument of the program, not part of it.
-    key = (model_key(card), dataclasses.replace(schedule, target_accept=0.0), parallel)
+    key = (model_key(card, block), dataclasses.replace(schedule, target_accept=0.0), parallel)
     if key not in _PROGRAMS:
-        _PROGRAMS[key] = _build_program(build_model(card), schedule, parallel)
+        _PROGRAMS[key] = _build_program(block_model(card, block), schedule, parallel, regularize=block == "link")
     return _PROGRAMS[key]
 
 
-def _build_program(model: Callable, schedule: Schedule, parallel: bool) -> _Program:
+def _build_program(model: Callable, schedule: Schedule, parallel: bool, regularize: bool = False) -> _Program:
+    # Every block's model reads (covariates, observed, mask) positionally: model(x, y, mask).
     def potential_gen(x: Any, log_loss: Any, mask: Any) -> Callable[[Any], Any]:
-        return lambda z: potential_energy(model, (x,), {"log_loss": log_loss, "mask": mask}, z)
+        return lambda z: potential_energy(model, (x, log_loss, mask), {}, z)
 
     def kernel(z: Any, key: Any, inverse_mass: Any, target_accept: Any, args: tuple) -> tuple[Any, Callable]:
         # numpyro's init_kernel sets up its sample_kernel (adaptation schedule, tree depth, integrator)
@@ -162,7 +177,7 @@ def _build_program(model: Callable, schedule: Schedule, parallel: bool) -> _Prog
         init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
         state = init_kernel(z, schedule.warmup, inverse_mass_matrix=inverse_mass,
                             adapt_mass_matrix=schedule.adapt_mass, dense_mass=True,
-                            target_accept_prob=target_accept, regularize_mass_matrix=False,
+                            target_accept_prob=target_accept, regularize_mass_matrix=regularize,
                             model_args=args, rng_key=key)
         return state, lambda s: sample_kernel(s, model_args=args)
 
@@ -187,9 +202,8 @@ def _build_program(model: Callable, schedule: Schedule, parallel: bool) -> _Prog
         return lax.fori_loop(lo, hi, body, (state, records))
 
     def finish(records: Any, x: Any, log_loss: Any, mask: Any) -> Any:
-        kwargs = {"log_loss": log_loss, "mask": mask}
-        constrained = jax.vmap(lambda u: constrain_fn(model, (x,), kwargs, u, return_deterministic=True))(
-            records["z"])
+        constrained = jax.vmap(lambda u: constrain_fn(model, (x, log_loss, mask), {}, u,
+                                                      return_deterministic=True))(records["z"])
         return constrained, {k: records[k] for k in STATS}
 
     def compiled(fn: Callable, in_axes: tuple) -> Callable:
@@ -230,16 +244,18 @@ class Chains:
 
 def run_chains(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, init: Mapping[str, Any], *,
                schedule: Schedule, seed: int, masks: np.ndarray | None = None,
-               inverse_mass: Any | None = None, progress: Callable[[int], None] | None = None) -> Chains:
-    """Run ``schedule.chains`` NUTS chains of the card's model on one run table.
+               inverse_mass: Any | None = None, progress: Callable[[int], None] | None = None,
+               block: str = "law") -> Chains:
+    """Run ``schedule.chains`` NUTS chains of one block of the card's model on one run table.
 
     Parameters
     ----------
     card : ModelCard
     x : mapping
-        The runs' covariates (:func:`bayes_scaling.model.covariates`), one row per run.
+        The runs' covariates (:func:`bayes_scaling.model.covariates`), one row per run
+        (for the ``"link"`` block: ``{"inter": intermediate metric per run}``).
     log_loss : array
-        Observed log loss per run.
+        Observed log loss per run (for the ``"link"`` and ``"direct"`` blocks: accuracy).
     init : mapping
         Unconstrained starting point of each chain, each site with a leading chain axis.
     schedule : Schedule
@@ -252,6 +268,9 @@ def run_chains(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarra
     progress : callable, optional
         Called after each of the run's :func:`pieces` with the iterations done per chain
         (warm-up and draws, out of ``schedule.warmup + schedule.draws``). It changes no draw.
+    block : {"law", "link", "direct"}, default "law"
+        Which model (:func:`bayes_scaling.task_model.block_model`): the card's loss model, a
+        chain task card's sigmoid alone, or a direct task card's whole model.
 
     Returns
     -------
@@ -267,7 +286,7 @@ def run_chains(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarra
     dim = ravel_pytree({k: v[0] for k, v in init.items()})[0].shape[0]
     mass = jnp.eye(dim) if inverse_mass is None else jnp.asarray(inverse_mass)
     parallel = 1 < schedule.chains <= jax.local_device_count()
-    program = _program(card, schedule, parallel)
+    program = _program(card, schedule, parallel, block)
     keys = jax.random.split(jax.random.PRNGKey(seed), schedule.chains)
     target_accept = jnp.asarray(float(schedule.target_accept))
     table = ({k: jnp.asarray(v) for k, v in px.items()}, jnp.asarray(pll), jnp.asarray(pmask))

@@ -239,6 +239,14 @@ def as_posterior(source: PosteriorInput,
                      "arrays, a model average or a mapping of draws with its card")
 
 
+def noise_variables(card: ModelCard) -> list[str]:
+    """The noise parameters of the card's loss: ``sigma`` (and ``nu``); none for a direct task card,
+    which observes no loss nor intermediate (its one-run noise is the accuracy's ``sigma_metric``)."""
+    if card.task is not None and card.task.kind == "direct":
+        return []
+    return ["sigma", *(["nu"] if isinstance(card.nu, Prior) else [])]
+
+
 def posterior_from_draws(draws: Mapping[str, Any], card: ModelCard, slope: np.ndarray | None = None,
                          region: FittedRegion = UNBOUNDED) -> Posterior:
     """A :class:`Posterior` from draws ``{name: array}`` of the card's law parameters, ``sigma`` (and ``nu``).
@@ -248,7 +256,7 @@ def posterior_from_draws(draws: Mapping[str, Any], card: ModelCard, slope: np.nd
     InputError
         If draws are missing, of unequal lengths, empty or not finite.
     """
-    names = [*card.law.parameters, "sigma", *(["nu"] if isinstance(card.nu, Prior) else [])]
+    names = [*card.law.parameters, *noise_variables(card)]
     missing = [n for n in names if n not in draws]
     if missing:
         raise InputError(f"posterior draws lack {', '.join(missing)} (card {card.name!r} needs {', '.join(names)})")
@@ -261,7 +269,8 @@ def posterior_from_draws(draws: Mapping[str, Any], card: ModelCard, slope: np.nd
     if bad:
         raise InputError(f"posterior draws of {', '.join(bad)} hold non-finite values")
     nu = arrays.pop("nu") if isinstance(card.nu, Prior) else card.nu  # "nu" is in arrays exactly then
-    sigma = arrays.pop("sigma")
+    # A direct task card's latent law has no noise of its own: one run's value is the law's.
+    sigma = arrays.pop("sigma") if "sigma" in names else np.zeros(len(next(iter(arrays.values()))))
     return Posterior(arrays, sigma, nu, card, slope, region)
 
 
@@ -273,4 +282,4 @@ def mixture_posterior(components: Mapping[str, Posterior], shares: Mapping[str, 
 
 
 __all__ = ["MixturePosterior", "Posterior", "PosteriorInput", "PosteriorSource", "as_posterior", "mixture_posterior",
-           "posterior_from_draws"]
+           "noise_variables", "posterior_from_draws"]

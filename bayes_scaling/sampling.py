@@ -36,8 +36,10 @@ from .diagnostics import Diagnostics, convergence_stats, gate
 from .errors import ConvergenceWarning, InputError
 from .fitted import Fit, build_datatree, fit_attrs
 from .huber import fit_huber
+from .laws.sigmoid import TASK_VARIABLES
 from .model import build_model, covariates, ridge_site_name, ridge_sites
 from .nuts import Schedule, model_key, pad_table, padded_rows, run_chains
+from .task_model import block_model
 
 METHODS = ("nuts", "huber")
 #: Tables with more rows (e.g. loss curves: many checkpoints per run) start from a pre-fit
@@ -246,35 +248,35 @@ def _robust_point_cached(params: bytes, tokens: bytes, loss: bytes) -> dict[str,
 _POTENTIALS: dict[tuple, Any] = {}
 
 
-def _potential_value_and_grad(card: ModelCard, unravel: Any, dim: int) -> Any:
-    """Jitted (potential, gradient) of the card's model at a flat unconstrained point, the padded
-    table an argument: compiled once per card, dimension and table-size bucket."""
-    key = (model_key(card), dim)
+def _potential_value_and_grad(card: ModelCard, unravel: Any, dim: int, block: str = "law") -> Any:
+    """Jitted (potential, gradient) of a block of the card's model at a flat unconstrained point, the
+    padded table an argument: compiled once per card, block, dimension and table-size bucket."""
+    key = (model_key(card, block), dim)
     if key not in _POTENTIALS:
-        model = build_model(card)
+        model = block_model(card, block)
         _POTENTIALS[key] = jax.jit(jax.value_and_grad(
-            lambda u, x, log_loss, mask: potential_energy(model, (x,), {"log_loss": log_loss, "mask": mask},
-                                                          unravel(u))))
+            lambda u, x, log_loss, mask: potential_energy(model, (x, log_loss, mask), {}, unravel(u))))
     return _POTENTIALS[key]
 
 
 def _map_start(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, seed: int,
-               starts: int = MAP_STARTS) -> tuple[np.ndarray, Callable[[Array], Any]]:
+               starts: int = MAP_STARTS, block: str = "law") -> tuple[np.ndarray, Callable[[Array], Any]]:
     """Best unconstrained MAP (flat vector and its unravel function) over prior-draw starts.
 
     The posterior is multimodal (a single MAP from the prior median can land at
     alpha ≈ 0.9), so L-BFGS runs from ``starts`` prior draws and the lowest potential wins.
+    ``log_loss``: the block's observed values (accuracy for a task block).
     """
-    model = build_model(card)
+    model = block_model(card, block)
     # The priors do not depend on the runs: one run stands for the table (no compile per table size).
     one_run = ({k: jnp.asarray(v[:1]) for k, v in x.items()},)
-    sites = trace(seed_handler(model, seed)).get_trace(*one_run, log_loss=jnp.asarray(log_loss[:1]))
+    sites = trace(seed_handler(model, seed)).get_trace(*one_run, jnp.asarray(log_loss[:1]))
     latent = [n for n, site in sites.items() if site["type"] == "sample" and not site["is_observed"]]
     prior = Predictive(model, num_samples=starts, return_sites=latent)(jax.random.PRNGKey(seed), *one_run)
     unconstrained = {n: biject_to(sites[n]["fn"].support).inv(prior[n]) for n in latent}
     unravel = ravel_pytree({n: v[0] for n, v in unconstrained.items()})[1]
     u0 = np.asarray(jax.vmap(lambda u: ravel_pytree(u)[0])(unconstrained), dtype=float)
-    value_and_grad = _potential_value_and_grad(card, unravel, len(u0[0]))
+    value_and_grad = _potential_value_and_grad(card, unravel, len(u0[0]), block)
     px, pll = pad_table(x, log_loss, padded_rows(len(log_loss)))
     mask = np.arange(len(pll)) < len(log_loss)
     data = ({k: jnp.asarray(v) for k, v in px.items()}, jnp.asarray(pll), jnp.asarray(mask))
@@ -297,9 +299,18 @@ def _map_start(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarra
 
 
 def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, runs: pd.DataFrame, *,
-                chains: int, warmup: int, draws: int, seed: int, target_accept: float, progress: bool
-                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+                chains: int, warmup: int, draws: int, seed: int, target_accept: float, progress: bool,
+                block: str = "law") -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
     """NUTS draws of the card's model (dense mass matrix), grouped by chain, the sampler's statistics, and a record.
+
+    ``block`` (:func:`bayes_scaling.task_model.block_model`): ``"law"``, the loss model
+    (``log_loss`` the runs' log loss); ``"link"``, a chain task card's sigmoid (``x`` is
+    ``{"inter": intermediate}``, ``log_loss`` the accuracy); ``"direct"``, a direct task
+    card's model (``log_loss`` the accuracy). Starts: the law's robust point estimate
+    (:func:`_initial_values`); for the link, NumPyro's default (uniform in (-2, 2),
+    unconstrained; jittered starts around the least-squares sigmoid, whose ceiling often
+    sits at its bound 1, left chains stuck at the boundary: R-hat 1.15 on HellaSwag); for a
+    direct card, the best of :data:`MAP_STARTS` MAPs, jittered.
 
     The chains run as a compiled program reused by every fit of the same card, table size
     bucket and schedule (:mod:`bayes_scaling.nuts`); ``progress`` shows a bar (stderr, or a
@@ -317,26 +328,33 @@ def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarr
     """
     schedule = Schedule(chains, warmup, draws, target_accept)
     init: Mapping[str, Any]
-    inverse_mass: np.ndarray | None
-    if len(log_loss) > LARGE_TABLE_ROWS:
+    inverse_mass: np.ndarray | None = None
+    if block == "link":
+        init = _uniform_start(card, x, log_loss, chains, seed)
+    elif block == "direct":
+        best, unravel = _map_start(card, x, log_loss, seed, block=block)
+        rng = np.random.default_rng(seed)
+        starts = [unravel(jnp.asarray(best + rng.uniform(-0.1, 0.1, best.shape))) for _ in range(chains)]
+        init = {k: jnp.stack([s[k] for s in starts]) for k in starts[0]}
+    elif len(log_loss) > LARGE_TABLE_ROWS:
         init, inverse_mass = _prefit(card, x, log_loss, runs, chains=chains, seed=seed, target_accept=target_accept)
         schedule = Schedule(chains, min(warmup, LARGE_TABLE_WARMUP), draws, target_accept, adapt_mass=False)
     else:
-        init, inverse_mass = _initial_values(card, x, log_loss, runs, chains, seed), None
+        init = _initial_values(card, x, log_loss, runs, chains, seed)
     with _progress_bar(progress, schedule, f"NUTS, {chains} chain(s)") as report:
         result = run_chains(card, x, log_loss, init, schedule=schedule, seed=seed, inverse_mass=inverse_mass,
-                            progress=report)
+                            progress=report, block=block)
     samples, stats = _law_sites(card, result.samples), result.stats
     if chains < 2 or chains * draws < EXTEND_MIN_DRAWS:
         return samples, stats, {}
     record: dict[str, Any] = {}
-    verdict = _gate(card, samples, stats)
+    verdict = _gate(card, samples, stats, block)
     for k in range(MAX_EXTENSIONS):
         if not verdict.has_errors:
             break
         record.setdefault("extended_because", []).append(verdict.messages)
-        warnings.warn(f"NUTS fit of card {card.name!r} on {len(log_loss)} runs failed its diagnostics gate "
-                      f"({'; '.join(verdict.messages)}); running it again from where its chains ended "
+        warnings.warn(f"NUTS fit of card {card.name!r}{_block_label(block)} on {len(log_loss)} runs failed its "
+                      f"diagnostics gate ({'; '.join(verdict.messages)}); running it again from where its chains ended "
                       f"(run {k + 2} of at most {MAX_EXTENSIONS + 1})", ConvergenceWarning, stacklevel=3)
         if verdict.divergences:
             # Divergences: smaller steps (the same program; the target is one of its arguments).
@@ -345,20 +363,21 @@ def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarr
             record["target_accept"] = schedule.target_accept
         with _progress_bar(progress, schedule, f"NUTS, {chains} chain(s), run {k + 2}") as report:
             result = run_chains(card, x, log_loss, result.last, schedule=schedule, seed=seed + 7777 * (k + 1),
-                                inverse_mass=inverse_mass, progress=report)
+                                inverse_mass=inverse_mass, progress=report, block=block)
         more, more_stats = _law_sites(card, result.samples), result.stats
         if verdict.max_rhat < POOL_RHAT and not verdict.divergences:
             samples = {n: np.concatenate([v, more[n]], axis=1) for n, v in samples.items()}
             stats = {n: np.concatenate([v, more_stats[n]], axis=1) for n, v in stats.items()}
         else:
             samples, stats = more, more_stats
-        verdict = _gate(card, samples, stats)
+        verdict = _gate(card, samples, stats, block)
     if record:
         record.update(runs=len(record["extended_because"]) + 1, draws_per_chain=int(stats["n_steps"].shape[1]),
                       passed=not verdict.has_errors)
         if verdict.has_errors:
-            warnings.warn(f"NUTS fit of card {card.name!r} on {len(log_loss)} runs still fails its diagnostics gate "
-                          f"after {record['runs']} runs: {'; '.join(verdict.messages)}. Do not trust its intervals; "
+            warnings.warn(f"NUTS fit of card {card.name!r}{_block_label(block)} on {len(log_loss)} runs still fails "
+                          f"its diagnostics gate after {record['runs']} runs: {'; '.join(verdict.messages)}. "
+                          "Do not trust its intervals; "
                           "check the run table, or try another card", ConvergenceWarning, stacklevel=3)
     return samples, stats, record
 
@@ -380,11 +399,13 @@ def _progress_bar(show: bool, schedule: Schedule, label: str) -> Iterator[Callab
         yield report
 
 
-def _gate(card: ModelCard, samples: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray]) -> Diagnostics:
-    """The diagnostics gate (:func:`bayes_scaling.diagnostics.gate`) of draws not yet a fit."""
+def _gate(card: ModelCard, samples: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray],
+          block: str = "law") -> Diagnostics:
+    """The diagnostics gate (:func:`bayes_scaling.diagnostics.gate`) of one block's draws, not yet a fit."""
     import arviz as az
 
-    names = [*card.law.parameters, "sigma", *(["nu"] if isinstance(card.nu, Prior) else [])]
+    names = {"law": [*card.law.parameters, "sigma", *(["nu"] if isinstance(card.nu, Prior) else [])],
+             "link": list(TASK_VARIABLES), "direct": [*card.law.parameters, *TASK_VARIABLES]}[block]
     tree = az.from_dict({"posterior": {k: samples[k] for k in names},
                          "sample_stats": {"diverging": stats["diverging"], "tree_depth": stats["tree_depth"]}})
     judged = [n for n in names if n != "nu"]
@@ -393,7 +414,23 @@ def _gate(card: ModelCard, samples: Mapping[str, np.ndarray], stats: Mapping[str
 
 def _law_sites(card: ModelCard, samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The posterior variables a fit stores: every site but the observed one."""
-    return {k: v for k, v in samples.items() if k != "log_loss"}
+    return {k: v for k, v in samples.items() if k not in ("log_loss", "metric")}
+
+
+def _block_label(block: str) -> str:
+    """How a warning names a block other than the law: ``" (link block)"``."""
+    return "" if block == "law" else f" ({block} block)"
+
+
+def _uniform_start(card: ModelCard, x: Mapping[str, np.ndarray], observed: np.ndarray, chains: int,
+                   seed: int) -> dict[str, jnp.ndarray]:
+    """Per-chain starts uniform in (-2, 2), unconstrained (NumPyro's default), for the link block."""
+    model = block_model(card, "link")
+    one_run = ({k: jnp.asarray(v[:1]) for k, v in x.items()}, jnp.asarray(observed[:1]))
+    sites = trace(seed_handler(model, seed)).get_trace(*one_run)
+    rng = np.random.default_rng(seed + 1)
+    return {n: jnp.asarray(rng.uniform(-2.0, 2.0, (chains, *np.shape(site["value"]))))
+            for n, site in sites.items() if site["type"] == "sample" and not site["is_observed"]}
 
 
 def _prefit(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, runs: pd.DataFrame, *,

@@ -107,7 +107,7 @@ def backtest_task(train: pd.DataFrame, test: pd.DataFrame, card: str | ModelCard
         As for :func:`bayes_scaling.fit`.
     seed : int, default 0
     baseline : bool, default True
-        Also score the point two-step fit (method ``two-step``).
+        Also score the point two-step fit (method ``two-step``; chain cards only).
     fit_kwargs : mapping, optional
         ``chains``, ``warmup``, ``draws``, ``target_accept`` of the fit.
     split : Split, optional
@@ -137,7 +137,7 @@ def backtest_task(train: pd.DataFrame, test: pd.DataFrame, card: str | ModelCard
             "max_params": float(split.limit) if split and split.kind == "params" else float("nan"), **(label or {})}
     names = test["name"].astype(str).to_numpy() if "name" in test else np.arange(len(test)).astype(str)
     scored = [("nuts", score_accuracy(observed, draws, log_density), fit_ok(result), result.elapsed_s)]
-    if baseline:
+    if baseline and task.kind == "chain":  # the point two-step fit needs the observed intermediate
         train_metric, train_inter = task_columns(train, task)
         assert train_inter is not None and task.chance is not None  # a resolved chain task
         point = fit_two_step(train["params"].to_numpy(float), train["tokens"].to_numpy(float), train_inter,

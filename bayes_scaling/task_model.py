@@ -98,20 +98,66 @@ def link_sites(task: Task) -> dict[str, Array]:
 
 
 def build_link_model(card: ModelCard) -> Callable[..., None]:
-    """Step 2 alone: ``model(inter, metric=None)``, accuracy around the sigmoid of observed ``inter``.
+    """Step 2 alone: ``model(x, metric=None, mask=None)``, accuracy around the sigmoid of ``x["inter"]``.
 
-    The joint likelihood of a chain card factorises (step 2 conditions on the observed
-    intermediate), and so does its posterior: this block is sampled on its own.
+    ``x["inter"]``: each run's observed intermediate metric. The joint likelihood of a chain
+    card factorises (step 2 conditions on the observed intermediate), and so does its
+    posterior: this block is sampled on its own. ``mask`` leaves runs out (padding rows).
     """
     task = task_of(card)
 
-    def model(inter: Array, metric: Array | None = None) -> None:
+    def model(x: Mapping[str, Array], metric: Array | None = None, mask: Array | None = None) -> None:
         link = link_sites(task)
         sigma_metric = numpyro.sample("sigma_metric", task.priors["sigma_metric"].to_numpyro())
-        with numpyro.plate("run", np.shape(inter)[0]):
-            numpyro.sample("metric", dist.Normal(accuracy(link, inter), sigma_metric), obs=metric)
+        _observe(accuracy(link, x["inter"]), sigma_metric, metric, mask)
 
     return model
+
+
+def build_direct_model(card: ModelCard) -> Callable[..., None]:
+    """A direct card's model ``model(x, metric=None, mask=None)``: accuracy around the sigmoid of L(N, D).
+
+    ``x``: the runs' covariates (:func:`bayes_scaling.model.covariates`). The law's value
+    L(N, D) is the latent intermediate (no observed column, so no ``sigma`` on it); its
+    parameters take the card's priors. Sites: the law's parameters, the link's
+    (:func:`link_sites`), ``sigma_metric`` and the observed ``metric`` in plate ``run``.
+    """
+    task = task_of(card)
+    if card.pooling:
+        raise InputError(f"card {card.name!r}: a direct task card cannot pool parameters over groups")
+
+    def model(x: Mapping[str, Array], metric: Array | None = None, mask: Array | None = None) -> None:
+        theta = {name: numpyro.sample(name, prior.to_numpyro()) for name, prior in card.priors.items()}
+        link = link_sites(task)
+        sigma_metric = numpyro.sample("sigma_metric", task.priors["sigma_metric"].to_numpyro())
+        _observe(accuracy(link, jnp.exp(card.law.log_loss(theta, x))), sigma_metric, metric, mask)
+
+    return model
+
+
+def _observe(loc: Array, sigma_metric: Array, metric: Array | None, mask: Array | None) -> None:
+    with numpyro.plate("run", jnp.shape(loc)[-1]), handlers.mask(mask=True if mask is None else mask):
+        numpyro.sample("metric", dist.Normal(loc, sigma_metric), obs=metric)
+
+
+#: The blocks a card's model is sampled in (:func:`block_model`).
+BLOCKS = ("law", "link", "direct")
+
+
+def block_model(card: ModelCard, block: str) -> Callable[..., None]:
+    """The NumPyro model of one block, each read as ``model(x, observed=None, mask=None)``.
+
+    ``"law"``: the card's loss model (:func:`bayes_scaling.model.build_model`, observed log
+    loss); ``"link"``: a chain card's sigmoid (:func:`build_link_model`, observed accuracy);
+    ``"direct"``: a direct card's model (:func:`build_direct_model`, observed accuracy).
+    """
+    if block == "law":
+        return build_model(card)
+    if block == "link":
+        return build_link_model(card)
+    if block == "direct":
+        return build_direct_model(card)
+    raise ValueError(f"block must be one of {', '.join(BLOCKS)} but got {block!r}")
 
 
 def build_task_model(card: ModelCard) -> Callable[..., None]:
@@ -124,18 +170,16 @@ def build_task_model(card: ModelCard) -> Callable[..., None]:
     A direct card has no ``sigma`` nor ``log_loss``: the sigmoid takes the law's value.
     """
     task = task_of(card)
+    if task.kind != "chain":
+        direct = build_direct_model(card)
+        return lambda x, log_loss=None, metric=None: direct(x, metric)
     step1 = build_model(card)
     step2 = build_link_model(card)
 
     def model(x: Mapping[str, Array], log_loss: Array | None = None, metric: Array | None = None) -> None:
-        if task.kind == "chain":
-            with handlers.trace() as sites:
-                step1(x, log_loss=log_loss)
-            inter = jnp.exp(sites["log_loss"]["value"])
-        else:
-            theta = {name: numpyro.sample(name, prior.to_numpyro()) for name, prior in card.priors.items()}
-            inter = jnp.exp(card.law.log_loss(theta, x))
-        step2(inter, metric=metric)
+        with handlers.trace() as sites:
+            step1(x, log_loss=log_loss)
+        step2({"inter": jnp.exp(sites["log_loss"]["value"])}, metric=metric)
 
     return model
 
@@ -169,5 +213,6 @@ def metric_predictive(card: ModelCard, posterior: Mapping[str, np.ndarray], x: M
     return loc + np.asarray(posterior["sigma_metric"])[..., None] * noise
 
 
-__all__ = ["TASK_VARIABLES", "build_link_model", "build_task_model", "link_sites",
+__all__ = ["BLOCKS", "TASK_VARIABLES", "block_model", "build_direct_model", "build_link_model", "build_task_model",
+           "link_sites",
            "metric_location", "metric_log_likelihood", "metric_predictive", "task_columns", "task_of"]

@@ -378,6 +378,8 @@ CASES = [
     case("decide-prob-above-one", "decide fit.nc --target-loss 2.0 --prob 1.5", "--prob", "1.5"),
     case("decide-target-loss-negative", "decide fit.nc --target-loss -1", "--target-loss", "-1"),
     case("decide-risk-unknown", "decide fit.nc --budget 1e21 --risk bogus", "'bogus'"),
+    case("decide-target-metric-on-a-loss-fit", "decide fit.nc --target-metric 0.8", "--target-metric",
+         "--target-loss"),
     case("decide-inference-tokens-negative", "decide fit.nc --budget 1e21 --inference-tokens -5", "inference_tokens",
          "-5"),
     case("report-out-pdf", "report fit.nc --out report.pdf", "report.pdf (--out)", ".html"),

@@ -137,3 +137,96 @@ def test_task_card_round_trips_and_reports_errors():
         bs.fit(task_runs(), "task-chain", metric="nope_acc", via="task_bpb", chance=0.25, **FAST)
     with pytest.raises(bs.InputError, match="for task cards"):
         bs.fit(task_runs().assign(loss=1.0), "chinchilla-plain", metric="task_acc")
+
+
+def test_direct_card_recovers_accuracy_from_params_and_tokens(tmp_path, capsys):
+    """task-direct: no intermediate column; the latent law's exponents, the link's floor and ceiling,
+    and the accuracy at an unseen plan come back; predict answers with the metric keys."""
+    runs = task_runs(seed=0).drop(columns=["task_bpb"])
+    fit = bs.fit(runs, "task-direct", metric="task_acc", chance=0.25, seed=1, **FAST)
+    assert "sigma" not in fit.posterior and "metric" in fit.tree["observed_data"]
+    summary = fit.summary(level=0.98)
+    for name in ("alpha", "beta", "floor", "ceiling", "sigma_metric"):
+        truth = {**LAW, **LINK, "sigma_metric": SIGMA_METRIC}[name]
+        assert summary.loc[name, "lo"] <= truth <= summary.loc[name, "hi"], (name, summary.loc[name].to_dict())
+    truth = accuracy(LINK, LAW["E"] + LAW["A"] / 2e10 ** LAW["alpha"] + LAW["B"] / 4e11 ** LAW["beta"])
+    table = task_prediction(fit, "20B", "400B", level=0.98)
+    assert table["metric_lo"][0] <= truth <= table["metric_hi"][0]
+    # no intermediate noise: one run's accuracy spreads by sigma_metric alone, still wider than the law's
+    assert table["metric_predictive_lo"][0] <= table["metric_lo"][0]
+    path = fit.save(tmp_path / "direct.nc")
+    assert bs.Fit.load(path).card.task.kind == "direct"
+    assert main(["predict", str(path), "--params", "20B", "--tokens", "400B", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["metric"]["lo"] <= out["metric"]["median"] <= out["metric"]["hi"]
+    assert main(["report", str(path), "--out", str(tmp_path / "r.html")]) == 2  # no loss to plot: refused cleanly
+    assert "task-direct" in capsys.readouterr().err and not (tmp_path / "r.html").exists()
+    with pytest.raises(bs.CardError, match="drop via="):
+        bs.fit(task_runs(), "task-direct", metric="task_acc", via="task_bpb", chance=0.25, **FAST)
+
+
+def test_decide_on_accuracy_targets_points_the_right_way(task_fit, tmp_path, capsys):
+    """Higher accuracy is better: P(accuracy >= target) is the share of one run's accuracy draws at or
+    above it, falls as the target rises, and a higher target costs more compute."""
+    from bayes_scaling.allocation import loss_draws
+    from bayes_scaling.decisions import decide_tables
+    from bayes_scaling.task_prediction import metric_draws
+
+    log_l, pred = loss_draws(task_fit.arrays, np.array([7e9]), np.array([1.4e11]), seed=0)
+    _, run = metric_draws(task_fit.arrays, log_l, pred, seed=0)
+    target = float(np.median(run))
+    plans = ["7B:140B", "1B:980B"]
+    answers = decide_tables(task_fit, plans=plans, target_metric=target, budgets=[1e21])
+    prob = answers["target_probability"]
+    assert prob["prob"][0] == pytest.approx(float((run[:, 0] >= target).mean()))
+    higher = decide_tables(task_fit, plans=plans, target_metric=target + 0.02)["target_probability"]
+    assert higher["prob"][0] < prob["prob"][0]
+    # 7B:140B is nearer the compute-optimal split than 1B:980B: more accurate, a positive diff the other way
+    compare = answers["compare_plans"]
+    assert compare["expected_metric"][0] > compare["expected_metric"][1] and compare["diff"][1] < 0
+    assert compare["prob_best"][0] > 0.5 and compare["regret"][1] > 0
+    best = answers["best_plan"]
+    assert np.all(best["delta_expected"] <= 1e-9) and np.all(best["metric_lo"] <= best["metric_hi"])
+    cheap = answers["cheapest_compute"]
+    cheap_higher = decide_tables(task_fit, target_metric=target + 0.02)["cheapest_compute"]
+    assert cheap_higher["compute"][0] > cheap["compute"][0] and cheap["prob_achieved"][0] >= 0.9 - 1e-9
+    path = task_fit.save(tmp_path / "task.nc")
+    assert main(["decide", str(path), "--target-metric", str(target), "--plan", "7B:140B", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["target_probability"]["rows"][0]["target_metric"] == pytest.approx(target)
+    for args, option in ((["--target-metric", "1.5"], "--target-metric"), (["--target-loss", "0.8"], "--target-loss"),
+                         (["--target-metric", "0.99"], "out of reach")):
+        assert main(["decide", str(path), *args]) == 2
+        err = capsys.readouterr().err
+        assert option in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_backtest_cli_json_of_a_task_card_checked_by_hand(tmp_path, capsys):
+    """`backtest --metric`: the records' keys, the split, and the two-step baseline's scores recomputed here."""
+    from bayes_scaling.task_baseline import fit_two_step
+
+    runs = task_runs(seed=2)
+    path = tmp_path / "runs.csv"
+    runs.drop(columns=["flops"], errors="ignore").to_csv(path, index=False)
+    argv = ["backtest", str(path), "--card", "task-chain", "--metric", "task_acc", "--via", "task_bpb",
+            "--chance", "0.25", "--max-params", "2e9", "--chains", "2", "--warmup", "300", "--draws", "300",
+            "--format", "json"]
+    assert main(argv) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["method"] for r in records] == ["nuts", "two-step"]
+    for r in records:
+        assert set(RECORD_KEYS) <= set(r) and r["split"] == "params" and r["max_params"] == 2e9
+        assert r["n_train"] == 12 and r["n_test"] == 8 and r["metric"] == "task_acc"
+    train, test = runs[runs["params"] <= 2e9], runs[runs["params"] > 2e9]
+    point = fit_two_step(train["params"].to_numpy(float), train["tokens"].to_numpy(float),
+                         train["task_bpb"].to_numpy(float), train["task_acc"].to_numpy(float), 0.25)
+    _, acc = point.predict(np.log(test["params"].to_numpy(float)), np.log(test["tokens"].to_numpy(float)))
+    errors = np.abs(np.asarray(acc) - test["task_acc"].to_numpy(float)) * 100  # accuracy points
+    assert records[1]["median_abs_error"] == pytest.approx(float(np.median(errors)))
+    assert records[1]["coverage_90"] is None or np.isnan(records[1]["coverage_90"])  # a point fit has no interval
+    nuts = records[0]
+    assert 0 <= nuts["coverage_50"] <= nuts["coverage_90"] <= 1 and nuts["median_abs_error"] < 5
+    for extra, option in ((["--method", "huber"], "--method"), (["--card", "chinchilla"], "--card")):
+        assert main([*argv[:2], *extra, *argv[4:]]) == 2
+        err = capsys.readouterr().err
+        assert option in err and "Traceback" not in err, err

@@ -110,6 +110,13 @@ def backtest(
     plot: Annotated[Path | None, typer.Option(
         help="Also save the calibration curves (nominal vs empirical coverage) to this image.")] = None,
     column: ColumnOpt = None,
+    metric: Annotated[str | None, typer.Option(
+        help="Task cards: the accuracy column to predict (e.g. hellaswag_acc); scores in accuracy points, "
+             "beside the point two-step fit.")] = None,
+    via: Annotated[str | None, typer.Option(
+        help="Task cards: the intermediate metric column (e.g. hellaswag_bpb).")] = None,
+    chance: Annotated[float | None, typer.Option(
+        help="Task cards: chance accuracy (1 / choices); known benchmarks have one.")] = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """Fit on the runs below each compute cutoff (or model size) and score the predictions of the runs above it."""
@@ -119,6 +126,16 @@ def backtest(
     from ..report.analysis_figures import plot_calibration
 
     _check_format(fmt)
+    if metric is not None or via is not None or chance is not None:
+        for name, given in (("--method", method and method != ["nuts"]), ("--scheduler", scheduler),
+                            ("--workers", workers), ("--plot", plot)):
+            if given:
+                raise InputError(f"{name}: not for a task backtest (--metric), which fits each split by NUTS, one "
+                                 "at a time, beside the point two-step fit")
+        _backtest_task(runs, cutoff=cutoff, max_params=max_params, cards=card or ["task-chain"], metric=metric,
+                       via=via, chance=chance, seed=seed, chains=chains, warmup=warmup, draws=draws, column=column,
+                       fmt=fmt)
+        return
     methods = method or ["nuts", "huber"]
     for m in methods:
         check_sampler(chains=chains, warmup=warmup, draws=draws, seed=seed, method=m, bootstrap=bootstrap)
@@ -165,6 +182,60 @@ def backtest(
         _print_table("Backtest: fit below each split, predict the larger runs (loss in nats/token)",
                      ["card", "method", "fitted on", "fitted", "held out", "50% covered", "90% covered",
                       "90% width / loss", "mean log density", "CRPS", "median |error|"], rows)
+
+
+def _backtest_task(runs: Path, *, cutoff: list[str] | None, max_params: list[str] | None, cards: list[str],
+                   metric: str | None, via: str | None, chance: float | None, seed: int, chains: int, warmup: int,
+                   draws: int, column: list[str] | None, fmt: str) -> None:
+    """``backtest --metric``: each task card fitted below each split, the larger runs' accuracy scored."""
+    import pandas as pd
+
+    from ..allocation import as_budgets
+    from ..backtesting import Split, split_label
+    from ..cards import load_card
+    from ..data import load_runs
+    from ..task_backtest import backtest_task
+    from .checks import check_task
+
+    check_sampler(chains=chains, warmup=warmup, draws=draws, seed=seed, method="nuts")
+    if not cutoff and not max_params:
+        raise InputError("give at least one --cutoff (FLOPs) or --max-params (parameters) at which to split the runs")
+    splits = [*(Split("compute", float(c)) for c in (as_budgets(cutoff, what="cutoff") if cutoff else [])),
+              *(Split("params", float(n)) for n in (as_budgets(max_params, what="max_params") if max_params else []))]
+    table = load_runs(runs, _columns(column), require_loss=False)
+    models = [load_card(c) for c in cards]
+    for model in models:
+        if model.task is None:
+            raise InputError(f"--card: {model.name!r} is not a task card; --metric backtests task cards "
+                             "(task-chain, task-chain-c4, task-direct)")
+        check_task(table, model, metric=metric, via=via, chance=chance)
+    check_covariates(table, models)
+    say(f"backtesting accuracy {metric or 'of the card'} on {len(table)} runs from {runs}: cards "
+        f"{', '.join(cards)}, splits {', '.join(s.label for s in splits)}")
+    records, rows = [], []
+    for model in models:
+        for split in splits:
+            train, test = split.divide(table)
+            found, per_run = backtest_task(train, test, model, metric=metric, via=via, chance=chance, seed=seed,
+                                           fit_kwargs={"chains": chains, "warmup": warmup, "draws": draws},
+                                           split=split)
+            records += found
+            rows.append(per_run)
+    for r in records:
+        if not r["diagnostics_ok"]:
+            warn(f"{r['card']} ({r['method']}) fitted on {split_label(r)}: the fit failed its checks (R-hat, bulk "
+                 "ESS, divergences or tree depth); raise --draws/--warmup or inspect it with `bayes-scaling fit`")
+    if fmt == "json":
+        _json(records)
+    elif fmt == "csv":
+        sys.stdout.write(pd.concat(rows, ignore_index=True).to_csv(index=False))
+    else:
+        _print_table("Backtest of accuracy: fit below each split, predict the larger runs (accuracy points)",
+                     ["card", "method", "fitted on", "fitted", "held out", "50% covered", "90% covered",
+                      "90% width", "CRPS", "median |error|"],
+                     [[r["card"], r["method"], split_label(r), str(r["n_train"]), str(r["n_test"]),
+                       f"{r['coverage_50']:.0%}", f"{r['coverage_90']:.0%}", f"{r['median_width_90']:.2f}",
+                       f"{r['crps']:.3f}", f"{r['median_abs_error']:.2f}"] for r in records])
 
 
 @app.command()

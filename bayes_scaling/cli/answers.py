@@ -165,6 +165,14 @@ _DECISION_TITLES = {
     "next_batch": "Next batch, chosen jointly: expected N_opt interval (ln hi/lo) after the runs so far",
 }
 
+_METRIC_TITLES = {
+    "best_plan": "Best plan per budget (accuracy, higher is better; deltas vs the chosen / risk-neutral plan, <= 0)",
+    "cheapest_compute": "Cheapest compute reaching the target accuracy with the given probability",
+    "target_probability": "Chance of reaching the target accuracy (P(accuracy >= target))",
+    "compare_plans": "Plans compared on accuracy (diff: accuracy minus the first plan's; regret: accuracy given up "
+                     "vs the best plan of equal cost)",
+}
+
 
 def _decision_cell(table: Table, row: dict[str, Any], col: str) -> str:
     value = row[col]
@@ -190,7 +198,10 @@ def decide(
     risk: Annotated[str, typer.Option(help="Criterion of the chosen plan: mean, quantile:0.9 or cvar:0.9.")] = "mean",
     target_loss: Annotated[float | None, typer.Option(
         help="Target loss (nats/token): cheapest compute reaching it, and each plan's chance.")] = None,
-    prob: Annotated[float, typer.Option(help="Probability of reaching --target-loss.")] = 0.9,
+    target_metric: Annotated[float | None, typer.Option(
+        help="Task fits: target accuracy in (0, 1), higher is better: cheapest compute reaching it, and each "
+             "plan's chance.")] = None,
+    prob: Annotated[float, typer.Option(help="Probability of reaching --target-loss (or --target-metric).")] = 0.9,
     plan: Annotated[
         list[str] | None, typer.Option(help="Plan PARAMS:TOKENS (e.g. 70B:1.4T), repeatable: compare plans.")
     ] = None,
@@ -227,7 +238,7 @@ def decide(
     answers = decide_tables(read_fit(fit_file), budgets=budget, risk=risk, target_loss=target_loss, prob=prob,
                             plans=plan or (), constraints=limits, next_run_budget=next_run_budget,
                             next_batch=next_batch, batch_budget=batch_budget, level=level,
-                            noise=noise, seed=seed, group=group)
+                            noise=noise, seed=seed, group=group, target_metric=target_metric)
     if fmt == "json":
         _json({name: {"assumptions": dict(t.attrs), "rows": t.rows()} for name, t in answers.items()})
         return
@@ -236,10 +247,12 @@ def decide(
         if fmt == "csv":
             sys.stdout.write("\n".join([f"# {name}", *(f"# {n}" for n in notes), table.to_csv()]))
             continue
-        cols = [c for c in _DECISION_COLUMNS[name]
-                if c in table and not (c == "inference_flops" and not table[c].any())]
+        metric = "direction" in table.attrs  # a task fit: answers about accuracy
+        columns = [c.replace("loss", "metric") if metric else c for c in _DECISION_COLUMNS[name]]
+        cols = [c for c in columns if c in table and not (c == "inference_flops" and not table[c].any())]
         rows = [[_decision_cell(table, r, c) for c in cols] for r in table.rows()]
-        _print_table(_DECISION_TITLES[name], cols, rows)
+        _print_table(_METRIC_TITLES.get(name, _DECISION_TITLES[name]) if metric else _DECISION_TITLES[name],
+                     cols, rows)
         console.print(escape("assumptions: " + "; ".join(notes)), highlight=False, soft_wrap=True)
 
 
@@ -310,6 +323,9 @@ def report(
     from ..fitted import Fit
 
     result = Fit.load(fit_file)
+    if result.card.task is not None and result.card.task.kind == "direct":
+        raise InputError(f"{fit_file}: a task-direct fit observes no intermediate metric, which the report's "
+                         "sections plot; report a task-chain fit, or use predict, allocate and decide on this one")
     extra = None
     if held_out is not None:  # checked before any figure: a task fit, a table with its columns
         from ..data import load_runs

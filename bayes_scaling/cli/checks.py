@@ -98,7 +98,7 @@ def check_task(table: pd.DataFrame, card: ModelCard, *, metric: str | None, via:
     if card.task is None:
         given = [o for o, v in (("--metric", metric), ("--via", via), ("--chance", chance)) if v is not None]
         if given:
-            raise InputError(f"{', '.join(given)}: only for task cards (task-chain, task-chain-c4); card "
+            raise InputError(f"{', '.join(given)}: only for task cards (task-chain, task-chain-c4, task-direct); card "
                              f"{card.name!r} models the loss column")
         return
     task_columns(table, card.task.resolved(metric, via, chance))

@@ -14,7 +14,8 @@ DataFrame whose ``attrs`` state the assumptions (cost model, card, level, criter
 - :func:`next_run_value`: which small run best pins down N_opt, per FLOP;
 - :mod:`.design`: a whole study planned (:func:`~.design.plan_study`) or scored
   (:func:`~.design.score_design`) before any run, by a Laplace pre-posterior;
-- :func:`decide`: all questions its arguments ask, as the CLI and the report use them.
+- :func:`decide`: all questions its arguments ask, as the CLI and the report use them;
+  on a task fit, about accuracy (:mod:`.accuracy`: higher is better, ``target_metric``).
 
 All but the next-run value are numpy only: ``bayes-scaling decide`` answers from a saved
 fit without importing JAX or pandas, unless it is asked for a next run
@@ -71,7 +72,7 @@ def decide_tables(source: PosteriorInput, *, budgets: Sequence[float | str] | fl
                   plans: Sequence[Plan] = (), constraints: Constraints | None = None,
                   next_run_budget: float | str | None = None, next_batch: int = 1,
                   batch_budget: float | str | None = None, level: float = 0.9, noise: bool = True, seed: int = 0,
-                  card: Any = None, group: str | None = None) -> dict[str, Table]:
+                  card: Any = None, group: str | None = None, target_metric: float | None = None) -> dict[str, Table]:
     """Answer every question the arguments ask.
 
     Parameters
@@ -102,6 +103,11 @@ def decide_tables(source: PosteriorInput, *, budgets: Sequence[float | str] | fl
         As in :func:`best_plan`.
     group : str, optional
         For a pooled fit, the group whose parameters to use.
+    target_metric : float, optional
+        A task fit only: target accuracy in (0, 1), higher is better: asks for the cheapest
+        compute reaching it with probability ``prob``, and for the chance the plans and
+        budgets' plans reach it. On a task fit every answer is about accuracy
+        (:func:`bayes_scaling.decisions.accuracy.metric_tables`); ``target_loss`` is refused.
 
     Returns
     -------
@@ -116,6 +122,26 @@ def decide_tables(source: PosteriorInput, *, budgets: Sequence[float | str] | fl
         If no question is asked, a next run is asked for without a budget, or the law has
         no compute-optimal allocation (:attr:`bayes_scaling.laws.Law.no_optimum`).
     """
+    task_arrays = fit_arrays(source) if isinstance(source, (FitArrays, HasArrays)) else None
+    task_fit = task_arrays is not None and task_arrays.card.task is not None
+    if target_metric is not None and not task_fit:
+        raise InputError("--target-metric: a target accuracy needs a task fit (fit --card task-chain --metric ...); "
+                         "this fit models a loss: use --target-loss")
+    if task_arrays is not None and task_fit:
+        if target_loss is not None:
+            raise InputError("--target-loss: this is a task fit, whose decisions are about accuracy: give "
+                             "--target-metric (e.g. 0.8) instead")
+        if next_run_budget is not None or next_batch != 1 or batch_budget is not None:
+            raise InputError("--next-run-budget: the next-run value is about a loss fit's N_opt, not yet a task "
+                             "fit's accuracy")
+        if budgets is None and target_metric is None and not len(plans):
+            raise InputError("ask a question: give a budget (--budget), a target accuracy (--target-metric) or "
+                             "plans (--plan)")
+        from .accuracy import metric_tables
+
+        check_allocatable(task_arrays.card.law)
+        return metric_tables(task_arrays, budgets=budgets, risk=risk, target_metric=target_metric, prob=prob,
+                             plans=plans, constraints=constraints, level=level, noise=noise, seed=seed)
     if budgets is None and target_loss is None and not len(plans):
         raise InputError("ask a question: give a budget (--budget), a target loss (--target-loss) or plans (--plan)")
     if next_run_budget is not None and budgets is None:
