@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("allocation", ("allocation",)),
     ("decisions", ("decisions",)),
     ("analyses", ("approaches", "comparison", "averaging", "backtesting", "sensitivity_analysis",
-                  "calibration_evidence", "calibration")),
+                  "calibration_evidence", "calibration", "arms")),
     ("report", ("report",)),
     ("cli", ("cli",)),
 )

@@ -34,7 +34,7 @@ from .errors import RunTableError
 from .units import COLUMN_MINIMUM, parse_quantity
 
 NUMERIC_COLUMNS = ("params", "tokens", "loss", "flops", "unique_tokens", "epochs", "embedding_params", "experts")
-LABEL_COLUMNS = ("group", "name")
+LABEL_COLUMNS = ("group", "name", "eval_set", "replicate")
 #: Runs with fewer rows than this cannot identify a five-parameter law plus noise.
 MIN_RUNS = 8
 
