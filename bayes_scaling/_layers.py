@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("laws and cards", ("laws", "discrepancy", "cards")),
     ("model", ("model", "huber", "noise")),
     ("posterior", ("posterior", "fitfile", "diagnostics", "fitted", "prediction", "discrepancy_evidence")),
-    ("inference", ("nuts", "sampling", "discrepancy_scale", "inference")),
+    ("inference", ("nuts", "sampling", "discrepancy_scale", "inference", "replicates")),
     ("allocation", ("allocation",)),
     ("decisions", ("decisions",)),
     ("analyses", ("approaches", "comparison", "averaging", "backtesting", "sensitivity_analysis",

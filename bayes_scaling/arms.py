@@ -299,7 +299,11 @@ def compare_arms(
                                       target_accept=target_accept)
     warnings = comparability_warnings(runs, posteriors, by)
     for name, f in fits.items():
-        warnings += [f"{'the joint fit' if not name else f'arm {name!r}'}: {m}" for m in f.diagnostics().messages]
+        diag = f.diagnostics()
+        if diag.has_errors:
+            warnings.append(f"{'the joint fit' if not name else f'the fit of arm {name!r}'} failed its diagnostics "
+                            f"gate ({diag.messages[0]}{'; ...' if len(diag.messages) > 1 else ''}): do not trust "
+                            "the probabilities and intervals; draw more (--draws) or check the runs")
     flops = runs["flops"].to_numpy(dtype=float)
     grid = np.logspace(np.log10(flops.min()), np.log10(max(flops.max(), c.max()) * 10), 60)
     return ArmsComparison(
