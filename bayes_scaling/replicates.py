@@ -207,7 +207,7 @@ def fit_replicates(
 def _start(card: ModelCard, cells: pd.DataFrame) -> dict[str, float]:
     """A starting point: approach 3 on the cell means; noise scales from the within- and between-cell spreads."""
     means = pd.DataFrame({"params": cells["params"], "tokens": cells["tokens"], "loss": np.exp(cells["mean_log_loss"])})
-    point = dict(fit_huber(means).point) if card.law.name == "chinchilla" else {}
+    point = dict(fit_huber(means, n_best=4).point) if card.law.name == "chinchilla" else {}
     pooled = cells["ss"].sum() / max(float((cells["n"] - 1).sum()), 1.0)
     point["sigma_run"] = float(np.clip(np.sqrt(pooled), 1e-4, 0.2))
     point["sigma_misfit"] = float(np.clip(np.std(cells["mean_log_loss"]) * 0.05, 1e-4, 0.2))

@@ -144,13 +144,22 @@ def test_arms_report_section_draws_the_frontiers(comparison):
     assert "frontiers" in report.html and "<img" in report.html
 
 
-def test_cli_compare_arms_prints_json(tmp_path, capsys):
+def test_cli_compare_arms_prints_json(comparison, tmp_path, capsys, monkeypatch):
+    # The CLI's own work (mapping --by, checks, output) on the fixture's comparison, without a second fit.
+    seen = {}
+
+    def stub(table, budgets, **options):
+        seen.update(options, arms=sorted(set(table["group"])), budgets=list(budgets))
+        return comparison
+
+    monkeypatch.setattr("bayes_scaling.arms.compare_arms", stub)
     path = tmp_path / "runs.csv"
     two_arms().to_csv(path, index=False)
     code = main(["compare-arms", str(path), "--by", "mix", "--budget", "1e20", "--budget", "1e24", "--chains", "2",
                  "--warmup", "200", "--draws", "200", "--format", "json"])
     out = capsys.readouterr().out
     assert code == 0
+    assert seen["arms"] == ["a", "b"] and seen["budgets"] == [1e20, 1e24] and seen["by"] == "group"
     result = json.loads(out)
     assert result["arms"] == ["a", "b"] and result["joint"] and result["by"] == "mix"
     assert sum(r["p_lowest"] for r in result["wins"] if r["compute"] == 1e24) == pytest.approx(1.0)
