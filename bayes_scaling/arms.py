@@ -225,16 +225,20 @@ def frontier_table(arms: Sequence[str], loss_grid: np.ndarray, budgets: np.ndarr
 
 
 def arm_posteriors(runs: pd.DataFrame, arms: Sequence[str], card: ModelCard, *, by: str = GROUP_COLUMN,
-                   **fit_options: object) -> tuple[dict[str, Fit], dict[str, Posterior]]:
-    """Fit the arms (jointly with a pooled card, else one by one) and return the fits and each arm's draws."""
+                   chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,
+                   target_accept: float = 0.9) -> tuple[dict[str, Fit], dict[str, Posterior]]:
+    """Fit the arms (jointly with a pooled card, else one by one, seeds ``seed + i``) and return the fits
+    (key ``""`` for the joint one) and each arm's draws."""
     labels = runs[by].astype(str)
+
+    def one(table: pd.DataFrame, offset: int) -> Fit:
+        return fit_runs(table, card, chains=chains, warmup=warmup, draws=draws, seed=seed + offset,
+                        target_accept=target_accept)
+
     if card.pooling:
-        joint = fit_runs(runs.assign(**{GROUP_COLUMN: labels}), card, **fit_options)  # type: ignore[arg-type]
+        joint = one(runs.assign(**{GROUP_COLUMN: labels}), 0)
         return {"": joint}, {arm: joint.posterior_draws(arm) for arm in arms}
-    seed = int(fit_options.pop("seed", 0))  # type: ignore[call-overload]
-    fits = {arm: fit_runs(runs[labels == arm].assign(**{GROUP_COLUMN: arm}), card, seed=seed + i,
-                          **fit_options)  # type: ignore[arg-type]
-            for i, arm in enumerate(arms)}
+    fits = {arm: one(runs[labels == arm].assign(**{GROUP_COLUMN: arm}), i) for i, arm in enumerate(arms)}
     return fits, {arm: f.posterior_draws() for arm, f in fits.items()}
 
 
