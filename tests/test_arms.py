@@ -126,6 +126,7 @@ def comparison():
     return compare_arms(runs, [1e20, 1e24], chains=2, warmup=300, draws=300, seed=1, target_accept=0.95)
 
 
+@pytest.mark.slow  # one joint NUTS fit (~30 s quiet), shared by the three tests
 def test_compare_arms_on_generated_data_ranks_the_arms_and_finds_the_crossover(comparison):
     wins = comparison.wins.to_frame()
     assert np.allclose(wins.groupby("compute")["p_lowest"].sum(), 1.0)
@@ -137,6 +138,7 @@ def test_compare_arms_on_generated_data_ranks_the_arms_and_finds_the_crossover(c
     assert comparison.joint and set(comparison.frontiers["arm"]) == {"a", "b"}
 
 
+@pytest.mark.slow
 def test_arms_report_section_draws_the_frontiers(comparison):
     report = render_report(comparison.fits[""], [1e22], group="a", sections=[], arms=comparison)
     section = report.data["sections"]["arms"]
@@ -144,6 +146,7 @@ def test_arms_report_section_draws_the_frontiers(comparison):
     assert "frontiers" in report.html and "<img" in report.html
 
 
+@pytest.mark.slow
 def test_cli_compare_arms_prints_json(comparison, tmp_path, capsys, monkeypatch):
     # The CLI's own work (mapping --by, checks, output) on the fixture's comparison, without a second fit.
     seen = {}
