@@ -57,6 +57,7 @@ _LAZY = {
     "allocation_exponents": "comparison", "compare_param_counts": "comparison",
     "average": "averaging", "ModelAverage": "averaging",
     "compare_arms": "arms", "ArmsComparison": "arms", "plot_arm_frontiers": "report.analysis_figures",
+    "fit_replicates": "replicates", "ReplicateFit": "replicates",
     "decide": "decisions", "best_plan": "decisions", "target_probability": "decisions",
     "cheapest_compute": "decisions", "compare_plans": "decisions", "next_run_value": "decisions",
     "Constraints": "decisions",
