@@ -8,8 +8,8 @@ flips (the crossover), all integrated over the posterior.
 
 How the arms are fitted follows the card:
 
-* a pooled card (default ``hierarchical``: shared alpha and beta, per-arm E, A, B
-  partially pooled) fits all arms **jointly** on the ``group`` column; the draws of the
+* a pooled card (default ``arms``: the hierarchical card, non-centred; shared alpha and
+  beta, per-arm E, A, B partially pooled) fits all arms **jointly** on the ``group`` column; the draws of the
   arms come from one posterior, so their differences carry the correlation the shared
   exponents create. This is the default because an arm of 8-20 runs cannot pin down its
   own exponents, and arms trained the same way rarely differ in them.
@@ -43,7 +43,7 @@ from .posterior import Posterior
 from .tables import Table, check_level, credible_interval
 
 #: The card arms are fitted with unless another is given: shared exponents, pooled E, A, B.
-ARMS_CARD = "hierarchical"
+ARMS_CARD = "arms"
 #: Fewest runs an arm may have (as a single fit: five law parameters plus noise).
 MIN_ARM_RUNS = MIN_RUNS
 #: Arms whose irreducible losses E differ by more than this factor are warned about.
@@ -267,7 +267,7 @@ def compare_arms(
         Compute budgets (FLOPs) at which to rank the arms.
     by : str, default "group"
         Column of arm labels.
-    card : str or ModelCard, default "hierarchical"
+    card : str or ModelCard, default "arms"
         A pooled card fits the arms jointly (shared exponents); any other card fits
         each arm on its own.
     level : float, default 0.9

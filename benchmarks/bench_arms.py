@@ -103,14 +103,22 @@ def summarise(rows: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=40)
+    parser.add_argument("--first", type=int, default=0, help="index of the first study (to split the studies "
+                        "over processes; then summarise the merged --out files with --summarise)")
+    parser.add_argument("--summarise", type=Path, nargs="*", default=None, help="only summarise these --out files")
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--draws", type=int, default=400)
     parser.add_argument("--out", type=Path, default=None, help="append one JSON line per study, then the summary")
     args = parser.parse_args()
+    if args.summarise is not None:
+        rows = [json.loads(line) for path in args.summarise for line in path.read_text().splitlines()
+                if '"study"' in line and '"benchmark"' not in line]
+        emit("compare-arms: crossover coverage and win-probability calibration", [summarise(rows)], None)
+        return
     print(machine())
     fit_kwargs = {"chains": args.chains, "warmup": args.draws, "draws": args.draws, "target_accept": 0.95}
     rows = []
-    for i in range(args.studies):
+    for i in range(args.first, args.first + args.studies):
         rows.append(run_study(i, fit_kwargs))
         print(json.dumps(rows[-1]), flush=True)
         if args.out is not None:

@@ -311,9 +311,9 @@ def compare_arms(
     runs: RunsArg,
     by: Annotated[str, typer.Option(help="Column naming each run's arm (data mix, tokeniser, architecture).")],
     budget: Annotated[list[str], typer.Option(help="Compute budget in FLOPs at which to rank the arms, repeatable.")],
-    card: Annotated[str, typer.Option(help="Model card: a pooled card (default hierarchical: shared exponents) fits "
+    card: Annotated[str, typer.Option(help="Model card: a pooled card (default arms: hierarchical, non-centred) fits "
                                            "the arms jointly, any other card fits each arm on its own.")
-                    ] = "hierarchical",
+                    ] = "arms",
     seed: Annotated[int, typer.Option(help="Random seed of the fits.")] = 0,
     chains: ChainsOpt = 4,
     warmup: WarmupOpt = 1000,
