@@ -56,6 +56,8 @@ _LAZY = {
     "loo": "comparison", "plot_comparison": "report.analysis_figures",
     "allocation_exponents": "comparison", "compare_param_counts": "comparison",
     "average": "averaging", "ModelAverage": "averaging",
+    "compare_arms": "arms", "ArmsComparison": "arms", "plot_arm_frontiers": "report.analysis_figures",
+    "fit_replicates": "replicates", "ReplicateFit": "replicates",
     "decide": "decisions", "best_plan": "decisions", "target_probability": "decisions",
     "cheapest_compute": "decisions", "compare_plans": "decisions", "next_run_value": "decisions",
     "Constraints": "decisions", "plan_study": "decisions.design", "score_design": "decisions.design",

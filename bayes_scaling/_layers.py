@@ -28,11 +28,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("laws and cards", ("laws", "discrepancy", "cards")),
     ("model", ("model", "huber", "noise", "task_model", "task_baseline")),
     ("posterior", ("posterior", "fitfile", "diagnostics", "fitted", "prediction", "discrepancy_evidence")),
-    ("inference", ("nuts", "sampling", "discrepancy_scale", "task_inference", "inference")),
+    ("inference", ("nuts", "sampling", "discrepancy_scale", "task_inference", "inference", "replicates")),
     ("allocation", ("allocation", "task_prediction")),
     ("decisions", ("decisions",)),
     ("analyses", ("approaches", "comparison", "averaging", "backtesting", "sensitivity_analysis",
-                  "calibration_evidence", "calibration", "task_backtest")),
+                  "calibration_evidence", "calibration", "task_backtest", "arms")),
     ("report", ("report",)),
     ("cli", ("cli",)),
 )

@@ -16,7 +16,14 @@ Canonical columns
     Optional, the number of experts of a routed (mixture-of-experts) model, at least 1
     (1: dense); used by the routed-model law, whose ``params`` is the dense model's size.
 ``group``, ``name``
-    Optional labels (model family / dataset, run name).
+    Optional labels (model family / dataset / arm, run name).
+``eval_set``
+    Optional label of the held-out set the loss was measured on (``compare-arms`` warns
+    when arms differ in it).
+``replicate``
+    Optional label of a run's seed: runs of the same (N, D) with different labels are
+    replicates, which inform run-to-run noise (:mod:`bayes_scaling.replicates`); the same
+    (N, D) and label twice is an error.
 
 Any other column whose values are all numbers (or empty) travels with the runs under its
 name stripped of surrounding spaces: metric columns such as ``hellaswag_bpb``,
@@ -39,7 +46,7 @@ from .errors import RunTableError
 from .units import COLUMN_MINIMUM, parse_quantity
 
 NUMERIC_COLUMNS = ("params", "tokens", "loss", "flops", "unique_tokens", "epochs", "embedding_params", "experts")
-LABEL_COLUMNS = ("group", "name")
+LABEL_COLUMNS = ("group", "name", "eval_set", "replicate")
 #: Runs with fewer rows than this cannot identify a five-parameter law plus noise.
 MIN_RUNS = 8
 
@@ -96,6 +103,11 @@ def load_runs(
     table.attrs["source"] = label
     table.attrs["sha256"] = digest
     return validate_runs(table, label=label, min_runs=min_runs)
+
+
+def source_columns(source: str | Path | pd.DataFrame) -> list[str]:
+    """The column names of a run table as written in its file (before any mapping to canonical names)."""
+    return [str(c) for c in _read(source)[0].columns]
 
 
 def _read(source: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
@@ -355,13 +367,24 @@ def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: i
                 f"{label}: column {col!r} has only {distinct} distinct value(s); the law's exponent for "
                 f"{col} cannot be identified without at least 3 different {col}"
             )
-    key = table[["params", "tokens", *(["experts"] if "experts" in table else [])]]
-    dup = key.duplicated(keep="first")
+    for col in ("eval_set", "replicate"):
+        if col in table:
+            blank = table[col].astype(str).str.strip().str.lower().isin(("", "nan", "none", "na", "null"))
+            if blank.any():
+                row = int(np.flatnonzero(blank.to_numpy())[0])
+                raise RunTableError(f"{label}: {row_name(table, row)}, column {col!r} is empty; give every run "
+                                    f"its {'evaluation set' if col == 'eval_set' else 'replicate (seed) label'}")
+    # Runs of different arms (group) or seeds (replicate) at one (N, D) are distinct on purpose.
+    names = ["params", "tokens", *(c for c in ("experts", "group", "replicate") if c in table)]
+    dup = table[names].duplicated(keep="first")
     if dup.any():
         first = [row_name(table, int(i)) for i in np.flatnonzero(dup.to_numpy())[:5]]
         rows = (f"{'rows' if first[0].startswith('row') else 'index labels'} "
                 f"{', '.join(r.split(' ', 1)[1] for r in first)}")
-        what = "params, tokens and experts" if "experts" in table else "params and tokens"
+        what = f"{', '.join(names[:-1])} and {names[-1]}"
+        if "replicate" in table:
+            raise RunTableError(f"{label}: {int(dup.sum())} run(s) repeat the {what} of an earlier run ({rows}); "
+                                "each replicate of an (N, D) needs its own label in column 'replicate'")
         warnings.warn(
             f"{label}: {int(dup.sum())} run(s) repeat the {what} of an earlier run ({rows}); they are kept as "
             "independent observations",

@@ -1,4 +1,4 @@
-"""CLI verbs that run many fits: compare (PSIS-LOO), backtest, sensitivity."""
+"""CLI verbs that run many fits: compare (PSIS-LOO), backtest, sensitivity, compare-arms."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 
 from ..diagnostics import BOOTSTRAP_CONVERGED_MIN
 from ..errors import InputError
+from ..units import format_quantity
 from ._shared import (
     ChainsOpt,
     ColumnOpt,
@@ -374,3 +375,77 @@ def calibrate(
     else:
         _print_table(f"Backtests before (card {base.name!r}) -> after (learnt)",
                      ["table", "split", "held out", "90% covered", "50% covered", "log pred. density"], rows)
+
+
+@app.command("compare-arms")
+def compare_arms(
+    runs: RunsArg,
+    by: Annotated[str, typer.Option(help="Column naming each run's arm (data mix, tokeniser, architecture).")],
+    budget: Annotated[list[str], typer.Option(help="Compute budget in FLOPs at which to rank the arms, repeatable.")],
+    card: Annotated[str, typer.Option(help="Model card: a pooled card (default arms: hierarchical, non-centred) fits "
+                                           "the arms jointly, any other card fits each arm on its own.")
+                    ] = "arms",
+    seed: Annotated[int, typer.Option(help="Random seed of the fits.")] = 0,
+    chains: ChainsOpt = 4,
+    warmup: WarmupOpt = 1000,
+    draws: DrawsOpt = 1000,
+    target_accept: TargetAcceptOpt = 0.9,
+    level: LevelOpt = 0.9,
+    plot: Annotated[Path | None, typer.Option(help="Also save the arms' frontiers with bands to this image.")] = None,
+    column: ColumnOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Which arm gives the lowest loss at each budget (each at its own compute-optimal plan), and where that flips."""
+    from ..allocation import as_budgets
+    from ..arms import MIN_ARM_RUNS, arm_labels
+    from ..cards import GROUP_COLUMN, load_card
+    from ..data import load_runs, source_columns
+    from ..errors import RunTableError
+    from ..report.analysis_figures import plot_arm_frontiers
+
+    _check_format(fmt)
+    check_sampler(chains=chains, warmup=warmup, draws=draws, target_accept=target_accept, seed=seed)
+    check_open_interval(level, "--level")
+    check_figure_output(plot, [runs])
+    budgets = as_budgets(budget)
+    columns = _columns(column)
+    if by != GROUP_COLUMN:
+        found = source_columns(runs)
+        if by not in found:
+            raise InputError(f"--by: {runs} has no column {by!r} to split the runs into arms; its columns are {found}")
+        columns[GROUP_COLUMN] = by
+    table = load_runs(runs, columns)
+    try:
+        arms = arm_labels(table, GROUP_COLUMN, min_runs=MIN_ARM_RUNS)
+    except RunTableError as exc:
+        raise InputError(f"--by {by}: {str(exc).replace(repr(GROUP_COLUMN), repr(by))}") from None
+    fitted_card = load_card(card)
+    check_covariates(table, [fitted_card])
+    from ..arms import compare_arms as run_compare
+
+    how = "jointly" if fitted_card.pooling else "one by one"
+    say(f"fitting {len(table)} runs from {runs}, arms {', '.join(arms)} (column {by}), {how} with card {card}")
+    result = run_compare(table, budgets, by=GROUP_COLUMN, card=fitted_card, level=level, chains=chains,
+                         warmup=warmup, draws=draws, seed=seed, target_accept=target_accept)
+    for message in result.warnings:
+        warn(message)
+    if plot is not None:
+        save_figure(plot_arm_frontiers(result), plot)
+        say(f"saved the arms' frontiers to {plot}")
+    if fmt == "json":
+        _json({"by": by, "card": fitted_card.name, "joint": result.joint, "level": level, "arms": result.arms,
+               "wins": result.wins.rows(), "crossovers": result.crossovers.rows(), "warnings": result.warnings})
+    elif fmt == "csv":
+        sys.stdout.write(result.wins.to_csv())
+    else:
+        pct = f"{level:.0%}"
+        _print_table(f"Arms by {by}: each at its own compute-optimal plan ({pct} intervals)",
+                     ["compute (FLOPs)", "arm", "P(lowest loss)", "loss at optimum", "minus best other arm"],
+                     [[format_quantity(r["compute"]), r["arm"], f"{r['p_lowest']:.2f}",
+                       _fmt_interval(r, "loss_opt", "loss"),
+                       f"{r['diff']:+.4f} [{r['diff_lo']:+.4f}, {r['diff_hi']:+.4f}]"] for r in result.wins.rows()])
+        _print_table(f"Crossovers: where the ranking of two arms flips ({pct} intervals)",
+                     ["arms", "P(flips in range)", "crossover (FLOPs)", "wins below / above"],
+                     [[f"{r['arm_a']} vs {r['arm_b']}", f"{r['p_crossover']:.2f}",
+                       _fmt_interval(r, "crossover") if r["below"] else "none",
+                       f"{r['below']} / {r['above']}" if r["below"] else "n/a"] for r in result.crossovers.rows()])

@@ -1,4 +1,4 @@
-"""CLI verbs that make and inspect fits: simulate, fit, summary, cards."""
+"""CLI verbs that make and inspect fits: simulate, fit, summary, cards, replicates."""
 
 from __future__ import annotations
 
@@ -210,3 +210,55 @@ def cards(fmt: FormatOpt = "table") -> None:
     else:
         _print_table("Bundled model cards", ["card", "law", "formula"],
                      [[r["card"], r["law"], r["formula"]] for r in rows])
+
+
+@app.command()
+def replicates(
+    runs: RunsArg,
+    card: Annotated[str, typer.Option(help="Unpooled card of a law in params and tokens: its priors.")] = "chinchilla",
+    seed: Annotated[int, typer.Option(help="Random seed of the sampler.")] = 0,
+    chains: ChainsOpt = 2,
+    warmup: WarmupOpt = 1000,
+    draws: DrawsOpt = 1000,
+    target_accept: TargetAcceptOpt = 0.9,
+    level: LevelOpt = 0.9,
+    column: ColumnOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Tell run-to-run (seed) noise from the law's misfit, using repeated runs of the same (N, D)."""
+    from ..cards import load_card
+    from ..data import load_runs
+    from ..replicates import fit_replicates
+    from .checks import check_open_interval
+
+    _check_format(fmt)
+    check_sampler(chains=chains, warmup=warmup, draws=draws, target_accept=target_accept, seed=seed)
+    check_open_interval(level, "--level")
+    table = load_runs(runs, _columns(column))
+    chosen = load_card(card)
+    say(f"fitting the replicate model to {len(table)} runs from {runs} with card {card}")
+    result = fit_replicates(table, chosen, chains=chains, warmup=warmup, draws=draws, seed=seed,
+                            target_accept=target_accept)
+    if result.divergences:
+        say(f"warning: {result.divergences} divergent transition(s); raise --target-accept")
+    summary = result.summary(level)
+    check = result.rerun_check(level, seed=seed)
+    if fmt == "json":
+        _json({"level": level, "cells": len(result.cells), "replicated_cells": len(check),
+               "summary": summary.reset_index().to_dict(orient="records"),
+               "reruns": check.to_dict(orient="records")})
+    elif fmt == "csv":
+        sys.stdout.write(summary.to_csv())
+    else:
+        pct = f"{level:.0%}"
+        _print_table(f"Noise on log loss: run-to-run (seeds) vs the law's misfit ({len(check)} of "
+                     f"{len(result.cells)} (N, D) cells replicated; {pct} intervals)",
+                     ["parameter", "median", "interval", "R-hat"],
+                     [[name, f"{r['median']:.4g}", f"[{r['lo']:.4g}, {r['hi']:.4g}]", f"{r['r_hat']:.3f}"]
+                      for name, r in summary.iterrows()])
+        _print_table(f"Replicated cells: observed spread of log loss vs the model's {pct} interval",
+                     ["params", "tokens", "runs", "spread", "predicted", "inside"],
+                     [[f"{r['params']:.3g}", f"{r['tokens']:.3g}", str(r["n"]), f"{r['spread']:.4f}",
+                       f"[{r['spread_pred_lo']:.4f}, {r['spread_pred_hi']:.4f}]", "yes" if r["covered"] else "NO"]
+                      for r in check.to_dict(orient="records")])
+

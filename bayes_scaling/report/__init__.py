@@ -18,10 +18,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..arms import ArmsComparison
 from ..averaging import ModelAverage
 from ..errors import InputError, OutputFileError
 from ..files import check_output
 from ..provenance import package_versions
+from .arms_section import arms_section
 from .averaging_section import averaging_section
 from .backtest_section import BacktestSource, backtest_records, backtest_section
 from .content import ReportContext, default_budgets
@@ -63,7 +65,7 @@ def render_report(fit: Fit | ModelAverage, budgets: Sequence[float | str] | floa
                   sections: Sequence[SectionFn] = DEFAULT_SECTIONS, extra_sections: Sequence[SectionFn] = (),
                   title: str | None = None, group: str | None = None,
                   decision: DecisionRequest | None = None, backtest: BacktestSource | None = None,
-                  held_out: pd.DataFrame | None = None) -> Report:
+                  held_out: pd.DataFrame | None = None, arms: ArmsComparison | None = None) -> Report:
     """Render a report of a fit in memory (no files); see :func:`write_report`."""
     start = time.perf_counter()
     average = None
@@ -74,6 +76,8 @@ def render_report(fit: Fit | ModelAverage, budgets: Sequence[float | str] | floa
     if backtest is not None:
         # checked first: a bad backtest file fails before any figure is drawn
         extra_sections = [partial(backtest_section, records=backtest_records(backtest)), *extra_sections]
+    if arms is not None:
+        extra_sections = [partial(arms_section, result=arms), *extra_sections]
     ctx = ReportContext.build(fit, budgets, level, group)
     ctx.average = average
     if decision is not None:
@@ -114,7 +118,8 @@ def write_report(fit: Fit | ModelAverage, out_html: str | Path,
                  budgets: Sequence[float | str] | float | str | None = None, level: float = 0.9, *,
                  sections: Sequence[SectionFn] = DEFAULT_SECTIONS, extra_sections: Sequence[SectionFn] = (),
                  title: str | None = None, group: str | None = None, decision: DecisionRequest | None = None,
-                 backtest: BacktestSource | None = None, held_out: pd.DataFrame | None = None) -> Path:
+                 backtest: BacktestSource | None = None, held_out: pd.DataFrame | None = None,
+                 arms: ArmsComparison | None = None) -> Path:
     """Write the HTML report of a fit, with ``<stem>.json`` and ``<stem>.md`` beside it.
 
     Sections, in order: recommended allocation, data, posterior predictive check,
@@ -158,6 +163,10 @@ def write_report(fit: Fit | ModelAverage, out_html: str | Path,
         drawn in the "Task" section and scored (share inside one run's predictive interval).
         A task fit's report always has that section: both steps with bands, the accuracy at
         each budget, and whether the runs identify the sigmoid's floor and ceiling.
+    arms : ArmsComparison, optional
+        A comparison of arms (:func:`bayes_scaling.arms.compare_arms`): adds an "Arms"
+        section with the arms' frontiers and bands, win probabilities and crossovers.
+        Pass its joint fit (``arms.fits[""]``) as ``fit`` with ``group=`` an arm.
 
     Returns
     -------
@@ -167,7 +176,7 @@ def write_report(fit: Fit | ModelAverage, out_html: str | Path,
     """
     paths = check_report_outputs(out_html, create_folder=True)
     report = render_report(fit, budgets, level, sections=sections, extra_sections=extra_sections, title=title,
-                           group=group, decision=decision, backtest=backtest, held_out=held_out)
+                           group=group, decision=decision, backtest=backtest, held_out=held_out, arms=arms)
     html_path, json_path, md_path = paths
     write_files({json_path: to_json(report.data), md_path: report.markdown, html_path: report.html})
     return html_path

@@ -1,4 +1,6 @@
-"""Figures of the analyses (backtests, card comparison, fit-region sensitivity), for the report, the CLI and notebooks.
+"""Figures of the analyses (backtests, card comparison, fit-region sensitivity, arms).
+
+For the report, the CLI and notebooks.
 
 The analyses (:mod:`bayes_scaling.backtesting`, :mod:`bayes_scaling.comparison`,
 :mod:`bayes_scaling.sensitivity_analysis`) compute tables; drawing them is this layer's job.
@@ -14,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..arms import ArmsComparison
 from ..backtesting import BacktestResult, split_label
 from ..errors import InputError
 
@@ -122,4 +125,36 @@ def plot_sensitivity(table: pd.DataFrame) -> Figure:
     return fig
 
 
-__all__ = ["plot_calibration", "plot_comparison", "plot_predictions", "plot_sensitivity"]
+
+
+def plot_arm_frontiers(result: ArmsComparison) -> Figure:
+    """Each arm's compute-optimal loss against compute, with its credible band.
+
+    Dotted vertical lines: the budgets compared; grey spans: the crossovers' intervals.
+
+    Parameters
+    ----------
+    result : ArmsComparison
+        From :func:`bayes_scaling.arms.compare_arms`.
+    """
+    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    ax = fig.subplots()
+    front = result.frontiers
+    for arm in result.arms:
+        at = front["arm"] == arm
+        c = front["compute"][at]
+        line = ax.plot(c, front["loss_opt"][at], label=arm)[0]
+        ax.fill_between(c, front["loss_opt_lo"][at], front["loss_opt_hi"][at], color=line.get_color(), alpha=0.2)
+    for budget in np.unique(result.wins["compute"]):
+        ax.axvline(budget, color="0.5", lw=0.8, ls=":")
+    cross = result.crossovers
+    for lo, hi in zip(cross["crossover_lo"], cross["crossover_hi"], strict=True):
+        if np.isfinite(lo) and np.isfinite(hi):
+            ax.axvspan(lo, hi, color="0.85", zorder=0)
+    ax.set(xscale="log", xlabel="compute C (FLOPs)", ylabel="loss at the compute-optimal plan (nats/token)",
+           title=f"Arms' frontiers, {result.level:.0%} bands")
+    ax.legend(fontsize="small")
+    return fig
+
+
+__all__ = ["plot_arm_frontiers", "plot_calibration", "plot_comparison", "plot_predictions", "plot_sensitivity"]
