@@ -126,14 +126,18 @@ def _laplace_draws(card: bs.ModelCard, runs: pd.DataFrame, draws: int = 4000) ->
     x = model_module.covariates(runs, card)
     args = ({k: jnp.asarray(v) for k, v in x.items()},)
     kwargs = {"log_loss": jnp.asarray(np.log(runs["loss"].to_numpy(float)))}
-    u0, unravel = ravel_pytree(unconstrain_fn(model, args, kwargs, {**bs.EXAMPLE_TRUTH, "sigma": 0.01}))
+    start = {**bs.EXAMPLE_TRUTH, "sigma": 0.01}
+    for scale, (exponent, ref) in model_module.ridge_sites(card).items():  # the sampler's coordinates of A, B
+        start[model_module.ridge_site_name(scale)] = np.log(start.pop(scale)) - start[exponent] * ref
+    u0, unravel = ravel_pytree(unconstrain_fn(model, args, kwargs, start))
     energy = jax.jit(lambda u: potential_energy(model, args, kwargs, unravel(u)))
     value_and_grad = jax.jit(jax.value_and_grad(energy))
     mode = minimize(lambda u: tuple(np.asarray(v, float) for v in value_and_grad(u)), np.asarray(u0), jac=True,
                     method="L-BFGS-B", options={"maxiter": 5000, "ftol": 1e-14, "gtol": 1e-8}).x
     cov = np.linalg.inv(np.asarray(jax.hessian(energy)(jnp.asarray(mode))))
     u = np.random.default_rng(0).multivariate_normal(mode, cov, size=draws)
-    return {k: np.asarray(v) for k, v in jax.vmap(lambda v: constrain_fn(model, args, kwargs, unravel(v)))(u).items()}
+    return {k: np.asarray(v) for k, v in jax.vmap(
+        lambda v: constrain_fn(model, args, kwargs, unravel(v), return_deterministic=True))(u).items()}
 
 
 @pytest.mark.slow
