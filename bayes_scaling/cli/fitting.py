@@ -27,6 +27,7 @@ from ._shared import (
     app,
     err,
     say,
+    warn,
 )
 from .checks import check_covariates, check_fit_output, check_positive, check_sampler, check_seed, check_task
 
@@ -240,7 +241,7 @@ def replicates(
     result = fit_replicates(table, chosen, chains=chains, warmup=warmup, draws=draws, seed=seed,
                             target_accept=target_accept)
     if result.divergences:
-        say(f"warning: {result.divergences} divergent transition(s); raise --target-accept")
+        warn(f"{result.divergences} divergent transition(s); raise --target-accept")
     summary = result.summary(level)
     check = result.rerun_check(level, seed=seed)
     if fmt == "json":
