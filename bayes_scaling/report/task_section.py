@@ -28,6 +28,7 @@ import pandas as pd
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 
+from .. import metrics
 from ..cards import Task
 from ..laws.sigmoid import LINK_PARAMETERS, accuracy
 from ..task_backtest import predictive_accuracy, score_accuracy
@@ -37,6 +38,7 @@ from ..units import format_quantity
 from .content import ReportContext
 from .figures import DATA, POSTERIOR, STYLE
 from .html import Section, escape, figure, markdown_table, table
+from .sections import interval
 
 #: A bound counts as reached when the runs get this far from the other one, in the sigmoid's share.
 REACHED = 0.8
@@ -63,7 +65,8 @@ def task_section(ctx: ReportContext, *, held_out: pd.DataFrame | None = None) ->
     via = task.via or "the law's value (latent)"
     headers = ["compute C (FLOPs)", "parameters N", "tokens D", f"{via} (law)", f"{task.metric} (law)",
                f"{task.metric} (one run)"]
-    rows = [[f"{r['compute']:.3g}", _count(r, "params_opt"), _count(r, "tokens_opt"), _num(r, "loss_opt", ".3f"),
+    rows = [[f"{r['compute']:.3g}", *(interval(r[q], r[f"{q}_lo"], r[f"{q}_hi"]) for q in ("params_opt", "tokens_opt")),
+             _num(r, "loss_opt", ".3f"),
              _num(r, "metric_opt", ".1%"), _num(r, "metric_opt_predictive", ".1%")] for r in alloc.rows()]
     body = figure(plot_task(ctx, task, metric, inter, link, held_out),
                   f"Step 1: {via} against compute; step 2: {task.metric} against {via}",
@@ -109,7 +112,7 @@ def identification(task: Task, link: dict[str, np.ndarray], inter: np.ndarray | 
             reached = float("nan")
         else:
             x = np.min(inter) if sign > 0 else np.max(inter)
-            share = 1.0 / (1.0 + np.exp(-link["slope"] * (link["midpoint"] - x)))
+            share = accuracy({"floor": 0.0, "ceiling": 1.0, "slope": link["slope"], "midpoint": link["midpoint"]}, x)
             reached = float(np.median(share if sign > 0 else 1.0 - share))
         ratio = float(np.std(link[bound]) / np.std(prior[bound]))
         identified = bool(reached >= REACHED and ratio <= PRIOR_SD_RATIO)
@@ -140,13 +143,12 @@ def _held_out_scores(ctx: ReportContext, held_out: pd.DataFrame) -> dict[str, An
     observed, _ = task_columns(held_out, task)
     draws, _ = predictive_accuracy(ctx.fit, held_out)
     scores = score_accuracy(observed, draws, None)
-    level_lo, level_hi = ctx.tail
-    lo, hi = np.quantile(draws, [level_lo, level_hi], axis=0)
+    lo, hi = metrics.interval(draws, ctx.level)
     covered = int(np.sum((observed >= lo) & (observed <= hi)))
     return {"n": len(held_out), "covered": covered, "median_abs_error": float(scores["abs_error"].median()),
             "runs": [{"name": str(n), "observed": float(o), "median": float(m), "lo": float(a), "hi": float(b)}
                      for n, o, m, a, b in zip(held_out.get("name", pd.Series(range(len(held_out)))).astype(str),
-                                              observed, np.median(draws, axis=0), lo, hi, strict=True)]}
+                                              observed, scores["median"], lo, hi, strict=True)]}
 
 
 def plot_task(ctx: ReportContext, task: Task, metric: np.ndarray, inter: np.ndarray,
@@ -209,10 +211,6 @@ def plot_task(ctx: ReportContext, task: Task, metric: np.ndarray, inter: np.ndar
         ax2.legend(loc="best")
         fig.tight_layout()
     return fig
-
-
-def _count(row: dict[str, Any], name: str) -> str:
-    return f"{format_quantity(row[name])} [{format_quantity(row[name + '_lo'])}, {format_quantity(row[name + '_hi'])}]"
 
 
 def _num(row: dict[str, Any], name: str, spec: str) -> str:
