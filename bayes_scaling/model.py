@@ -161,6 +161,18 @@ def ridge_site_name(scale: str) -> str:
     return f"log_{scale}_ref"
 
 
+def sampler_values(card: ModelCard, values: Mapping[str, float]) -> dict[str, float]:
+    """Values of the card's parameters as its model samples them: each scale on a ridge
+    (:func:`ridge_sites`) replaced by ``log_<scale>_ref`` (see :func:`law_sites`); for a start.
+    A scale given without its exponent (or not given) is left as it is."""
+    out = dict(values)
+    for scale, (exponent, ref) in ridge_sites(card).items():
+        if scale not in out or exponent not in out:
+            continue
+        out[ridge_site_name(scale)] = float(np.log(out.pop(scale)) - out[exponent] * ref)
+    return out
+
+
 def law_sites(card: ModelCard, x: Mapping[str, Array]) -> dict[str, Array]:
     """Sample the law's parameters (a NumPyro model fragment); returns them by name.
 

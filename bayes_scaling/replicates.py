@@ -38,6 +38,7 @@ from numpyro.infer import MCMC, NUTS, init_to_value
 from .cards import GROUP_COLUMN, ModelCard, load_card
 from .errors import InputError, RunTableError
 from .huber import fit_huber
+from .model import law_sites, sampler_values
 from .tables import check_level, check_seed, credible_interval
 
 REPLICATE_COLUMN = "replicate"
@@ -70,8 +71,9 @@ def build_replicate_model(card: ModelCard) -> Callable[..., None]:
 
     def model(log_params: jax.Array, log_tokens: jax.Array, n: jax.Array, mean_log_loss: jax.Array,
               ss: jax.Array) -> None:
-        theta = {name: numpyro.sample(name, prior.to_numpyro()) for name, prior in card.priors.items()}
-        loc = card.law.log_loss(theta, {"log_params": log_params, "log_tokens": log_tokens})
+        x = {"log_params": log_params, "log_tokens": log_tokens}
+        theta = law_sites(card, x)  # A and B in the sampler's ridge coordinates, as every fit
+        loc = card.law.log_loss(theta, x)
         sigma_run = numpyro.sample("sigma_run", card.sigma.to_numpyro())
         sigma_misfit = numpyro.sample("sigma_misfit", card.sigma.to_numpyro())
         with numpyro.plate("cell", n.shape[0]):
@@ -213,7 +215,7 @@ def _start(card: ModelCard, cells: pd.DataFrame) -> dict[str, float]:
     pooled = cells["ss"].sum() / max(float((cells["n"] - 1).sum()), 1.0)
     point["sigma_run"] = float(np.clip(np.sqrt(pooled), 1e-4, 0.2))
     point["sigma_misfit"] = float(np.clip(np.std(cells["mean_log_loss"]) * 0.05, 1e-4, 0.2))
-    return {k: v for k, v in point.items() if k in card.priors or k in NOISE_SITES}
+    return sampler_values(card, {k: v for k, v in point.items() if k in card.priors or k in NOISE_SITES})
 
 
 __all__ = ["NOISE_SITES", "REPLICATE_COLUMN", "ReplicateFit", "build_replicate_model", "fit_replicates",

@@ -37,7 +37,7 @@ from .errors import ConvergenceWarning, InputError
 from .fitted import Fit, build_datatree, fit_attrs
 from .huber import fit_huber
 from .laws.sigmoid import TASK_VARIABLES
-from .model import build_model, covariates, ridge_site_name, ridge_sites
+from .model import build_model, covariates, sampler_values
 from .nuts import Schedule, model_key, pad_table, padded_rows, run_chains
 from .task_model import block_model
 
@@ -204,9 +204,7 @@ def _initial_values(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.n
     rng = np.random.default_rng(seed)
     model = build_model(card)
     if card.law.name != "chinchilla" or card.pooling:
-        best, unravel = _map_start(card, x, log_loss, seed)
-        starts = [unravel(jnp.asarray(best + rng.uniform(-0.1, 0.1, best.shape))) for _ in range(chains)]
-        return {k: jnp.stack([s[k] for s in starts]) for k in starts[0]}
+        return _jittered_map_starts(card, x, log_loss, chains, rng, seed)
     point = dict(_robust_point(np.exp(x["log_params"]), runs["tokens"].to_numpy(float), runs["loss"].to_numpy(float)))
     resid = log_loss - card.law.log_loss(point, {k: np.asarray(v) for k, v in x.items()})
     point["sigma"] = float(np.clip(np.std(resid), 1e-3, 0.5))
@@ -224,14 +222,20 @@ def _initial_values(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.n
         for k, s in support.items():
             lo, hi = getattr(s, "lower_bound", -np.inf), getattr(s, "upper_bound", np.inf)
             jittered[k] = float(np.clip(jittered[k], np.asarray(lo) + 1e-6, np.asarray(hi) - 1e-6))
-        for scale, (exponent, ref) in ridge_sites(card).items():  # the sampler's coordinates of A and B
-            jittered[ridge_site_name(scale)] = float(np.log(jittered.pop(scale)) - jittered[exponent] * ref)
         # The transforms do not depend on the runs: one run stands for the table.
         unc = unconstrain_fn(model, ({k: np.asarray(v)[:1] for k, v in x.items()},), {"log_loss": log_loss[:1]},
-                             jittered)
+                             sampler_values(card, jittered))
         for k, v in unc.items():
             out.setdefault(k, []).append(v)
     return {k: jnp.stack(v) for k, v in out.items()}
+
+
+def _jittered_map_starts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, chains: int,
+                        rng: np.random.Generator, seed: int, block: str = "law") -> dict[str, jnp.ndarray]:
+    """Per-chain starts: the best MAP (:func:`_map_start`) jittered by ±0.1 in unconstrained space."""
+    best, unravel = _map_start(card, x, log_loss, seed, block=block)
+    starts = [unravel(jnp.asarray(best + rng.uniform(-0.1, 0.1, best.shape))) for _ in range(chains)]
+    return {k: jnp.stack([s[k] for s in starts]) for k in starts[0]}
 
 
 def _robust_point(params: np.ndarray, tokens: np.ndarray, loss: np.ndarray) -> dict[str, float]:
@@ -332,10 +336,7 @@ def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarr
     if block == "link":
         init = _uniform_start(card, x, log_loss, chains, seed)
     elif block == "direct":
-        best, unravel = _map_start(card, x, log_loss, seed, block=block)
-        rng = np.random.default_rng(seed)
-        starts = [unravel(jnp.asarray(best + rng.uniform(-0.1, 0.1, best.shape))) for _ in range(chains)]
-        init = {k: jnp.stack([s[k] for s in starts]) for k in starts[0]}
+        init = _jittered_map_starts(card, x, log_loss, chains, np.random.default_rng(seed), seed, block)
     elif len(log_loss) > LARGE_TABLE_ROWS:
         init, inverse_mass = _prefit(card, x, log_loss, runs, chains=chains, seed=seed, target_accept=target_accept)
         schedule = Schedule(chains, min(warmup, LARGE_TABLE_WARMUP), draws, target_accept, adapt_mass=False)

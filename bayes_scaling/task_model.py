@@ -36,7 +36,7 @@ from .cards import ModelCard, Task
 from .data import row_name
 from .errors import InputError, RunTableError
 from .laws.sigmoid import LINK_PARAMETERS, TASK_VARIABLES, accuracy, bounds
-from .model import build_model
+from .model import build_model, law_sites
 
 
 def task_of(card: ModelCard) -> Task:
@@ -127,7 +127,7 @@ def build_direct_model(card: ModelCard) -> Callable[..., None]:
         raise InputError(f"card {card.name!r}: a direct task card cannot pool parameters over groups")
 
     def model(x: Mapping[str, Array], metric: Array | None = None, mask: Array | None = None) -> None:
-        theta = {name: numpyro.sample(name, prior.to_numpyro()) for name, prior in card.priors.items()}
+        theta = law_sites(card, x)  # A and B in the sampler's ridge coordinates, as in a loss fit
         link = link_sites(task)
         sigma_metric = numpyro.sample("sigma_metric", task.priors["sigma_metric"].to_numpyro())
         _observe(accuracy(link, jnp.exp(card.law.log_loss(theta, x))), sigma_metric, metric, mask)

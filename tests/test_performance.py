@@ -126,9 +126,7 @@ def _laplace_draws(card: bs.ModelCard, runs: pd.DataFrame, draws: int = 4000) ->
     x = model_module.covariates(runs, card)
     args = ({k: jnp.asarray(v) for k, v in x.items()},)
     kwargs = {"log_loss": jnp.asarray(np.log(runs["loss"].to_numpy(float)))}
-    start = {**bs.EXAMPLE_TRUTH, "sigma": 0.01}
-    for scale, (exponent, ref) in model_module.ridge_sites(card).items():  # the sampler's coordinates of A, B
-        start[model_module.ridge_site_name(scale)] = np.log(start.pop(scale)) - start[exponent] * ref
+    start = model_module.sampler_values(card, {**bs.EXAMPLE_TRUTH, "sigma": 0.01})  # A, B in ridge coordinates
     u0, unravel = ravel_pytree(unconstrain_fn(model, args, kwargs, start))
     energy = jax.jit(lambda u: potential_energy(model, args, kwargs, unravel(u)))
     value_and_grad = jax.jit(jax.value_and_grad(energy))
