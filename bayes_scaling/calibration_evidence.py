@@ -28,6 +28,7 @@ from .discrepancy_evidence import (
     law_log_loss_draws,
     law_residuals,
     misfit_log_likelihood,
+    moments_log_likelihood,
 )
 from .discrepancy_scale import INNER_SCHEDULE, MIN_SPLIT_TEST, MIN_SPLIT_TRAIN
 from .errors import InputError
@@ -89,6 +90,17 @@ class Predictions:
         cov = np.atleast_2d(np.cov(resid, rowvar=False)) if len(resid) > 1 else np.zeros((resid.shape[1],) * 2)
         return resid.mean(axis=0), cov
 
+    def tau_log_likelihood(self, grid: np.ndarray, directions: Sequence[str], correlation: float = 1.0
+                           ) -> np.ndarray:
+        """log p(these runs | tau) on ``grid`` (:func:`bayes_scaling.discrepancy_evidence.moments_log_likelihood`),
+        the runs' distance counted in ``directions``; cached per (grid, directions, correlation)."""
+        key = (len(grid), float(grid[-1]), tuple(directions), float(correlation))
+        cache = self.__dict__.setdefault("_tau_cache", {})
+        if key not in cache:
+            cache[key] = moments_log_likelihood(*self.residual_moments, self.noise_variance(),
+                                                self.growth(directions), grid, correlation)
+        return cache[key]
+
     def noise_variance(self) -> float:
         """Mean variance of one run's noise on log loss (Student-t: sigma² nu / (nu − 2), capped at 3 sigma²)."""
         var = self.sigma**2
@@ -124,6 +136,8 @@ class SplitEvidence:
         The plain fit's law at a far point: the largest-compute training run with 10× the
         parameters and 10× the tokens (100× the compute), where a plan is typically made;
         its ``observed`` is NaN. Used by :func:`widening` (``far=True``).
+    inner_offsets : tuple of float
+        The offset (e-folds of compute below the largest training run) of each of ``inner``.
     """
 
     table: str
@@ -136,6 +150,7 @@ class SplitEvidence:
     log_flops: np.ndarray
     diagnostics_ok: bool = True
     far: Predictions | None = None
+    inner_offsets: tuple[float, ...] = (1.0, 2.0)
     _misfit: dict[float | None, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def misfit(self, window: float | None = None) -> np.ndarray:
@@ -191,7 +206,8 @@ def split_evidence(runs: pd.DataFrame, card: str | ModelCard, split: Split, *, t
     schedule : Schedule, default :data:`bayes_scaling.discrepancy_scale.INNER_SCHEDULE`
         Of the plain fit and of the inner fits (the default fit's).
     offsets : sequence of float, default (1.0, 2.0)
-        Internal leave-future-out splits, e-folds of compute below the training runs' largest.
+        Internal leave-future-out splits, e-folds of compute below the training runs' largest
+        (each fitted by at least two chains).
     param_count : {"total", "non_embedding"}
 
     Raises
@@ -212,23 +228,24 @@ def split_evidence(runs: pd.DataFrame, card: str | ModelCard, split: Split, *, t
     top = train.iloc[[int(np.argmax(log_flops))]].reset_index(drop=True)
     far = predictions(fit, top.assign(params=top["params"] * FAR_FACTOR, tokens=top["tokens"] * FAR_FACTOR,
                                       flops=top["flops"] * FAR_FACTOR**2, loss=np.nan))
-    subsets, tests = [], []
+    subsets, tests, kept = [], [], []
     for offset in offsets:
         below = log_flops <= log_flops.max() - offset
         if below.sum() >= MIN_SPLIT_TRAIN and (~below).sum() >= MIN_SPLIT_TEST:
             subsets.append(np.flatnonzero(below))
             tests.append(train[~below].reset_index(drop=True))
+            kept.append(float(offset))
     inner = []
     if subsets:
         fits = fit_law_subsets(train, plain, subsets, seed=seed + 101, param_count=param_count,
-                               chains=schedule.chains, warmup=schedule.warmup, draws=schedule.draws,
+                               chains=max(schedule.chains, 2 * len(subsets)), warmup=schedule.warmup, draws=schedule.draws,
                                target_accept=schedule.target_accept)
         inner = [predictions(f, t) for f, t in zip(fits, tests, strict=True)]
     x = covariates(train, plain, param_count)
     resid = law_residuals(plain, fit.posterior, x, np.log(train["loss"].to_numpy(float)))
     return SplitEvidence(table, split, len(train), heldout, inner, resid,
                          np.column_stack([x["log_params"], x["log_tokens"]]), log_flops,
-                         not fit.diagnostics().has_errors, far)
+                         not fit.diagnostics().has_errors, far, tuple(kept))
 
 
 def misfit_evidence(residuals: np.ndarray, fitted: np.ndarray, log_flops: np.ndarray, window: float | None = None,

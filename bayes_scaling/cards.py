@@ -144,6 +144,13 @@ class Discrepancy:
     misfit_window : float or None, default None
         Only the runs within this many e-folds of compute below the largest inform the
         misfit (key ``misfit_window``); ``None``: every run.
+    split_correlation : float, default 1.0
+        How the held-out residuals of the ``calibrate`` splits are read when learning tau
+        (key ``split_correlation``, in [0, 1]): 1 as one shared slope (each split one
+        realisation of the discrepancy: weak evidence), 0 as independent per run (each
+        held-out run one realisation), between a mix (see
+        :func:`bayes_scaling.discrepancy_evidence.moments_log_likelihood`). Predictions
+        still carry one slope per draw.
     """
 
     prior: Prior
@@ -151,6 +158,7 @@ class Discrepancy:
     misfit_ratio: float | None = None
     directions: tuple[str, ...] = ("compute",)
     misfit_window: float | None = None
+    split_correlation: float = 1.0
 
     @property
     def learnt(self) -> bool:
@@ -295,7 +303,9 @@ class ModelCard:
             out["discrepancy"] = {**prior(d.prior), **({"calibrate": list(d.calibrate)} if d.calibrate else {}),
                                   **({"misfit_ratio": d.misfit_ratio} if d.misfit_ratio is not None else {}),
                                   **({"directions": list(d.directions)} if d.directions != ("compute",) else {}),
-                                  **({"misfit_window": d.misfit_window} if d.misfit_window is not None else {})}
+                                  **({"misfit_window": d.misfit_window} if d.misfit_window is not None else {}),
+                                  **({"split_correlation": d.split_correlation} if d.split_correlation != 1.0
+                                     else {})}
         if self.task is not None:
             t = self.task
             out["task"] = {"kind": t.kind, **{k: v for k, v in (("chance", t.chance), ("metric", t.metric),
@@ -577,13 +587,18 @@ def _discrepancy(spec: Any, problems: list[str], check: bool) -> Discrepancy | N
     ratio = spec.pop("misfit_ratio", None)
     directions = spec.pop("directions", ["compute"])
     window = spec.pop("misfit_window", None)
+    correlation = spec.pop("split_correlation", 1.0)
+    if isinstance(correlation, bool) or not isinstance(correlation, (int, float)) or not 0 <= correlation <= 1:
+        problems.append(f"[discrepancy] split_correlation: give a number from 0 (the splits' held-out runs read as "
+                        f"independent) to 1 (as one shared slope), e.g. 0.75, but got {correlation!r}")
+        correlation = 1.0
     if window is not None and (isinstance(window, bool) or not isinstance(window, (int, float)) or not window > 0):
         problems.append(f"[discrepancy] misfit_window: give a positive number of e-folds of compute below the "
                         f"largest run (e.g. 2.0) but got {window!r}")
         window = None
     for key in sorted(set(spec) - {"dist", "kwargs", "rationale"}):
         problems.append(f"[discrepancy] {key}: unknown key (known: dist, kwargs, rationale, calibrate, "
-                        "misfit_ratio, directions, misfit_window)")
+                        "misfit_ratio, directions, misfit_window, split_correlation)")
     if (not isinstance(directions, list) or not directions
             or not all(isinstance(v, str) and v in DIRECTIONS for v in directions)
             or len(set(directions)) != len(directions)):
@@ -604,7 +619,8 @@ def _discrepancy(spec: Any, problems: list[str], check: bool) -> Discrepancy | N
     if prior is None:
         return None
     return Discrepancy(prior, tuple(float(v) for v in splits), None if ratio is None else float(ratio),
-                       tuple(d for d in DIRECTIONS if d in directions), None if window is None else float(window))
+                       tuple(d for d in DIRECTIONS if d in directions), None if window is None else float(window),
+                       float(correlation))
 
 
 def _prior(spec: Any, where: str, problems: list[str], check: bool = True) -> Prior | None:

@@ -125,7 +125,7 @@ def prior_log_density(prior: Prior, grid: np.ndarray) -> np.ndarray:
 
 
 def marginal_log_likelihood(resid: np.ndarray, noise_variance: float, growth: np.ndarray,
-                            grid: np.ndarray) -> np.ndarray:
+                            grid: np.ndarray, correlation: float = 1.0) -> np.ndarray:
     """log p(residuals | tau) of held-out runs, the slope integrated out, for each tau of ``grid``.
 
     The inner fit's predictive distribution of the held-out log losses is matched by a
@@ -147,6 +147,9 @@ def marginal_log_likelihood(resid: np.ndarray, noise_variance: float, growth: np
         compute), see :func:`bayes_scaling.discrepancy.discrepancy_growth`.
     grid : array
         Values of tau (log loss per √e-fold), >= 0.
+    correlation : float, default 1.0
+        How the discrepancy at two held-out runs is read (see :func:`moments_log_likelihood`):
+        1 a shared slope, 0 independent per run.
 
     Returns
     -------
@@ -155,12 +158,22 @@ def marginal_log_likelihood(resid: np.ndarray, noise_variance: float, growth: np
     resid = np.asarray(resid, float)
     mean = resid.mean(axis=0)
     cov = np.atleast_2d(np.cov(resid, rowvar=False)) if resid.shape[0] > 1 else np.zeros((len(mean),) * 2)
-    return moments_log_likelihood(mean, cov, noise_variance, growth, grid)
+    return moments_log_likelihood(mean, cov, noise_variance, growth, grid, correlation)
 
 
 def moments_log_likelihood(mean: np.ndarray, cov: np.ndarray, noise_variance: float, growth: np.ndarray,
-                           grid: np.ndarray) -> np.ndarray:
-    """:func:`marginal_log_likelihood` from the residual draws' ``mean`` (T,) and covariance ``cov`` (T, T)."""
+                           grid: np.ndarray, correlation: float = 1.0) -> np.ndarray:
+    """:func:`marginal_log_likelihood` from the residual draws' ``mean`` (T,) and covariance ``cov`` (T, T).
+
+    ``correlation`` (rho, in [0, 1]) is how the discrepancy at two held-out runs is
+    read: ``1`` one shared slope (tau² g gᵀ, this split is one realisation of it);
+    ``0`` independent per run (tau² diag(g²), each run one realisation); between, the mix
+    tau² (rho g gᵀ + (1 − rho) diag(g²)). Below 1 the likelihood is computed exactly at
+    :data:`CORRELATION_POINTS` values of tau and interpolated on ``grid`` by a cubic spline in tau²
+    (on which it depends smoothly).
+    """
+    if correlation < 1.0:
+        return _mixed_log_likelihood(mean, cov, noise_variance, growth, grid, correlation)
     chol = np.linalg.cholesky(cov + noise_variance * np.eye(len(mean)))
     white_r = np.linalg.solve(chol, mean)
     white_d = np.linalg.solve(chol, np.asarray(growth, float))
@@ -168,6 +181,33 @@ def moments_log_likelihood(mean: np.ndarray, cov: np.ndarray, noise_variance: fl
     t2 = np.asarray(grid, float) ** 2
     logdet = 2 * np.sum(np.log(np.diag(chol))) + np.log1p(t2 * q)
     return -0.5 * (len(mean) * np.log(2 * np.pi) + logdet + quad - t2 * m * m / (1 + t2 * q))
+
+
+#: Values of tau at which :func:`moments_log_likelihood` is computed exactly when ``correlation < 1``.
+CORRELATION_POINTS = 64
+
+
+def _mixed_log_likelihood(mean: np.ndarray, cov: np.ndarray, noise_variance: float, growth: np.ndarray,
+                          grid: np.ndarray, correlation: float) -> np.ndarray:
+    """log Normal(mean; 0, Σ + tau² (rho g gᵀ + (1 − rho) diag(g²))) at a few tau, interpolated on ``grid``."""
+    if not 0.0 <= correlation <= 1.0:
+        raise ValueError(f"correlation must be in [0, 1]; got {correlation}")
+    grid = np.asarray(grid, float)
+    g = np.asarray(growth, float)
+    base = cov + noise_variance * np.eye(len(mean))
+    shape = correlation * np.outer(g, g) + (1.0 - correlation) * np.diag(g * g)
+    top = max(float(grid.max()), 1e-9)
+    # evenly spaced and geometrically spaced values together: fine both near 0 and across the grid
+    half = CORRELATION_POINTS // 2
+    taus = np.unique(np.concatenate([np.linspace(0.0, top, half), np.geomspace(top * 1e-3, top, half)]))
+    ll = np.empty(len(taus))
+    for k, tau in enumerate(taus):
+        chol = np.linalg.cholesky(base + tau * tau * shape)
+        white = np.linalg.solve(chol, mean)
+        ll[k] = -0.5 * (len(mean) * np.log(2 * np.pi) + 2 * np.sum(np.log(np.diag(chol))) + white @ white)
+    from scipy.interpolate import CubicSpline
+
+    return np.asarray(CubicSpline(taus * taus, ll)(grid * grid), float)
 
 
 def misfit_log_likelihood(resid: np.ndarray, coords: np.ndarray, amplitudes: np.ndarray
@@ -308,7 +348,7 @@ def misfit_record(card: ModelCard, posterior: Any, runs: pd.DataFrame, grid: np.
 
 
 def split_log_likelihood(card: ModelCard, inner: Fit, held_out: pd.DataFrame, grid: np.ndarray,
-                         directions: Sequence[str] = ("compute",)) -> np.ndarray:
+                         directions: Sequence[str] = ("compute",), correlation: float = 1.0) -> np.ndarray:
     """log p(held-out runs | tau) for each tau of ``grid``, under an inner fit's posterior.
 
     Parameters
@@ -324,6 +364,8 @@ def split_log_likelihood(card: ModelCard, inner: Fit, held_out: pd.DataFrame, gr
     directions : sequence of str, default ("compute",)
         Directions in which the held-out runs' distance beyond the inner fit's runs is
         counted (the outer card's ``[discrepancy] directions``).
+    correlation : float, default 1.0
+        The outer card's ``[discrepancy] split_correlation`` (see :func:`moments_log_likelihood`).
 
     Returns
     -------
@@ -344,6 +386,6 @@ def split_log_likelihood(card: ModelCard, inner: Fit, held_out: pd.DataFrame, gr
         assert isinstance(nu, (np.ndarray, float)), "a Student-t card has draws of nu or a fixed nu"
         # the variance of a Student-t is sigma² nu / (nu - 2); for nu <= 2 (infinite) it is capped at 3 sigma²
         noise *= float(np.mean(np.where(nu > 2, nu / np.maximum(nu - 2, 1e-9), 3.0)))
-    return marginal_log_likelihood(y - loc, noise, growth, grid)
+    return marginal_log_likelihood(y - loc, noise, growth, grid, correlation)
 
 

@@ -103,7 +103,8 @@ def calibrate_tau(card: ModelCard, runs: pd.DataFrame, *, seed: int = 0, param_c
                                 draws=schedule.draws, target_accept=schedule.target_accept, seed=seed + 101,
                                 param_count=param_count)
         for fit, (record, test) in zip(inner, held_out, strict=True):
-            ll = split_log_likelihood(plain, fit, test, grid, card.discrepancy.directions)
+            ll = split_log_likelihood(plain, fit, test, grid, card.discrepancy.directions,
+                                      card.discrepancy.split_correlation)
             record["tau_mle"] = float(grid[np.argmax(ll)])
             log_post = log_post + ll
     misfit = None

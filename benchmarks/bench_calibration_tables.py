@@ -10,11 +10,13 @@ tables (and the exact-law twins of all five) and scored on the fifth.
 
     python benchmarks/bench_calibration_tables.py            # default schedule (4 x 1000 + 1000), ~15 min
     python benchmarks/bench_calibration_tables.py --quick    # 2 x 400 + 400, one split per table
+    python benchmarks/bench_calibration_tables.py --evidence ev.pkl   # keep the fits (reused when the file exists)
 """
 
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 import time
 import warnings
@@ -46,6 +48,8 @@ SPLITS = {
 }
 PREVIOUS_DEFAULT = cal.Setting(0.015, 1.3, True, ("compute",), None)
 PLAIN = cal.Setting(1e-9, None, False, ("compute",), None)
+#: Internal leave-future-out splits fitted for every split (settings choose among them).
+OFFSETS = (0.5, 1.0, 1.5, 2.0, 3.0)
 
 
 def approach3(runs: pd.DataFrame, split: Split, bootstrap: int) -> dict:
@@ -55,45 +59,65 @@ def approach3(runs: pd.DataFrame, split: Split, bootstrap: int) -> dict:
     return result.table.iloc[0].to_dict()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    schedule = Schedule(2, 400, 400, 0.9) if args.quick else cal.INNER_SCHEDULE
-    bootstrap = 50 if args.quick else 200
-    emit("machine", [machine()], args.out)
-    default = cal.setting_of(bs.load_card("chinchilla"))
-    evidence, exact, rows = [], [], []
-    start = time.perf_counter()
+def gather(schedule: Schedule, bootstrap: int, quick: bool) -> tuple[list, list, list]:
+    """Fit every split once: the real tables' evidence, the exact-law twins' and approach 3's scores."""
+    evidence, exact, baseline = [], [], []
     for k, (name, build) in enumerate(REAL_TABLES.items()):
         runs = build()
         if runs is None:
             print(f"{name}: absent (../shared/data), skipped")
             continue
-        splits = SPLITS[name][:1] if args.quick else SPLITS[name]
+        splits = SPLITS[name][:1] if quick else SPLITS[name]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for split in splits:
-                ev = ce.split_evidence(runs, "chinchilla", split, table=name, schedule=schedule)
-                evidence.append(ev)
-                a3 = approach3(runs, split, bootstrap)
-                row = {"table": name, "split": split.label, "n_test": len(ev.heldout.observed),
-                       "plain_fit_ok": ev.diagnostics_ok}
-                row.update({f"a3_{k2}": a3[k1] for k1, k2 in (("coverage_50", "c50"), ("coverage_90", "c90"),
-                            ("median_width_90", "width"), ("mean_log_pred_density", "lpd"), ("crps", "crps"))})
-                for label, setting in (("plain", PLAIN), ("previous", PREVIOUS_DEFAULT), ("default", default)):
-                    s = cal.split_scores([ev], setting).iloc[0]
-                    row.update({f"{label}_c50": s["coverage_50"], f"{label}_c90": s["coverage_90"],
-                                f"{label}_width": s["median_width_90"], f"{label}_lpd": s["mean_log_pred_density"],
-                                f"{label}_crps": s["crps"]})
-                rows.append(row)
+                evidence.append(ce.split_evidence(runs, "chinchilla", split, table=name, schedule=schedule,
+                                                  offsets=OFFSETS))
+                baseline.append(approach3(runs, split, bootstrap))
             twin = cal.exact_twin(runs, seed=k)
-            exact.append(ce.split_evidence(twin, "chinchilla", splits[0], table=f"exact-{name}", schedule=schedule))
+            exact.append(ce.split_evidence(twin, "chinchilla", splits[0], table=f"exact-{name}", schedule=schedule,
+                                           offsets=OFFSETS))
     # the bundled example design (an IsoFLOP grid of 63 runs, 1% noise) is an exact-law table too
     example = bs.load_runs(bs.simulate_runs(seed=0))
-    exact += [ce.split_evidence(example, "chinchilla", split, table="exact-example", schedule=schedule)
-              for split in (Split("compute", 1.5e21), Split("compute", 6e20))[: 1 if args.quick else 2]]
+    exact += [ce.split_evidence(example, "chinchilla", split, table="exact-example", schedule=schedule,
+                                offsets=OFFSETS)
+              for split in (Split("compute", 1.5e21), Split("compute", 6e20))[: 1 if quick else 2]]
+    return evidence, exact, baseline
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--evidence", type=Path, default=None,
+                        help="pickle of the split evidence: read when it exists (no fits), written otherwise")
+    args = parser.parse_args()
+    schedule = Schedule(2, 400, 400, 0.9) if args.quick else cal.INNER_SCHEDULE
+    bootstrap = 50 if args.quick else 200
+    emit("machine", [machine()], args.out)
+    default = cal.setting_of(bs.load_card("chinchilla"))
+    start = time.perf_counter()
+    if args.evidence is not None and args.evidence.exists():
+        with args.evidence.open("rb") as f:
+            evidence, exact, baseline = pickle.load(f)
+        print(f"split evidence read from {args.evidence} (no fits)")
+    else:
+        evidence, exact, baseline = gather(schedule, bootstrap, args.quick)
+        if args.evidence is not None:
+            with args.evidence.open("wb") as f:
+                pickle.dump((evidence, exact, baseline), f)
+    rows = []
+    for ev, a3 in zip(evidence, baseline, strict=True):
+        row = {"table": ev.table, "split": ev.split.label, "n_test": len(ev.heldout.observed),
+               "plain_fit_ok": ev.diagnostics_ok}
+        row.update({f"a3_{k2}": a3[k1] for k1, k2 in (("coverage_50", "c50"), ("coverage_90", "c90"),
+                    ("median_width_90", "width"), ("mean_log_pred_density", "lpd"), ("crps", "crps"))})
+        for label, setting in (("plain", PLAIN), ("previous", PREVIOUS_DEFAULT), ("default", default)):
+            s = cal.split_scores([ev], setting).iloc[0]
+            row.update({f"{label}_c50": s["coverage_50"], f"{label}_c90": s["coverage_90"],
+                        f"{label}_width": s["median_width_90"], f"{label}_lpd": s["mean_log_pred_density"],
+                        f"{label}_crps": s["crps"]})
+        rows.append(row)
     table = pd.DataFrame(rows)
     emit("per table and split: approach 3 (a3), plain NUTS, previous default, default card "
          "(c50/c90: coverage of the 50%/90% intervals; width: median 90% width / loss; lpd: mean log predictive "

@@ -107,6 +107,11 @@ def test_calibrate_key_is_checked():
         parse_card(text + '\n[discrepancy]\ndist = "HalfNormal"\nkwargs = { scale = 0.01 }\nmisfit_ratio = 0\n')
     with pytest.raises(CardError, match=r"\[discrepancy\] splits: unknown key"):
         parse_card(text + '\n[discrepancy]\ndist = "HalfNormal"\nkwargs = { scale = 0.01 }\nsplits = [1]\n')
+    with pytest.raises(CardError, match=r"\[discrepancy\] split_correlation: give a number from 0 .* but got 1.5"):
+        parse_card(text + '\n[discrepancy]\ndist = "HalfNormal"\nkwargs = { scale = 0.01 }\nsplit_correlation = 1.5\n')
+    card = parse_card(text + '\n[discrepancy]\ndist = "HalfNormal"\nkwargs = { scale = 0.01 }\nsplit_correlation = 0.25\n')
+    assert card.discrepancy is not None and card.discrepancy.split_correlation == 0.25
+    assert parse_card(card.to_toml()).discrepancy == card.discrepancy
 
 
 def test_allocated_loss_carries_the_discrepancy_beyond_the_data_only(plain_fit, wide_fit):
@@ -132,6 +137,32 @@ def test_marginal_likelihood_equals_the_multivariate_normal_it_stands_for():
     assert 0.004 < grid[np.argmax(got)] < 0.03
     flat = marginal_log_likelihood(draws - draws.mean(0), noise, d, grid)
     assert np.argmax(flat) == 0
+
+
+def test_split_correlation_reads_held_out_runs_as_shared_independent_or_a_mix():
+    rng = np.random.default_rng(1)
+    g = np.sqrt(rng.uniform(0.3, 2.0, 12))
+    draws = 0.002 * rng.standard_normal((300, 12)) + 0.01 * g * rng.standard_normal(12)
+    noise = 0.004**2
+    grid = np.linspace(0.0, 0.05, 201)
+    mean, cov = draws.mean(0), np.cov(draws, rowvar=False) + noise * np.eye(12)
+    for rho in (0.0, 0.5, 0.99):
+        got = marginal_log_likelihood(draws, noise, g, grid, correlation=rho)
+        mixed = rho * np.outer(g, g) + (1 - rho) * np.diag(g * g)
+        want = [stats.multivariate_normal(np.zeros(12), cov + t**2 * mixed).logpdf(mean) for t in grid]
+        # exact at its own points, a cubic spline in tau² between them
+        np.testing.assert_allclose(got, want, atol=0.01)
+    # twelve independent departures of scale 0.01 pin tau far more tightly than one shared slope can
+    def width(ll):
+        w = np.exp(ll - ll.max())
+        w /= w.sum()
+        return float(np.sqrt(w @ grid**2 - (w @ grid) ** 2)), float(w @ grid)
+    sd_indep, mean_indep = width(marginal_log_likelihood(draws, noise, g, grid, correlation=0.0))
+    sd_shared, _ = width(marginal_log_likelihood(draws, noise, g, grid))
+    assert 0.006 < mean_indep < 0.015
+    assert sd_indep < 0.5 * sd_shared
+    with pytest.raises(ValueError, match="correlation"):
+        marginal_log_likelihood(draws, noise, g, grid, correlation=-0.1)
 
 
 def test_tau_grid_spans_the_prior():
