@@ -1,3 +1,4 @@
+import dataclasses
 import subprocess
 import sys
 import zipfile
@@ -124,8 +125,10 @@ def test_pooling_parametrisation_is_validated_and_names_the_latent_site():
 
 
 def test_discrepancy_directions_and_misfit_window_round_trip_and_bad_values_are_named():
-    card = load_card("chinchilla")
-    assert card.discrepancy.directions == ("compute", "params", "tokens") and card.discrepancy.misfit_window == 2.0
+    default = load_card("chinchilla")
+    assert default.discrepancy.directions == ("compute", "params", "tokens")
+    assert default.discrepancy.split_correlation == 0.5
+    card = default.with_discrepancy(dataclasses.replace(default.discrepancy, misfit_window=2.0))
     assert parse_card(card.to_toml()).discrepancy == card.discrepancy
     text = card.to_toml().replace('directions = ["compute", "params", "tokens"]', 'directions = ["width"]')
     with pytest.raises(CardError, match=r"\[discrepancy\] directions"):
