@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                     "provenance", "files", "_layers")),
     ("data", ("data", "simulate", "training_logs")),
     ("laws and cards", ("laws", "discrepancy", "cards")),
-    ("model", ("model", "huber", "noise", "task_model", "task_baseline")),
+    ("model", ("model", "huber", "noise", "replicate_model", "task_model", "task_baseline")),
     ("posterior", ("posterior", "fitfile", "diagnostics", "fitted", "prediction", "discrepancy_evidence")),
     ("inference", ("nuts", "sampling", "discrepancy_scale", "task_inference", "inference", "replicates")),
     ("allocation", ("allocation", "task_prediction")),

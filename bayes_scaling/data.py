@@ -61,6 +61,7 @@ def load_runs(
     *,
     min_runs: int = MIN_RUNS,
     require_loss: bool = True,
+    require_spread: bool = True,
 ) -> pd.DataFrame:
     """Load and validate a run table.
 
@@ -72,12 +73,15 @@ def load_runs(
         Canonical name -> name in the source, for tables with other headers, e.g.
         ``{"params": "Model Size", "flops": "Training FLOP"}``.
     min_runs : int, default 8
-        Fewer valid runs than this is an error (the law cannot be identified). With
-        ``min_runs < 8`` the table is not for fitting (held-out runs): neither are at least
-        3 distinct sizes and token counts required.
+        Fewer valid runs than this is an error (the law cannot be identified); a table
+        that is not fitted (held-out runs) may ask for fewer.
     require_loss : bool, default True
         ``False`` for a table whose fit models metric columns instead (a task fit names
         its intermediate with ``via``): then ``loss`` may be missing.
+    require_spread : bool, default True
+        Require at least 3 distinct model sizes and token counts (sizes only in a table
+        with ``experts``), without which the law's exponents cannot be identified;
+        ``False`` for a table that is not fitted (held-out runs): one size is fine.
 
     Returns
     -------
@@ -102,7 +106,7 @@ def load_runs(
     table.attrs.update(raw.attrs)
     table.attrs["source"] = label
     table.attrs["sha256"] = digest
-    return validate_runs(table, label=label, min_runs=min_runs)
+    return validate_runs(table, label=label, min_runs=min_runs, require_spread=require_spread)
 
 
 def source_columns(source: str | Path | pd.DataFrame) -> list[str]:
@@ -287,7 +291,8 @@ def _to_float(values: pd.Series, source_col: str, label: str, table: pd.DataFram
     return parsed
 
 
-def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: int = MIN_RUNS) -> pd.DataFrame:
+def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: int = MIN_RUNS,
+                  require_spread: bool = True) -> pd.DataFrame:
     """Check a table already in canonical columns; fill ``tokens``/``flops``; warn on oddities.
 
     Parameters
@@ -298,6 +303,8 @@ def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: i
         Where the table came from, for messages.
     min_runs : int, default 8
         Minimum number of runs.
+    require_spread : bool, default True
+        Require at least 3 distinct sizes and token counts (see :func:`load_runs`).
 
     Returns
     -------
@@ -359,8 +366,7 @@ def validate_runs(runs: pd.DataFrame, *, label: str = "<DataFrame>", min_runs: i
             "counts are needed to identify E, A, B, alpha and beta"
         )
     # Routed-model tables (with experts) often train every model on the same tokens, and their law has no D term.
-    # A table of held-out runs (min_runs below the fitting minimum) is not fitted: one size is fine.
-    for col in () if min_runs < MIN_RUNS else ("params",) if "experts" in table else ("params", "tokens"):
+    for col in () if not require_spread else ("params",) if "experts" in table else ("params", "tokens"):
         distinct = table[col].round(-1).nunique()
         if distinct < 3:
             raise RunTableError(

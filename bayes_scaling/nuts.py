@@ -79,13 +79,14 @@ def model_key(card: ModelCard, block: str = "law") -> str:
     that differ only in name, description, references, discrepancy or task share it (so
     the law of a task card compiles once for every task). ``"link"`` (a chain card's
     sigmoid) and ``"direct"`` (a direct card's whole model) add the task's kind, chance
-    and priors, not its column names.
+    and priors, not its column names. ``"replicate"`` (the replicate model over cells of
+    repeated runs) depends on what the law block does.
     """
     if block not in BLOCKS:
         raise ValueError(f"block must be one of {', '.join(BLOCKS)} but got {block!r}")
     data = card.to_dict()
     keep: dict[str, Any] = {k: data[k] for k in ("priors", "likelihood", "pooling") if k in data}
-    if block != "law":
+    if block in ("link", "direct"):
         task = data.get("task", {})
         keep["task"] = {k: task.get(k) for k in ("kind", "chance", "priors")}
         if block == "link":
@@ -268,9 +269,11 @@ def run_chains(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarra
     progress : callable, optional
         Called after each of the run's :func:`pieces` with the iterations done per chain
         (warm-up and draws, out of ``schedule.warmup + schedule.draws``). It changes no draw.
-    block : {"law", "link", "direct"}, default "law"
+    block : {"law", "link", "direct", "replicate"}, default "law"
         Which model (:func:`bayes_scaling.task_model.block_model`): the card's loss model, a
-        chain task card's sigmoid alone, or a direct task card's whole model.
+        chain task card's sigmoid alone, a direct task card's whole model, or the replicate
+        model (``x`` and ``log_loss`` per cell of repeated runs, see
+        :func:`bayes_scaling.replicates.fit_replicates`).
 
     Returns
     -------

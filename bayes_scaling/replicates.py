@@ -13,37 +13,36 @@ ybar_c and within-cell sum of squares S_c contributes
     Normal(ybar_c | law, sqrt(sigma_misfit^2 + sigma_run^2 / n_c))
     × sigma_run^-(n_c - 1) exp(-S_c / (2 sigma_run^2)) (2 pi)^-((n_c - 1) / 2)
 
-which is the joint Gaussian density of the cell's runs, factorised. Only cells with at
+which is the joint Gaussian density of the cell's runs, factorised, less its constant factor
+n_c^(-1/2) (no parameter in it, so the posterior is the same). Only cells with at
 least two replicates inform S_c, so only they separate sigma_run from sigma_misfit; a
 table without any is refused. The card gives the law and its priors; both scales take the
 card's prior of ``sigma`` (the noise on log loss). The card's likelihood family and
 discrepancy are not used: the exact integration needs Gaussian noise, and the model is
 about noise within the fitted region.
+
+The model itself (:func:`bayes_scaling.replicate_model.build_replicate_model`) is one
+block of the compiled NUTS program (:mod:`bayes_scaling.nuts`, ``block="replicate"``, one
+row per cell), so a replicate fit shares the program cache, the diagnostics gate and its
+extensions with every other fit (:func:`bayes_scaling.sampling.sample_nuts`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import numpyro
-import numpyro.distributions as dist
 import pandas as pd
-from numpyro.diagnostics import split_gelman_rubin
-from numpyro.infer import MCMC, NUTS, init_to_value
 
 from .cards import GROUP_COLUMN, ModelCard, load_card
+from .diagnostics import Diagnostics, gate
 from .errors import InputError, RunTableError
-from .huber import fit_huber
-from .model import law_sites, sampler_values
+from .replicate_model import NOISE_SITES, build_replicate_model
+from .sampling import block_convergence_stats, gated_sites, sample_nuts
 from .tables import check_level, check_seed, credible_interval
 
 REPLICATE_COLUMN = "replicate"
-#: The two noise scales of the replicate model (standard deviations on log loss).
-NOISE_SITES = ("sigma_run", "sigma_misfit")
 
 
 def replicate_cells(runs: pd.DataFrame) -> pd.DataFrame:
@@ -66,25 +65,6 @@ def replicate_cells(runs: pd.DataFrame) -> pd.DataFrame:
     return cells
 
 
-def build_replicate_model(card: ModelCard) -> Callable[..., None]:
-    """NumPyro model ``model(log_params, log_tokens, n, mean_log_loss, ss)`` over cells (see the module docstring)."""
-
-    def model(log_params: jax.Array, log_tokens: jax.Array, n: jax.Array, mean_log_loss: jax.Array,
-              ss: jax.Array) -> None:
-        x = {"log_params": log_params, "log_tokens": log_tokens}
-        theta = law_sites(card, x)  # A and B in the sampler's ridge coordinates, as every fit
-        loc = card.law.log_loss(theta, x)
-        sigma_run = numpyro.sample("sigma_run", card.sigma.to_numpyro())
-        sigma_misfit = numpyro.sample("sigma_misfit", card.sigma.to_numpyro())
-        with numpyro.plate("cell", n.shape[0]):
-            numpyro.sample("mean_log_loss", dist.Normal(loc, jnp.sqrt(sigma_misfit**2 + sigma_run**2 / n)),
-                           obs=mean_log_loss)
-        within = -(n - 1) * (jnp.log(sigma_run) + 0.5 * jnp.log(2 * jnp.pi)) - ss / (2 * sigma_run**2)
-        numpyro.factor("within_cells", jnp.sum(within))
-
-    return model
-
-
 @dataclass(frozen=True)
 class ReplicateFit:
     """Posterior of the replicate model.
@@ -96,22 +76,42 @@ class ReplicateFit:
     cells : DataFrame
         The cells (:func:`replicate_cells`).
     card : ModelCard
-    divergences : int
+    stats : dict
+        The draws' :func:`bayes_scaling.diagnostics.convergence_stats` (R-hat, ESS,
+        divergences, tree-depth hits), as every fit stores them.
+    sampler : dict
+        The sampler's record of extensions after a failed gate (empty when there were none;
+        see :func:`bayes_scaling.sampling.sample_nuts`).
     """
 
     draws: dict[str, np.ndarray]
     cells: pd.DataFrame
     card: ModelCard
-    divergences: int = 0
+    stats: dict[str, Any]
+    sampler: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def diagnostics(self) -> Diagnostics:
+        """The diagnostics gate (:func:`bayes_scaling.diagnostics.gate`) of the draws."""
+        return gate(self.stats, gated_sites(self.card, "replicate"))
+
+    @property
+    def divergences(self) -> int:
+        """Divergent transitions after warm-up, all chains."""
+        return int(self.stats["divergences"])
 
     def summary(self, level: float = 0.9) -> pd.DataFrame:
-        """Median, ``lo``, ``hi`` (equal-tailed ``level`` interval) and split R-hat of every site."""
+        """Median, ``lo``, ``hi`` (equal-tailed ``level`` interval), R-hat and bulk ESS of every site.
+
+        R-hat (NaN for a single chain) and ESS are the fit's :attr:`stats`.
+        """
         level = check_level(level)
         rows = []
         for name, v in self.draws.items():
             lo, med, hi = credible_interval(v.ravel(), level)
-            r_hat = float(split_gelman_rubin(v)) if v.shape[0] > 1 else float("nan")
-            rows.append({"parameter": name, "median": med, "lo": lo, "hi": hi, "r_hat": r_hat})
+            stat = self.stats["variables"][name]
+            rows.append({"parameter": name, "median": med, "lo": lo, "hi": hi, "r_hat": float(stat["r_hat"]),
+                         "ess_bulk": float(stat["ess_bulk"])})
         out = pd.DataFrame(rows).set_index("parameter")
         out.attrs["level"] = level
         return out
@@ -162,7 +162,10 @@ def fit_replicates(
         An unpooled card of a law in N and D: its priors of the law's parameters, and its
         prior of ``sigma`` for both noise scales.
     chains, warmup, draws : int, default 2, 1000, 1000
-        NUTS chains (vectorised), warm-up iterations and draws per chain (dense mass matrix).
+        NUTS chains, warm-up iterations and draws per chain (dense mass matrix), run as the
+        compiled program of :mod:`bayes_scaling.nuts` and started from jittered MAPs; a fit
+        failing the diagnostics gate runs again as :func:`bayes_scaling.sampling.sample_nuts`
+        says (with a :class:`~bayes_scaling.errors.ConvergenceWarning`).
     seed : int, default 0
     target_accept : float, default 0.9
 
@@ -191,31 +194,14 @@ def fit_replicates(
     if not (cells["n"] > 1).any():
         raise RunTableError(f"{runs.attrs.get('source', '<runs>')}: no (N, D) has two runs; the replicate model "
                             "needs repeated runs (column 'replicate', e.g. seeds) to tell run-to-run noise apart")
-    data = {"log_params": np.log(cells["params"].to_numpy(float)),
-            "log_tokens": np.log(cells["tokens"].to_numpy(float)),
-            "n": cells["n"].to_numpy(float), "mean_log_loss": cells["mean_log_loss"].to_numpy(float),
-            "ss": cells["ss"].to_numpy(float)}
-    start = _start(card, cells)
-    kernel = NUTS(build_replicate_model(card), dense_mass=True, target_accept_prob=target_accept,
-                  init_strategy=init_to_value(values=start))
-    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains, chain_method="vectorized",
-                progress_bar=False)
-    mcmc.run(jax.random.PRNGKey(seed), **{k: jnp.asarray(v) for k, v in data.items()},
-             extra_fields=("diverging",))
-    samples = mcmc.get_samples(group_by_chain=True)
-    names = [*card.priors, *NOISE_SITES]
-    return ReplicateFit({k: np.asarray(samples[k]) for k in names}, cells, card,
-                        int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum()))
-
-
-def _start(card: ModelCard, cells: pd.DataFrame) -> dict[str, float]:
-    """A starting point: approach 3 on the cell means; noise scales from the within- and between-cell spreads."""
-    means = pd.DataFrame({"params": cells["params"], "tokens": cells["tokens"], "loss": np.exp(cells["mean_log_loss"])})
-    point = dict(fit_huber(means, n_best=4).point) if card.law.name == "chinchilla" else {}
-    pooled = cells["ss"].sum() / max(float((cells["n"] - 1).sum()), 1.0)
-    point["sigma_run"] = float(np.clip(np.sqrt(pooled), 1e-4, 0.2))
-    point["sigma_misfit"] = float(np.clip(np.std(cells["mean_log_loss"]) * 0.05, 1e-4, 0.2))
-    return sampler_values(card, {k: v for k, v in point.items() if k in card.priors or k in NOISE_SITES})
+    x = {"log_params": np.log(cells["params"].to_numpy(float)), "log_tokens": np.log(cells["tokens"].to_numpy(float)),
+         "n": cells["n"].to_numpy(float), "ss": cells["ss"].to_numpy(float)}
+    samples, stats, record = sample_nuts(card, x, cells["mean_log_loss"].to_numpy(float), cells, chains=chains,
+                                         warmup=warmup, draws=draws, seed=seed, target_accept=target_accept,
+                                         progress=False, block="replicate")
+    names = gated_sites(card, "replicate")
+    return ReplicateFit({k: samples[k] for k in names}, cells, card,
+                        block_convergence_stats(card, samples, stats, "replicate"), record)
 
 
 __all__ = ["NOISE_SITES", "REPLICATE_COLUMN", "ReplicateFit", "build_replicate_model", "fit_replicates",

@@ -39,6 +39,7 @@ from .huber import fit_huber
 from .laws.sigmoid import TASK_VARIABLES
 from .model import build_model, covariates, sampler_values
 from .nuts import Schedule, model_key, pad_table, padded_rows, run_chains
+from .replicate_model import NOISE_SITES
 from .task_model import block_model
 
 METHODS = ("nuts", "huber")
@@ -272,11 +273,13 @@ def _map_start(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarra
     ``log_loss``: the block's observed values (accuracy for a task block).
     """
     model = block_model(card, block)
-    # The priors do not depend on the runs: one run stands for the table (no compile per table size).
+    # The priors do not depend on the runs: one run stands for the table (no compile per table size), and
+    # the draws are vectorised (parallel), not a lax.map over a closure of that run, which compiled anew per table.
     one_run = ({k: jnp.asarray(v[:1]) for k, v in x.items()},)
     sites = trace(seed_handler(model, seed)).get_trace(*one_run, jnp.asarray(log_loss[:1]))
     latent = [n for n, site in sites.items() if site["type"] == "sample" and not site["is_observed"]]
-    prior = Predictive(model, num_samples=starts, return_sites=latent)(jax.random.PRNGKey(seed), *one_run)
+    prior = Predictive(model, num_samples=starts, return_sites=latent, parallel=True)(jax.random.PRNGKey(seed),
+                                                                                      *one_run)
     unconstrained = {n: biject_to(sites[n]["fn"].support).inv(prior[n]) for n in latent}
     unravel = ravel_pytree({n: v[0] for n, v in unconstrained.items()})[1]
     u0 = np.asarray(jax.vmap(lambda u: ravel_pytree(u)[0])(unconstrained), dtype=float)
@@ -310,11 +313,13 @@ def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarr
     ``block`` (:func:`bayes_scaling.task_model.block_model`): ``"law"``, the loss model
     (``log_loss`` the runs' log loss); ``"link"``, a chain task card's sigmoid (``x`` is
     ``{"inter": intermediate}``, ``log_loss`` the accuracy); ``"direct"``, a direct task
-    card's model (``log_loss`` the accuracy). Starts: the law's robust point estimate
-    (:func:`_initial_values`); for the link, NumPyro's default (uniform in (-2, 2),
-    unconstrained; jittered starts around the least-squares sigmoid, whose ceiling often
-    sits at its bound 1, left chains stuck at the boundary: R-hat 1.15 on HellaSwag); for a
-    direct card, the best of :data:`MAP_STARTS` MAPs, jittered.
+    card's model (``log_loss`` the accuracy); ``"replicate"``, the replicate model (``x``
+    and ``log_loss`` per cell: see :func:`bayes_scaling.replicates.fit_replicates`). Starts:
+    the law's robust point estimate (:func:`_initial_values`); for the link, NumPyro's
+    default (uniform in (-2, 2), unconstrained; jittered starts around the least-squares
+    sigmoid, whose ceiling often sits at its bound 1, left chains stuck at the boundary:
+    R-hat 1.15 on HellaSwag); for a direct card and the replicate model, the best of
+    :data:`MAP_STARTS` MAPs, jittered.
 
     The chains run as a compiled program reused by every fit of the same card, table size
     bucket and schedule (:mod:`bayes_scaling.nuts`); ``progress`` shows a bar (stderr, or a
@@ -335,7 +340,7 @@ def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarr
     inverse_mass: np.ndarray | None = None
     if block == "link":
         init = _uniform_start(card, x, log_loss, chains, seed)
-    elif block == "direct":
+    elif block in ("direct", "replicate"):
         init = _jittered_map_starts(card, x, log_loss, chains, np.random.default_rng(seed), seed, block)
     elif len(log_loss) > LARGE_TABLE_ROWS:
         init, inverse_mass = _prefit(card, x, log_loss, runs, chains=chains, seed=seed, target_accept=target_accept)
@@ -349,14 +354,15 @@ def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarr
     if chains < 2 or chains * draws < EXTEND_MIN_DRAWS:
         return samples, stats, {}
     record: dict[str, Any] = {}
+    what = f"NUTS fit of card {card.name!r}{_block_label(block)} on {_rows_label(block, len(log_loss))}"
     verdict = _gate(card, samples, stats, block)
     for k in range(MAX_EXTENSIONS):
         if not verdict.has_errors:
             break
         record.setdefault("extended_because", []).append(verdict.messages)
-        warnings.warn(f"NUTS fit of card {card.name!r}{_block_label(block)} on {len(log_loss)} runs failed its "
-                      f"diagnostics gate ({'; '.join(verdict.messages)}); running it again from where its chains ended "
-                      f"(run {k + 2} of at most {MAX_EXTENSIONS + 1})", ConvergenceWarning, stacklevel=3)
+        warnings.warn(f"{what} failed its diagnostics gate ({'; '.join(verdict.messages)}); running it again from "
+                      f"where its chains ended (run {k + 2} of at most {MAX_EXTENSIONS + 1})", ConvergenceWarning,
+                      stacklevel=3)
         if verdict.divergences:
             # Divergences: smaller steps (the same program; the target is one of its arguments).
             target = max(schedule.target_accept, DIVERGENCE_TARGET_ACCEPT)
@@ -376,10 +382,9 @@ def sample_nuts(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarr
         record.update(runs=len(record["extended_because"]) + 1, draws_per_chain=int(stats["n_steps"].shape[1]),
                       passed=not verdict.has_errors)
         if verdict.has_errors:
-            warnings.warn(f"NUTS fit of card {card.name!r}{_block_label(block)} on {len(log_loss)} runs still fails "
-                          f"its diagnostics gate after {record['runs']} runs: {'; '.join(verdict.messages)}. "
-                          "Do not trust its intervals; "
-                          "check the run table, or try another card", ConvergenceWarning, stacklevel=3)
+            warnings.warn(f"{what} still fails its diagnostics gate after {record['runs']} runs: "
+                          f"{'; '.join(verdict.messages)}. Do not trust its intervals; check the run table, or try "
+                          "another card", ConvergenceWarning, stacklevel=3)
     return samples, stats, record
 
 
@@ -400,17 +405,29 @@ def _progress_bar(show: bool, schedule: Schedule, label: str) -> Iterator[Callab
         yield report
 
 
+def gated_sites(card: ModelCard, block: str = "law") -> list[str]:
+    """The variables of one block's draws that the diagnostics gate judges (a Student-t ``nu`` is not)."""
+    return {"law": [*card.law.parameters, "sigma"], "link": list(TASK_VARIABLES),
+            "direct": [*card.law.parameters, *TASK_VARIABLES],
+            "replicate": [*card.law.parameters, *NOISE_SITES]}[block]
+
+
+def block_convergence_stats(card: ModelCard, samples: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray],
+                            block: str = "law") -> dict[str, Any]:
+    """:func:`bayes_scaling.diagnostics.convergence_stats` of one block's draws (not yet a fit) over
+    :func:`gated_sites`; ``samples`` and ``stats`` as :func:`sample_nuts` returns them."""
+    import arviz as az
+
+    names = gated_sites(card, block)
+    tree = az.from_dict({"posterior": {k: samples[k] for k in names},
+                         "sample_stats": {"diverging": stats["diverging"], "tree_depth": stats["tree_depth"]}})
+    return convergence_stats(tree["posterior"].to_dataset(), tree["sample_stats"].to_dataset(), names)
+
+
 def _gate(card: ModelCard, samples: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray],
           block: str = "law") -> Diagnostics:
     """The diagnostics gate (:func:`bayes_scaling.diagnostics.gate`) of one block's draws, not yet a fit."""
-    import arviz as az
-
-    names = {"law": [*card.law.parameters, "sigma", *(["nu"] if isinstance(card.nu, Prior) else [])],
-             "link": list(TASK_VARIABLES), "direct": [*card.law.parameters, *TASK_VARIABLES]}[block]
-    tree = az.from_dict({"posterior": {k: samples[k] for k in names},
-                         "sample_stats": {"diverging": stats["diverging"], "tree_depth": stats["tree_depth"]}})
-    judged = [n for n in names if n != "nu"]
-    return gate(convergence_stats(tree["posterior"].to_dataset(), tree["sample_stats"].to_dataset(), judged), judged)
+    return gate(block_convergence_stats(card, samples, stats, block), gated_sites(card, block))
 
 
 def _law_sites(card: ModelCard, samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -421,6 +438,11 @@ def _law_sites(card: ModelCard, samples: Mapping[str, np.ndarray]) -> dict[str, 
 def _block_label(block: str) -> str:
     """How a warning names a block other than the law: ``" (link block)"``."""
     return "" if block == "law" else f" ({block} block)"
+
+
+def _rows_label(block: str, rows: int) -> str:
+    """How a warning names a block's rows: ``"240 runs"``, or ``"25 cells"`` of the replicate model."""
+    return f"{rows} {'cells' if block == 'replicate' else 'runs'}"
 
 
 def _uniform_start(card: ModelCard, x: Mapping[str, np.ndarray], observed: np.ndarray, chains: int,
@@ -459,4 +481,5 @@ def _prefit(card: ModelCard, x: Mapping[str, np.ndarray], log_loss: np.ndarray, 
     return result.last, np.atleast_2d(np.cov(flat, rowvar=False)) * (m / n)
 
 
-__all__ = ["METHODS", "LawDraws", "assemble_fit", "draw_law", "fit_law", "fit_law_subsets", "sample_nuts"]
+__all__ = ["METHODS", "LawDraws", "assemble_fit", "block_convergence_stats", "draw_law", "fit_law", "fit_law_subsets",
+           "gated_sites", "sample_nuts"]

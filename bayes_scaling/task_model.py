@@ -37,6 +37,7 @@ from .data import row_name
 from .errors import InputError, RunTableError
 from .laws.sigmoid import LINK_PARAMETERS, TASK_VARIABLES, accuracy, bounds
 from .model import build_model, law_sites
+from .replicate_model import build_replicate_model
 
 
 def task_of(card: ModelCard) -> Task:
@@ -141,7 +142,7 @@ def _observe(loc: Array, sigma_metric: Array, metric: Array | None, mask: Array 
 
 
 #: The blocks a card's model is sampled in (:func:`block_model`).
-BLOCKS = ("law", "link", "direct")
+BLOCKS = ("law", "link", "direct", "replicate")
 
 
 def block_model(card: ModelCard, block: str) -> Callable[..., None]:
@@ -149,7 +150,9 @@ def block_model(card: ModelCard, block: str) -> Callable[..., None]:
 
     ``"law"``: the card's loss model (:func:`bayes_scaling.model.build_model`, observed log
     loss); ``"link"``: a chain card's sigmoid (:func:`build_link_model`, observed accuracy);
-    ``"direct"``: a direct card's model (:func:`build_direct_model`, observed accuracy).
+    ``"direct"``: a direct card's model (:func:`build_direct_model`, observed accuracy);
+    ``"replicate"``: the replicate model over cells of repeated runs
+    (:func:`bayes_scaling.replicate_model.build_replicate_model`, observed mean log loss).
     """
     if block == "law":
         return build_model(card)
@@ -157,6 +160,8 @@ def block_model(card: ModelCard, block: str) -> Callable[..., None]:
         return build_link_model(card)
     if block == "direct":
         return build_direct_model(card)
+    if block == "replicate":
+        return build_replicate_model(card)
     raise ValueError(f"block must be one of {', '.join(BLOCKS)} but got {block!r}")
 
 

@@ -105,6 +105,13 @@ def test_too_few_distinct_sizes_is_an_error():
         load_runs(df)
 
 
+def test_held_out_table_of_one_size_needs_no_spread_when_it_says_so():
+    held_out = _grid().iloc[:3]  # one model size, three token counts
+    assert len(load_runs(held_out, min_runs=1, require_spread=False)) == 3
+    with pytest.raises(RunTableError, match="'params' has only 1 distinct"):
+        load_runs(held_out, min_runs=1)
+
+
 def test_duplicates_warn():
     df = pd.concat([_grid(), _grid().iloc[:2]], ignore_index=True)
     with pytest.warns(RunTableWarning, match=r"2 run\(s\) repeat .* \(index labels 12, 13\)"):

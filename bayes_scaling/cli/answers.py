@@ -334,7 +334,7 @@ def report(
         if result.card.task is None:
             raise InputError(f"--held-out: for task fits; {fit_file} is a fit of card {result.card.name!r}, "
                              "whose report has no task section")
-        extra = load_runs(held_out, require_loss=False, min_runs=1)
+        extra = load_runs(held_out, require_loss=False, min_runs=1, require_spread=False)
         task_columns(extra, result.card.task)
     start = time.perf_counter()
     page = write_report(result, out, budget or None, level, group=group, decision=decision, backtest=records,

@@ -29,7 +29,14 @@ from ..risk import Criterion
 from ..tables import Table
 from ..task_prediction import link_draws
 from .constraints import Constraints
-from .plans import Plan, best_plan_table, cheapest_compute_table, compare_plans_table, target_probability_table
+from .plans import (
+    Plan,
+    TargetWording,
+    best_plan_table,
+    cheapest_compute_table,
+    compare_plans_table,
+    target_probability_table,
+)
 
 #: Smallest error rate kept (a run's accuracy plus its noise can exceed 1): the log stays finite.
 ERROR_FLOOR = 1e-12
@@ -126,7 +133,9 @@ def metric_tables(source: HasArrays | FitArrays, *, budgets: Sequence[float | st
     if budgets is not None:
         answers["best_plan"] = best_plan_table(post, budgets, risk=risk, level=level, **kwargs)
     if target is not None:
-        answers["cheapest_compute"] = _cheapest(post, target, prob, target_metric, kwargs)
+        assert target_metric is not None  # target is 1 - target_metric
+        answers["cheapest_compute"] = cheapest_compute_table(post, target, prob,
+                                                             wording=_accuracy_wording(target_metric), **kwargs)
         if budgets is not None or len(plans):
             answers["target_probability"] = target_probability_table(post, target, plans=plans, budgets=budgets,
                                                                      risk=risk, **kwargs)
@@ -135,20 +144,14 @@ def metric_tables(source: HasArrays | FitArrays, *, budgets: Sequence[float | st
     return {name: _in_accuracy(table, note) for name, table in answers.items()}
 
 
-def _cheapest(post: ErrorRatePosterior, target: float, prob: float, target_metric: float | None,
-              kwargs: dict[str, Any]) -> Table:
-    try:
-        return cheapest_compute_table(post, target, prob, **kwargs)
-    except InputError as exc:  # its messages speak of a target loss; say it in accuracy
-        message = str(exc)
-        if "already at" in message:
-            raise InputError(f"target accuracy {target_metric} is reached with probability {prob} already at the "
-                             "smallest budget; choose a higher target") from None
-        if "out of reach" in message:
-            raise InputError(f"target accuracy {target_metric} is out of reach with probability {prob} at any "
-                             "budget up to 1e32 FLOPs (or the limits' costliest plan); the fitted ceiling caps "
-                             "the accuracy: choose a lower target or a lower --prob") from None
-        raise
+def _accuracy_wording(target_metric: float) -> TargetWording:
+    """How the cheapest compute refuses a target accuracy (asked of the error rate 1 − accuracy)."""
+    return TargetWording(
+        already=f"target accuracy {target_metric} is reached with probability {{prob}} already at the smallest "
+                "budget; choose a higher target",
+        out_of_reach=f"target accuracy {target_metric} is out of reach with probability {{prob}} at any budget up to "
+                     "1e32 FLOPs (or the limits' costliest plan); the fitted ceiling caps the accuracy: choose a "
+                     "lower target or a lower --prob")
 
 
 def _in_accuracy(table: Table, note: Mapping[str, str]) -> Table:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -245,9 +246,38 @@ def target_probability_table(source: PosteriorInput, target_loss: float, *, plan
                  assumptions(post, cons, noise=noise, seed=seed, criterion=crit.label))
 
 
+@dataclass(frozen=True)
+class TargetWording:
+    """How :func:`cheapest_compute_table` words a target it refuses, as ``str.format`` templates.
+
+    Both templates get ``target`` (the target loss) and ``prob``; ``already`` also
+    ``compute``, the cheapest budget scanned (FLOPs); ``out_of_reach`` the lowest
+    ``quantile`` of the loss found (nats per token), the compute ``at`` which it was found,
+    and the scanned range ``lo`` and ``hi`` (FLOPs). A template may leave any of them out
+    (a target in another metric states its own value).
+
+    Attributes
+    ----------
+    already : str
+        The target is reached with probability ``prob`` already at the cheapest budget.
+    out_of_reach : str
+        It is reached at no budget of the scanned range.
+    """
+
+    already: str = ("target loss {target} is reached with probability {prob} already at {compute:.3g} FLOPs; "
+                    "choose a lower target")
+    out_of_reach: str = ("target loss {target} is out of reach with probability {prob}: the best plan's {prob:g} "
+                         "quantile of the loss is at least {quantile:.4f} nats/token (at {at:.3g} FLOPs, between "
+                         "{lo:.3g} and {hi:.3g})")
+
+
+#: The wording of a target loss (the default of :func:`cheapest_compute_table`).
+LOSS_WORDING = TargetWording()
+
+
 def cheapest_compute_table(source: PosteriorInput, target_loss: float, prob: float = 0.9, *,
                            constraints: Constraints | None = None, noise: bool = True, seed: int = 0,
-                           card: Any = None, rtol: float = 1e-3) -> Table:
+                           card: Any = None, rtol: float = 1e-3, wording: TargetWording = LOSS_WORDING) -> Table:
     """The least compute, and its plan, that reaches a target loss with probability >= ``prob``.
 
     P(loss <= target) >= p exactly when the p quantile of the loss is <= target, so this
@@ -269,6 +299,9 @@ def cheapest_compute_table(source: PosteriorInput, target_loss: float, prob: flo
         As in :func:`best_plan`.
     rtol : float, default 1e-3
         Relative precision of the compute.
+    wording : TargetWording, default LOSS_WORDING
+        How the errors below name the target (a target accuracy, asked of the error rate,
+        words them in accuracy).
 
     Returns
     -------
@@ -296,8 +329,7 @@ def cheapest_compute_table(source: PosteriorInput, target_loss: float, prob: flo
     lo, hi = math.log(max(COMPUTE_RANGE[0], least * (1 + 1e-6))), math.log(min(COMPUTE_RANGE[1], most * (1 - 1e-9)))
     scanned = [best(lo)[1]]  # the p quantile at each scanned budget
     if scanned[0] <= target_loss:
-        raise InputError(f"target loss {target_loss} is reached with probability {prob} already at "
-                         f"{math.exp(lo):.3g} FLOPs; choose a lower target")
+        raise InputError(wording.already.format(target=target_loss, prob=prob, compute=math.exp(lo)))
     # The quantile need not fall forever with compute: a model discrepancy widens the loss
     # beyond the data faster than the law lowers it. So scan ln C on a grid for the first
     # budget that reaches the target, then bisect between it and the grid point before.
@@ -312,9 +344,8 @@ def cheapest_compute_table(source: PosteriorInput, target_loss: float, prob: flo
         below = float(log_c)
     if top is None:
         i = int(np.argmin(scanned))
-        raise InputError(f"target loss {target_loss} is out of reach with probability {prob}: the best plan's "
-                         f"{prob:g} quantile of the loss is at least {scanned[i]:.4f} nats/token (at "
-                         f"{math.exp(grid[i]):.3g} FLOPs, between {math.exp(lo):.3g} and {math.exp(hi):.3g})")
+        raise InputError(wording.out_of_reach.format(target=target_loss, prob=prob, quantile=scanned[i],
+                                                     at=math.exp(grid[i]), lo=math.exp(lo), hi=math.exp(hi)))
     lo = below
     while hi - lo > math.log1p(rtol):
         mid = (lo + hi) / 2
