@@ -41,8 +41,8 @@ tau jump from 0.01 to 0.03 when the real table's top 17 runs were added) and the
 likelihood of tau on its grid, multiplied with the prior and the leave-future-out
 splits'. On data where the law is exact, this likelihood falls off within a fraction of
 the noise and tau shrinks towards zero; on the Chinchilla reconstruction (smooth residual
-structure of 0.6-0.7% amplitude) it does not. kappa = 1.3 in the default card was chosen
-on that table's backtest (numbers in ``benchmarks/bench_calibration.py`` and the README).
+structure of 0.6-0.7% amplitude) it does not. kappa = 2 in the default card was chosen
+across five published tables (``benchmarks/bench_calibration_tables.py``, docs/calibration.md).
 """
 
 from __future__ import annotations
