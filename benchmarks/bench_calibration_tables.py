@@ -141,6 +141,11 @@ def main() -> None:
          per_table, args.out)
     emit("pooled coverage over every split (weighted by held-out runs)",
          [{"method": k, **{a: round(b, 3) for a, b in v.items()}} for k, v in pooled.items()], args.out)
+    emit("pooled coverage against what each setting's own predictive distribution would give if it were right "
+         "(a split's runs err together; 5-95% of 400 simulations; p_below small: intervals too narrow)",
+         [{"method": label, **row} for label, setting in (("plain", PLAIN), ("previous", PREVIOUS_DEFAULT),
+                                                          ("default", default))
+          for row in cal.coverage_under_model(evidence, setting).round(3).to_dict(orient="records")], args.out)
     emit("exact-law tables: predictive sd of the default over the plain fit's (median over held-out runs; and at "
          "100x the largest training compute)",
          [{"table": ev.table, "split": ev.split.label, "held_out": round(cal.widening(ev, default), 3),

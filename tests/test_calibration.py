@@ -83,6 +83,26 @@ def test_the_least_regret_setting_is_not_the_one_of_best_mean_density():
     np.testing.assert_allclose(r, [np.sqrt(0.25**2 / 4), np.sqrt(3 * 0.1**2 / 4)])
 
 
+def test_coverage_under_the_model_contains_a_calibrated_setting_and_not_a_narrow_one():
+    # twelve splits whose held-out runs drift with one shared slope each (tau = 0.02): pooled over
+    # 360 runs, but the runs of a split err together
+    evidence = [_evidence(f"t{k}", 0.02, k) for k in range(12)]
+    right = cal.coverage_under_model(evidence, cal.Setting(0.02, None, False, ALL), simulations=300)
+    assert list(right["level"]) == [0.5, 0.9]
+    for _, row in right.iterrows():
+        assert row["expected_lo"] <= row["observed"] <= row["expected_hi"], right
+        assert row["expected_lo"] < row["level"] < row["expected_hi"]
+    # shared errors: the 5-95% range of pooled 50% coverage is far wider than 360 independent runs' (±0.04)
+    fifty = right.iloc[0]
+    assert fifty["expected_hi"] - fifty["expected_lo"] > 0.15
+    # the plain law's intervals on the same runs are too narrow, and the check says so
+    narrow = cal.coverage_under_model(evidence, cal.Setting(1e-9, None, False, ALL), simulations=300)
+    assert (narrow["p_below"] < 0.05).all(), narrow
+    assert narrow["observed"].iloc[1] == pytest.approx(
+        np.average(cal.split_scores(evidence, cal.Setting(1e-9, None, False, ALL))["coverage_90"],
+                   weights=[30] * 12), abs=0.02)
+
+
 def test_a_setting_is_scored_on_its_predictive_distribution():
     ev = _evidence("t", 0.0, 0)
     plain = cal.split_scores([ev], cal.Setting(1e-9, None, False, ALL))
