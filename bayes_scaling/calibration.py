@@ -153,6 +153,43 @@ def _shifted(evidence: SplitEvidence, setting: Setting, rng: np.random.Generator
     return loc, const - log_sigma - (nu + 1) / 2 * np.log1p(z * z / nu)
 
 
+#: Prior scales of tau searched by :func:`hierarchical_scale` (log loss per √e-fold).
+HIERARCHICAL_SCALES = np.geomspace(0.001, 0.1, 81)
+
+
+def hierarchical_scale(evidence: Sequence[SplitEvidence], setting: Setting,
+                       scales: np.ndarray = HIERARCHICAL_SCALES) -> tuple[float, np.ndarray]:
+    """The prior scale of tau learnt across tables: each table its own tau, all from one HalfNormal(scale).
+
+    The scale of largest marginal likelihood (type-II maximum likelihood, a hierarchical
+    prior with its top level fitted): a table's evidence about its tau is the mean over its
+    splits of their log likelihood of tau under ``setting`` (:func:`tau_log_likelihood`:
+    splits overlap, so they count as one), integrated against HalfNormal(scale); the
+    tables' marginals multiply.
+
+    Parameters
+    ----------
+    evidence : sequence of SplitEvidence
+        Backtest splits of one or more tables.
+    setting : Setting
+        Everything but the scale (its ``scale`` is ignored).
+    scales : array, default :data:`HIERARCHICAL_SCALES`
+
+    Returns
+    -------
+    (float, array)
+        The scale, and the log marginal likelihood of every candidate scale.
+    """
+    if not evidence:
+        raise InputError("no backtest splits to learn the scale of tau from")
+    step = float(TAU_GRID[1] - TAU_GRID[0])
+    total = np.zeros(len(scales))
+    for table in sorted({ev.table for ev in evidence}):
+        ll = np.mean([tau_log_likelihood(ev, setting) for ev in evidence if ev.table == table], axis=0)
+        total += np.array([logsumexp(ll + stats.halfnorm.logpdf(TAU_GRID, scale=sc)) for sc in scales]) + np.log(step)
+    return float(scales[int(np.argmax(total))]), total
+
+
 def coverage_under_model(evidence: Sequence[SplitEvidence], setting: Setting, *, simulations: int = 400,
                          seed: int = 0) -> pd.DataFrame:
     """The pooled coverage a setting's own predictive distribution would show if it were right.
@@ -554,7 +591,6 @@ def calibrate(tables: Mapping[str, pd.DataFrame], card: str | ModelCard = "chinc
 
 
 __all__ = ["Calibration", "Setting", "calibrate", "candidate_settings", "choose_setting", "coverage_under_model",
-           "default_splits",
-           "exact_twin", "leave_one_table_out", "mean_log_predictive_density", "objective", "objective_of",
-           "regret", "score_setting", "setting_of", "split_scores", "table_densities", "tau_log_likelihood", "tau_posterior",
+           "default_splits", "exact_twin", "hierarchical_scale", "leave_one_table_out", "mean_log_predictive_density",
+           "objective", "objective_of", "regret", "score_setting", "setting_of", "split_scores", "table_densities", "tau_log_likelihood", "tau_posterior",
            "widening"]

@@ -72,6 +72,25 @@ def test_a_per_run_discrepancy_of_known_scale_is_recovered_when_the_splits_are_r
     assert float(cal.tau_posterior(ev[0], dataclasses.replace(per_run, offsets=(2.0,))) @ cal.TAU_GRID) < 0.005
 
 
+def test_the_hierarchical_scale_of_tables_whose_taus_vary_is_recovered():
+    # twelve tables, each with its own tau drawn from HalfNormal(0.02), each seen through one split read per run
+    rng = np.random.default_rng(5)
+    taus = np.abs(rng.normal(0, 0.02, 12))
+    ev = [dataclasses.replace(_evidence(f"t{k}", 0.0, k), inner=[_inner(float(t), 40 + k, n=60)], inner_offsets=(1.0,))
+          for k, t in enumerate(taus)]
+    per_run = cal.Setting(0.005, None, True, ALL, correlation=0.0)
+    scale, ll = cal.hierarchical_scale(ev, per_run)
+    assert 0.012 < scale < 0.033, scale
+    assert ll.shape == cal.HIERARCHICAL_SCALES.shape and ll.argmax() == list(cal.HIERARCHICAL_SCALES).index(scale)
+    # a table seen twice (two splits) counts once: duplicating every split changes nothing
+    assert cal.hierarchical_scale(ev + ev, per_run)[0] == scale
+    # exact-law tables learn a small scale
+    exact = [dataclasses.replace(e, inner=[_inner(0.0, 90 + k, n=60)]) for k, e in enumerate(ev)]
+    assert cal.hierarchical_scale(exact, per_run)[0] < 0.006
+    with pytest.raises(bs.InputError, match="no backtest splits"):
+        cal.hierarchical_scale([], per_run)
+
+
 def test_the_least_regret_setting_is_not_the_one_of_best_mean_density():
     import pandas as pd
 
