@@ -81,6 +81,24 @@ class Setting:
                            tuple(self.offsets) if self.splits else (), self.misfit_ratio, self.directions,
                            self.misfit_window, self.correlation if self.splits else 1.0)
 
+    def describe(self) -> str:
+        """One line for people: the prior, the evidence and the directions.
+
+        Examples
+        --------
+        >>> Setting(0.005, 2.0, True, ("compute",), None, (1.0, 2.0), 0.5).describe()
+        'tau ~ HalfNormal(0.005); leave-future-out splits at 1, 2 e-folds read with correlation 0.5; misfit ratio 2 over every run; distance in compute'
+        """
+        parts = [f"tau ~ HalfNormal({self.scale:g})"]
+        if self.splits:
+            offsets = ", ".join(f"{o:g}" for o in self.offsets)
+            parts.append(f"leave-future-out splits at {offsets} e-folds read with correlation {self.correlation:g}")
+        if self.misfit_ratio is not None:
+            over = "every run" if self.misfit_window is None else f"the runs within {self.misfit_window:g} e-folds"
+            parts.append(f"misfit ratio {self.misfit_ratio:g} over {over}")
+        parts.append(f"distance in {', '.join(self.directions)}")
+        return "; ".join(parts)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

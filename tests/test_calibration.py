@@ -175,6 +175,10 @@ def test_a_setting_and_its_card_table_round_trip():
     for setting in cal.candidate_settings():
         card = bs.load_card("chinchilla").with_discrepancy(setting.discrepancy())
         assert cal.setting_of(parse_card(card.to_toml())) == setting
+    default = cal.setting_of(bs.load_card("chinchilla"))
+    assert default.describe() == ("tau ~ HalfNormal(0.005); leave-future-out splits at 1, 2 e-folds read with "
+                                  "correlation 0.5; misfit ratio 2 over every run; distance in compute, params, tokens")
+    assert "splits" not in cal.Setting(0.01, None, False, ALL).describe()
 
 
 def test_default_splits_hold_out_the_largest_runs_by_compute_and_by_size(example_runs):

@@ -335,8 +335,9 @@ def calibrate(
 
     Each table is backtested at two compute cutoffs and one model-size split; every
     candidate setting of the discrepancy is scored on all of them by log predictive
-    density, and the best is written into a copy of the card with a [calibration] record
-    (tables, splits, coverage and density before and after). Use the card with
+    density, and the one that falls least short of the best on every table (least
+    root-mean-square regret) is written into a copy of the card with a [calibration]
+    record (tables, splits, coverage and density before and after). Use the card with
     `bayes-scaling fit RUNS --card OUT`.
     """
     from ..calibration import calibrate as learn
@@ -364,6 +365,7 @@ def calibrate(
     text = f"{CALIBRATED_HEADER} from {', '.join(names)}\n" + result.card.text
     write_atomically({target: lambda tmp: tmp.write_text(text, encoding="utf-8")})
     say(f"saved the calibrated card to {target}")
+    say(f"learnt: {result.setting.describe()}")
     rows = [[r["table"], r["split"], str(int(r["n_test"])), f"{b['coverage_90']:.0%} -> {r['coverage_90']:.0%}",
              f"{b['coverage_50']:.0%} -> {r['coverage_50']:.0%}",
              f"{b['mean_log_pred_density']:.2f} -> {r['mean_log_pred_density']:.2f}"]
